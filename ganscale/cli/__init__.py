@@ -1,0 +1,34 @@
+"""`ganscale` command line: a thin dispatcher over one module per subcommand.
+
+    ganscale train [CONFIG.yaml ...] [key=value ...]
+    ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out FILE.npy [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from ganscale.cli import sample, train
+from ganscale.errors import UserError
+
+COMMANDS = [train, sample]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganscale", description="Distributed GAN training.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS:
+        cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"ganscale {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code

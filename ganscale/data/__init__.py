@@ -1,0 +1,22 @@
+"""Data modules. `build_datamodule(cfg)` picks one by `data.kind`."""
+
+from __future__ import annotations
+
+from ganscale.data.base import DataInfo, GANDataModule
+from ganscale.registry import Registry
+
+DATASETS: Registry[type] = Registry("data kind")
+
+
+@DATASETS.register("toy")
+def _toy(cfg) -> GANDataModule:
+    from ganscale.data.toy import ToyDataModule
+
+    return ToyDataModule(cfg)
+
+
+def build_datamodule(cfg) -> GANDataModule:
+    return DATASETS[cfg.data.kind](cfg)
+
+
+__all__ = ["DATASETS", "DataInfo", "GANDataModule", "build_datamodule"]

@@ -1,0 +1,66 @@
+"""What every data module gives the trainer: `info`, a train dataloader, evaluate and plot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import lightning as L
+
+if TYPE_CHECKING:
+    from ganscale.config.schema import RunConfig
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    kind: str
+    """`points` (vectors, e.g. the 2D toys) or `image` (C x H x W in [-1, 1])."""
+    shape: tuple[int, ...]
+    """Shape of one sample."""
+    num_classes: int = 0
+    """Number of classes for conditional models; 0 = unconditional."""
+
+
+def stream_seed(seed: int, rank: int, index: int) -> int:
+    """A 63-bit seed for batch `index` of rank `rank`: every (seed, rank, index) its own stream,
+    so any batch can be regenerated without replaying the ones before it (exact resume)."""
+    h = (seed * 1_000_003 + rank) * 2_147_483_647 + index
+    return (h * 6364136223846793005 + 1442695040888963407) % (2**63)
+
+
+class GANDataModule(L.LightningDataModule):
+    """One dataloader batch = one ganscale iteration: `x` holds n_disc per-rank batches."""
+
+    info: DataInfo
+
+    def __init__(self, cfg: "RunConfig"):
+        super().__init__()
+        self.cfg = cfg
+        self.batches_per_iter = cfg.gan.n_disc
+        self.start_batch = 0  # stream position restored from a checkpoint
+
+    @property
+    def rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def _consumed(self) -> int:
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return int(getattr(module, "iteration", 0))
+
+    def state_dict(self) -> dict:
+        # One batch per iteration, so the iteration counter is the exact stream position.
+        return {"batches_consumed": self._consumed()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.start_batch = int(state.get("batches_consumed", 0))
+
+    def evaluate(self, sample_fn, iteration: int) -> dict:
+        """Metrics of G (sample_fn(n) -> samples on CPU); empty if the data defines none."""
+        return {}
+
+    def plot(self, sample_fn, path: str, title: Optional[str] = None) -> Optional[str]:
+        return None

@@ -1,0 +1,50 @@
+"""Regularizers of D: WGAN-GP gradient penalty, R1, and spectral norm via torch's parametrization.
+
+Both penalties need the gradient of D's output with respect to its input, kept in the graph
+(create_graph=True) so D's backward differentiates through it (double backward).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+DFn = Callable[[Tensor], Tensor]
+
+
+def _input_grad(d_fn: DFn, x: Tensor) -> Tensor:
+    x = x.detach().requires_grad_(True)
+    out = d_fn(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.flatten(1)
+
+
+def gradient_penalty(
+    d_fn: DFn, real: Tensor, fake: Tensor, center: float = 1.0, eps: Optional[Tensor] = None
+) -> Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad_x D(x_hat)||_2 - center)^2],
+    x_hat = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per sample. The caller multiplies by lambda."""
+    if eps is None:
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = eps * real.detach() + (1 - eps) * fake.detach()
+    norms = _input_grad(d_fn, x_hat).norm(2, dim=1)
+    return (norms - center).pow(2).mean()
+
+
+def r1_penalty(d_fn: DFn, real: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): E[||grad_x D(x)||_2^2] on reals. The loss term is gamma/2 times
+    this; applied lazily every k iterations it is also multiplied by k (StyleGAN2) so its expected
+    contribution per iteration is unchanged."""
+    return _input_grad(d_fn, real).pow(2).sum(dim=1).mean()
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral norm (Miyato et al. 2018) on every Linear/Conv weight not parametrized already."""
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
+            if not (hasattr(m, "parametrizations") and "weight" in m.parametrizations):
+                spectral_norm(m)
+    return module

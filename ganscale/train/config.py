@@ -1,0 +1,162 @@
+"""Typed configs of the two-player update: loss, regularizers, optimizers, EMA, trainer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from ganscale.config.schema import RunConfig
+
+PLAYERS = ("G", "D")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class LossConfig:
+    name: str = "nonsaturating"
+    """GAN loss: minimax, nonsaturating, hinge, wasserstein, least_squares."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        from ganscale.losses import LOSSES
+
+        p = LOSSES.problem("name", self.name)
+        return [p] if p else []
+
+
+@dataclass
+class RegConfig:
+    gp_weight: float = 0.0
+    """WGAN-GP weight lambda on (||grad D(x_hat)|| - gp_center)^2 at real/fake interpolates; 0 = off."""
+    gp_center: float = 1.0
+    """Target gradient norm of the gradient penalty (1 in WGAN-GP, 0 = zero-centred)."""
+    r1_gamma: float = 0.0
+    """R1 weight gamma: gamma/2 * ||grad D(x_real)||^2; 0 = off."""
+    r1_interval: int = 1
+    """Lazy R1: apply every this many iterations, scaled by the interval (StyleGAN2 correction)."""
+    spectral_norm: list[str] = field(default_factory=list)
+    """Players whose linear/conv layers get spectral norm (torch parametrization): [], [D], [G, D]."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        out = []
+        if self.gp_weight < 0 or self.r1_gamma < 0:
+            out.append("gp_weight and r1_gamma must be >= 0")
+        if self.r1_interval < 1:
+            out.append(f"r1_interval={self.r1_interval} must be >= 1")
+        bad = [p for p in self.spectral_norm if p not in PLAYERS]
+        if bad:
+            out.append(f"spectral_norm={self.spectral_norm}: {bad} unknown; list players from: G, D")
+        return out
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    """adam, adamw or sgd."""
+    lr: float = 2e-4
+    """Learning rate."""
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    """Adam betas (beta1, beta2)."""
+    eps: float = 1e-8
+    """Adam epsilon."""
+    weight_decay: float = 0.0
+    """Weight decay (decoupled for adamw)."""
+    momentum: float = 0.0
+    """SGD momentum."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        out = []
+        if self.name not in OPTIMIZERS:
+            out.append(f"name={self.name!r} unknown; choose one of: {', '.join(OPTIMIZERS)}")
+        if self.lr <= 0:
+            out.append(f"lr={self.lr} must be > 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            out.append(f"betas={self.betas} must be two numbers in [0, 1)")
+        return out
+
+
+@dataclass
+class OptimConfig:
+    G: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """Generator optimizer."""
+    D: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """Discriminator optimizer."""
+
+
+@dataclass
+class EMAConfig:
+    enabled: bool = True
+    """Keep G_ema, an exponential moving average of G's weights; sampling uses it."""
+    decay: float = 0.999
+    """G_ema <- decay * G_ema + (1 - decay) * G after every iteration."""
+    start_iter: int = 0
+    """Before this iteration G_ema copies G (no averaging of the early, poor weights)."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        return [] if 0 <= self.decay < 1 else [f"decay={self.decay} must be in [0, 1)"]
+
+
+@dataclass
+class GANConfig:
+    n_disc: int = 1
+    """D steps per G step; each D step draws fresh real data and fresh noise."""
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    """EMA of G's weights."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        return [] if self.n_disc >= 1 else [f"n_disc={self.n_disc} must be >= 1"]
+
+
+@dataclass
+class TrainerConfig:
+    max_iters: int = 3000
+    """Training length in ganscale iterations (one iteration = n_disc D steps + one G step)."""
+    accelerator: str = "cpu"
+    """cpu, gpu or auto (Lightning accelerator)."""
+    devices: int = 1
+    """Processes (GPUs) per node."""
+    num_nodes: int = 1
+    """Nodes."""
+    precision: str = "32"
+    """32, bf16-mixed or 16-mixed."""
+    log_every: int = 50
+    """Log losses every this many iterations."""
+    plot_every: int = 1000
+    """Save a sample plot every this many iterations (0 = only at the end)."""
+    eval_every: int = 1000
+    """Compute metrics every this many iterations (0 = only at the end)."""
+    ckpt_every: int = 1000
+    """Write a checkpoint every this many iterations (0 = only at the end)."""
+    progress_bar: bool = True
+    """Show a progress bar (iterations, it/s, main losses)."""
+    deterministic: bool = True
+    """Use deterministic algorithms (same config + seed -> same metrics on CPU)."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        out = []
+        if self.max_iters < 1:
+            out.append(f"max_iters={self.max_iters} must be >= 1")
+        if self.accelerator not in ("cpu", "gpu", "cuda", "auto"):
+            out.append(f"accelerator={self.accelerator!r} unknown; choose one of: cpu, gpu, auto")
+        if self.devices < 1 or self.num_nodes < 1:
+            out.append("devices and num_nodes must be >= 1")
+        if self.precision not in PRECISIONS:
+            out.append(f"precision={self.precision!r} unknown; choose one of: {', '.join(PRECISIONS)}")
+        for k in ("log_every", "plot_every", "eval_every", "ckpt_every"):
+            if getattr(self, k) < 0:
+                out.append(f"{k}={getattr(self, k)} must be >= 0")
+        return out
+
+
+@dataclass
+class RunDirConfig:
+    root: str = "runs"
+    """Folder that holds run directories."""
+    name: Optional[str] = None
+    """Run directory name under root; default: <config name>-<UTC timestamp>."""
+    resume: str = "auto"
+    """auto: continue from the newest complete checkpoint in the run directory if there is one; never: refuse to reuse a directory that has checkpoints."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        return [] if self.resume in ("auto", "never") else [f"resume={self.resume!r}; choose auto or never"]

@@ -1,0 +1,115 @@
+"""A training run: setup -> main -> fit.
+
+    ganscale train                                  # default toy job (ring), CPU, a few minutes
+    ganscale train configs/toy/grid.yaml optim.D.lr=1e-4 trainer.max_iters=2000
+
+The run directory (<run.root>/<run.name>) receives config.yaml (the resolved config),
+checkpoints/, metrics.csv (losses), metrics.jsonl and final_metrics.json (evaluations) and plots/.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import lightning as L
+from lightning.pytorch.loggers import CSVLogger
+
+from ganscale.config.load import save_config
+from ganscale.data import GANDataModule, build_datamodule
+from ganscale.errors import UserError
+from ganscale.train.callbacks import (
+    EvalAndPlot,
+    IterationCheckpoint,
+    IterationProgressBar,
+    TrainLogger,
+    list_checkpoints,
+)
+from ganscale.train.module import GANModule
+
+RUN_DIR_ENV = "GANSCALE_RUN_DIR"
+
+
+@dataclass
+class Run:
+    cfg: object
+    run_dir: str
+    trainer: L.Trainer
+    module: GANModule
+    datamodule: GANDataModule
+    ckpt_path: Optional[str]
+
+
+def resolve_run_dir(cfg) -> str:
+    # Processes started by a launcher (Lightning's DDP subprocesses, srun tasks) must agree on the
+    # directory, so the first process fixes it in the environment they inherit.
+    if os.environ.get(RUN_DIR_ENV):
+        return os.environ[RUN_DIR_ENV]
+    name = cfg.run.name or f"{cfg.config_name or 'default'}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    return os.path.abspath(os.path.join(cfg.run.root, name))
+
+
+def _is_launcher_child() -> bool:
+    return int(os.environ.get("LOCAL_RANK", "0")) != 0 or int(os.environ.get("NODE_RANK", "0")) != 0
+
+
+def build_callbacks(cfg, run_dir: str) -> list:
+    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), IterationCheckpoint(cfg, os.path.join(run_dir, "checkpoints"))]
+    if cfg.trainer.progress_bar:
+        cbs.append(IterationProgressBar())
+    return cbs
+
+
+def build_trainer(cfg, run_dir: str, callbacks: list) -> L.Trainer:
+    return L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes,
+        precision=cfg.trainer.precision,
+        max_steps=-1,
+        max_epochs=-1,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,  # IterationCheckpoint counts in ganscale iterations
+        enable_progress_bar=cfg.trainer.progress_bar,
+        enable_model_summary=False,
+        logger=[CSVLogger(run_dir, name="", version="")],
+        callbacks=callbacks,
+        deterministic=cfg.trainer.deterministic,
+        default_root_dir=run_dir,
+        log_every_n_steps=1,
+    )
+
+
+def setup(cfg) -> Run:
+    run_dir = resolve_run_dir(cfg)
+    os.environ[RUN_DIR_ENV] = run_dir
+    ckpts = list_checkpoints(os.path.join(run_dir, "checkpoints"))
+    if ckpts and cfg.run.resume == "never":
+        raise UserError(f"run directory {run_dir} already has checkpoints and run.resume=never; "
+                        "choose another run.name or set run.resume=auto to continue it")
+    ckpt_path = ckpts[-1] if ckpts and cfg.run.resume == "auto" else None
+    if not _is_launcher_child():
+        os.makedirs(run_dir, exist_ok=True)
+        save_config(cfg, os.path.join(run_dir, "config.yaml"))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = GANModule(cfg, datamodule.info)
+    trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, run_dir))
+    return Run(cfg, run_dir, trainer, module, datamodule, ckpt_path)
+
+
+def fit(run: Run) -> None:
+    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
+
+
+def main(cfg) -> Run:
+    run = setup(cfg)
+    if run.trainer.is_global_zero:
+        resumed = f", resuming from {os.path.basename(run.ckpt_path)}" if run.ckpt_path else ""
+        print(f"ganscale: run directory {run.run_dir}{resumed}", flush=True)
+    fit(run)
+    if run.trainer.is_global_zero:
+        print(f"ganscale: finished {run.module.iteration} iterations; run directory {run.run_dir}", flush=True)
+    return run
