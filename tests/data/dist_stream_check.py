@@ -1,10 +1,12 @@
 """One rank of the 2-process data test (launched twice by test_dist.py, gloo on CPU).
 
-    RANK=r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=p python dist_stream_check.py SHARDS UNEVEN OUT.json
+    RANK=r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=p python dist_stream_check.py SHARDS UNEVEN OUT.json torch|deepspeed
 
-After joining the process group it *removes* RANK/WORLD_SIZE from its environment, as some launchers
-never set them: the data module must take the rank from the process group, and spawned DataLoader
-workers (no process group) must still tell webdataset the right rank.
+The process group comes from torch.distributed (as under Lightning DDP) or from
+deepspeed.init_distributed (as under DeepSpeed). After joining it the script *removes* RANK and
+WORLD_SIZE from its environment, as some launchers never set them: the data module must take the
+rank from the process group, and spawned DataLoader workers (no process group) must still tell
+webdataset the right rank.
 """
 
 import json
@@ -30,8 +32,14 @@ class WorkerInfoProbe(ShardStream):
             yield batch
 
 
-def main(shards: str, uneven: str, out: str) -> None:
-    dist.init_process_group("gloo")
+def main(shards: str, uneven: str, out: str, init: str) -> None:
+    if init == "deepspeed":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="gloo")
+    else:
+        dist.init_process_group("gloo")
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         os.environ.pop(k, None)
     rank = dist.get_rank()
@@ -44,6 +52,10 @@ def main(shards: str, uneven: str, out: str) -> None:
     batches = list(dm.make_loader(WorkerInfoProbe(plan, dm.decoder)))
     result["split_keys"] = [[int(k) for k in b["key"]] for b in batches]
     result["worker_info"] = sorted({tuple(b["info"].tolist()) for b in batches})
+    fork_dm = datamodule(shards, "data.shards.resampled=false", "data.shards.start_method=fork", num_workers=2)
+    forked = list(fork_dm.make_loader(ShardStream(plan, dm.decoder)))
+    result["fork_equals_spawn"] = all(a["key"] == b["key"] and torch.equal(a["x"], b["x"])
+                                      for a, b in zip(batches, forked)) and len(batches) == len(forked)
 
     # 2. uneven shards: the same number of batches per epoch on every rank, resampled and split
     for mode in ("true", "false"):
@@ -72,4 +84,4 @@ def main(shards: str, uneven: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
