@@ -57,17 +57,6 @@ def test_streams_are_seeded_per_rank_and_reproducible(uneven):
     assert [b["key"] for b, _ in zip(ShardStream(other_seed.plan(0, 2), other_seed.decoder), range(6))] != keys(0)
 
 
-def test_fork_and_spawn_workers_give_the_same_batches(uneven):
-    path = uneven[0]
-    got = {}
-    for method in ("fork", "spawn"):
-        dm = datamodule(path, f"data.shards.start_method={method}", num_workers=2)
-        got[method] = take(dm, dm.train_dataloader(), 6)
-    for a, b in zip(got["fork"], got["spawn"]):
-        assert a["key"] == b["key"] and torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])
-    assert got["fork"][0]["x"].dtype == torch.float32 and got["fork"][0]["x"].min() >= -1
-
-
 def add_shard(path, name, samples):
     """Write a hand-made shard into `path` and list it in the manifest."""
     import webdataset as wds
@@ -134,7 +123,7 @@ def test_unreadable_shards_are_skipped_and_hopeless_data_fails_clearly(uneven):
             open(os.path.join(path, name), "wb").close()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorruptDataWarning)
-        with pytest.raises(UserError, match="every shard seems unreadable"):
+        with pytest.raises(UserError, match="shards read gave no samples"):
             next(iter(dm.train_stream(0, 1)))
 
 

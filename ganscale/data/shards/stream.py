@@ -45,7 +45,9 @@ STATS_KEY = "__stream_stats__"
 """Batch entry: int64 [skipped samples, skipped shards] of this slot so far (this session)."""
 TAG_RESAMPLE, TAG_PERM, TAG_BLOCK, TAG_BATCH = 11, 12, 13, 14
 MAX_BAD_SAMPLES_IN_A_ROW = 10_000
-MAX_BAD_BLOCKS_IN_A_ROW = 200
+"""Undecodable samples in a row before giving up: the data is unusable, not merely dirty."""
+MIN_EMPTY_SHARDS_IN_A_ROW = 100
+"""Shards in a row without a sample (and at least 4x the number of shards) before giving up."""
 
 
 class CorruptDataWarning(UserWarning):
@@ -186,6 +188,7 @@ class SampleSource:
         self.block, self.offset = block, offset
         self.samples: Optional[list[dict]] = None
         self.exhausted = False
+        self.empty_shards_in_a_row = 0
 
     def _load_block(self) -> bool:
         shards = next(self.blocks, None)
@@ -193,7 +196,13 @@ class SampleSource:
             return False
         samples: list[dict] = []
         for s in shards:
-            samples += read_shard(self.plan.urls[s], self.stats)
+            got = read_shard(self.plan.urls[s], self.stats)
+            self.empty_shards_in_a_row = 0 if got else self.empty_shards_in_a_row + 1
+            if self.empty_shards_in_a_row >= max(MIN_EMPTY_SHARDS_IN_A_ROW, 4 * len(self.plan.urls)):
+                raise UserError(f"rank {self.plan.rank} slot {self.worker}: the last {self.empty_shards_in_a_row} shards "
+                                "read gave no samples; the shards seem unreadable; check data.shards.urls and run "
+                                "`ganscale data verify`")
+            samples += got
         if self.plan.shuffle and samples:
             perm = make_rng(self.plan.seed, self.epoch, self.plan.rank, self.worker, self.block, TAG_BLOCK)
             samples = [samples[int(i)] for i in perm.permutation(len(samples))]
@@ -202,17 +211,11 @@ class SampleSource:
 
     def next(self) -> Optional[dict]:
         """The next raw sample, or None when a finite source is used up."""
-        empty_blocks = 0
         while True:
             if self.samples is not None:
                 if self.offset < len(self.samples):
                     self.offset += 1
                     return self.samples[self.offset - 1]
-                empty_blocks = 0 if self.samples else empty_blocks + 1
-                if empty_blocks >= MAX_BAD_BLOCKS_IN_A_ROW:
-                    raise UserError(f"rank {self.plan.rank} worker {self.worker}: {empty_blocks} blocks of shards in a "
-                                    "row gave no samples; every shard seems unreadable; check data.shards.urls "
-                                    "and run `ganscale data verify`")
                 self.block, self.offset, self.samples = self.block + 1, 0, None
             if self.exhausted or not self._load_block():
                 self.exhausted = True
