@@ -79,3 +79,13 @@ def test_cli_bad_config_exits_2_without_traceback():
     assert "Traceback" not in r.stderr
     assert "trainer.max_iter" in r.stderr and "did you mean 'trainer.max_iters'" in r.stderr
     assert "optim.D.lr" in r.stderr
+
+
+def test_impossible_combinations_are_reported():
+    with pytest.raises(ConfigError) as e:
+        load_config([], ["trainer.precision=16-mixed", "trainer.accelerator=cpu", "gan.ema.start_iter=500",
+                         "trainer.max_iters=100"])
+    msg = str(e.value)
+    assert "16-mixed needs a GPU" in msg and "bf16-mixed" in msg
+    assert "G_ema would only ever copy G" in msg
+    assert len(e.value.problems) == 2
