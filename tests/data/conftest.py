@@ -1,23 +1,13 @@
-"""Helpers for the data tests: tiny shards packed by the real packer, configs, the CLI."""
+"""Fixtures of the data tests (helpers live in shardkit.py)."""
 
 import os
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from shardkit import shared_data_dir
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
-
-
-def shared_data_dir():
-    """../shared/data (or $GANSCALE_SHARED_DATA) if it holds MNIST, else None."""
-    for d in (os.environ.get("GANSCALE_SHARED_DATA"), os.path.join(REPO, "..", "shared", "data")):
-        if d and os.path.isfile(os.path.join(d, "mnist", "train-images-idx3-ubyte.gz")):
-            return os.path.abspath(d)
-    return None
 
 
 @pytest.fixture
@@ -26,65 +16,6 @@ def mnist_dir():
     if d is None:
         pytest.skip("MNIST IDX files not found: set GANSCALE_SHARED_DATA or put them in <repo>/../shared/data/mnist")
     return os.path.join(d, "mnist")
-
-
-def numbered_images(n: int, size: int = 8, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """n uint8 images whose first two pixels spell their index (identity survives the round trip)."""
-    rng = np.random.default_rng(seed)
-    shape = (n, size, size) if channels == 1 else (n, size, size, channels)
-    x = rng.integers(0, 256, size=shape, dtype=np.uint8)
-    idx = np.arange(n)
-    x[:, 0, 0] = idx % 256
-    x[:, 0, 1] = idx // 256
-    return x
-
-
-def index_of(img: np.ndarray) -> int:
-    """Inverse of numbered_images for a decoded H x W x C image."""
-    return int(img[0, 0, 0]) + 256 * int(img[0, 1, 0])
-
-
-def pack_arrays(out_dir, images, labels=None, max_samples=10, shuffle=False, **kw):
-    """Pack uint8 arrays with the real packer (IDX-like source: PNG, one key per index)."""
-    from ganscale.data.pack import Item, PackOptions, Source, pack
-
-    labels = np.zeros(len(images), dtype=int) - 1 if labels is None else labels
-    items = [Item(source=f"arr[{i}]", pixels=images[i], label=int(labels[i])) for i in range(len(images))]
-    classes = [str(c) for c in range(int(max(labels)) + 1)] if max(labels) >= 0 else []
-    src = Source("idx", items, classes, description={"kind": "test"})
-    return pack(src, str(out_dir), PackOptions(max_samples=max_samples, shuffle=shuffle, **kw), log=lambda m: None)
-
-
-def shards_cfg(urls, *overrides, batch_size=4, num_workers=0):
-    from ganscale.config import load_config
-
-    return load_config([], ["data.kind=shards", f"data.shards.urls={urls}", f"data.batch_size={batch_size}",
-                            f"data.num_workers={num_workers}", *overrides])
-
-
-def datamodule(urls, *overrides, **kw):
-    from ganscale.data import build_datamodule
-
-    return build_datamodule(shards_cfg(urls, *overrides, **kw))
-
-
-def take(dm, loader, k):
-    """k batches as Lightning would hand them to training_step (hooks applied)."""
-    out = []
-    for b in loader:
-        out.append(dm.on_after_batch_transfer(dm.on_before_batch_transfer(b, 0), 0))
-        if len(out) == k:
-            break
-    return out
-
-
-def run_cli(*args, env=None, timeout=300):
-    e = dict(os.environ)
-    e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
-    e.pop("GANSCALE_RUN_DIR", None)
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ganscale", *args], cwd=REPO, env=e,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 class CliResult:

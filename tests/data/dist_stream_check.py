@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import datamodule, take  # noqa: E402
+from shardkit import datamodule, take  # noqa: E402
 from ganscale.data.shards.stream import ShardStream  # noqa: E402
 
 

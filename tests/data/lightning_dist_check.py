@@ -14,7 +14,7 @@ import lightning as L
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import shards_cfg  # noqa: E402
+from shardkit import shards_cfg  # noqa: E402
 from ganscale.data.shards.datamodule import ShardsDataModule  # noqa: E402
 
 S = 5

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, numbered_images, pack_arrays
+from shardkit import REPO, numbered_images, pack_arrays
 
 pytestmark = pytest.mark.distributed
 

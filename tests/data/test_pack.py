@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import pack_arrays, run_cli
+from shardkit import pack_arrays, run_cli
 
 
 def read_tar(path):

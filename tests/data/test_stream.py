@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import datamodule, index_of, numbered_images, pack_arrays, take
+from shardkit import datamodule, index_of, numbered_images, pack_arrays, take
 from ganscale.data.shards.stream import (
     STATS_KEY,
     CorruptDataWarning,

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from conftest import REPO, numbered_images, pack_arrays, run_cli
+from shardkit import REPO, numbered_images, pack_arrays, run_cli
 
 CONFIG = os.path.join(REPO, "configs", "mnist", "mlp_shards.yaml")
 
