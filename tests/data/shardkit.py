@@ -1,10 +1,13 @@
-"""Helpers for the data tests: tiny shards packed by the real packer, configs, the CLI."""
+"""Helpers and fixtures of the data tests: tiny shards packed by the real packer, configs, the CLI.
+
+(A module rather than tests/data/conftest.py: the suite's tests import `conftest` by name.)"""
 
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -74,3 +77,30 @@ def run_cli(*args, env=None, timeout=300):
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "ganscale", *args], cwd=REPO, env=e,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def mnist_dir():
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("MNIST IDX files not found: set GANSCALE_SHARED_DATA or put them in <repo>/../shared/data/mnist")
+    return os.path.join(d, "mnist")
+
+
+class CliResult:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capsys):
+    """`ganscale ARGS` in this process (argparse, dispatch, UserError -> exit 2), output captured."""
+    from ganscale.cli import main
+
+    def call(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return call

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shardkit import pack_arrays, run_cli
+from shardkit import cli, mnist_dir, pack_arrays, run_cli  # noqa: F401 (fixtures)
 
 
 def read_tar(path):

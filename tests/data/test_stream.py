@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from shardkit import datamodule, index_of, numbered_images, pack_arrays, take
+from shardkit import cli, datamodule, index_of, numbered_images, pack_arrays, take  # noqa: F401 (fixture)
 from ganscale.data.shards.stream import (
     STATS_KEY,
     CorruptDataWarning,

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from shardkit import REPO, numbered_images, pack_arrays, run_cli
+from shardkit import REPO, cli, mnist_dir, numbered_images, pack_arrays, run_cli  # noqa: F401 (fixtures)
 
 CONFIG = os.path.join(REPO, "configs", "mnist", "mlp_shards.yaml")
 
