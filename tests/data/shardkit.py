@@ -79,6 +79,31 @@ def run_cli(*args, env=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def add_shard(path, name, samples):
+    """Write a hand-made shard into `path` and list it in the manifest."""
+    import webdataset as wds
+
+    from ganscale.data.shards.manifest import Manifest, ShardEntry
+
+    with wds.TarWriter(os.path.join(path, name)) as w:
+        for s in samples:
+            w.write(s)
+    m = Manifest.load(os.path.join(path, "manifest.json"))
+    m.shards.append(ShardEntry(name, len(samples)))
+    m.num_samples += len(samples)
+    m.save(os.path.join(path, "manifest.json"))
+
+
+def good_png(key, label=0):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 7, np.uint8)).save(buf, format="PNG")
+    return {"__key__": key, "png": buf.getvalue(), "cls": str(label).encode()}
+
+
 @pytest.fixture
 def mnist_dir():
     d = shared_data_dir()

@@ -101,17 +101,24 @@ def test_pack_resize_square_formats_and_byte_limit(tmp_path, cli):
     assert Image.open(io.BytesIO(one["webp"])).size == (8, 8)
 
 
-def test_pack_jsonl_captions(tmp_path, cli):
+def make_caption_jsonl(tmp_path, n=4):
+    """n images with two captions each, string labels, embeddings (row j of image i = 10 i + j),
+    plus three bad lines (malformed JSON, missing image, no captions)."""
     os.makedirs(tmp_path / "img")
     lines = []
-    for i in range(4):
-        Image.fromarray(np.full((6, 6, 3), i * 40, np.uint8)).save(tmp_path / "img" / f"{i}.png")
-        np.save(tmp_path / f"e{i}.npy", np.full((2, 5), i, np.float32))
+    for i in range(n):
+        Image.fromarray(np.full((6, 6, 3), i * 20, np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        np.save(tmp_path / f"e{i}.npy", 10 * i + np.arange(2, dtype=np.float32)[:, None].repeat(5, 1))
         lines.append(json.dumps({"image": f"img/{i}.png", "captions": [f"a {i}", f"b {i}"],
                                  "label": "odd" if i % 2 else "even", "text_emb": f"e{i}.npy"}))
     lines += ["{not json", json.dumps({"image": "img/missing.png", "captions": ["x"], "label": "odd"}),
               json.dumps({"image": "img/0.png", "captions": []})]
     (tmp_path / "caps.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path / "caps.jsonl"
+
+
+def test_pack_jsonl_captions(tmp_path, cli):
+    make_caption_jsonl(tmp_path)
     r = cli("data", "pack", str(tmp_path / "caps.jsonl"), str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     assert "caps.jsonl:5: not valid JSON" in r.stderr and "missing file" in r.stderr and "caps.jsonl:7" in r.stderr
@@ -122,6 +129,39 @@ def test_pack_jsonl_captions(tmp_path, cli):
              if json.loads(v["json"])["source"].endswith("(img/3.png)"))
     assert json.loads(s["json"])["captions"] == ["a 3", "b 3"] and s["txt"] == b"a 3\nb 3"
     assert int(s["cls"]) == 1 and np.load(io.BytesIO(s["emb.npy"])).shape == (2, 5)
+
+
+def test_stream_captions_labels_and_embeddings(tmp_path, cli):
+    from shardkit import datamodule
+
+    make_caption_jsonl(tmp_path, n=12)
+    assert cli("data", "pack", tmp_path / "caps.jsonl", tmp_path / "out", "--max-samples", "5").returncode == 0
+    dm = datamodule(str(tmp_path / "out"), batch_size=6)
+    assert dm.info.shape == (3, 6, 6) and dm.info.num_classes == 2
+    b = next(iter(dm.train_stream(0, 1)))
+    for text, emb, y, x in zip(b["text"], b["text_emb"], b["y"], b["x"]):
+        which, i = text.split()
+        assert emb.tolist() == [10.0 * int(i) + (which == "b")] * 5  # the embedding of the caption yielded
+        assert int(y) == int(i) % 2 and int(x[0, 0, 0]) == 20 * int(i)
+    texts = [t for b, _ in zip(dm.train_stream(0, 1), range(6)) for t in b["text"]]
+    assert {t.split()[0] for t in texts} == {"a", "b"}  # several captions kept, one drawn per visit
+    first = datamodule(str(tmp_path / "out"), "data.shards.caption=first", "data.shards.labels=false", batch_size=6)
+    b = next(iter(first.train_stream(0, 1)))
+    assert all(t.startswith("a ") for t in b["text"]) and "y" not in b and first.info.num_classes == 0
+
+
+def test_pack_workers_give_the_same_shards_and_unlabeled_folder(tmp_path, cli):
+    os.makedirs(tmp_path / "flat")
+    for i in range(12):
+        Image.fromarray(np.full((5, 7, 3), i * 20, np.uint8)).save(tmp_path / "flat" / f"{i}.jpg", quality=80)
+    for w in (1, 2):
+        r = cli("data", "pack", tmp_path / "flat", tmp_path / f"w{w}", "--workers", w, "--max-samples", "5",
+                "--resize", "4", "--square")
+        assert r.returncode == 0, r.stderr
+    m1, m2 = (json.loads((tmp_path / f"w{w}" / "manifest.json").read_text()) for w in (1, 2))
+    assert [s["sha256"] for s in m1["shards"]] == [s["sha256"] for s in m2["shards"]]
+    assert m1["classes"] == [] and (m1["width"], m1["height"], m1["image_format"]) == (4, 4, "jpg")
+    assert "cls" not in next(iter(read_tar(tmp_path / "w1" / "data-000000.tar").values()))
 
 
 @pytest.mark.parametrize("case", ["empty", "missing", "refuse_overwrite", "bad_idx"])

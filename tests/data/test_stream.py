@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from shardkit import cli, datamodule, index_of, numbered_images, pack_arrays, take  # noqa: F401 (fixture)
+from shardkit import add_shard, cli, datamodule, good_png, index_of, numbered_images, pack_arrays, take  # noqa: F401
 from ganscale.data.shards.stream import (
     STATS_KEY,
     CorruptDataWarning,
@@ -55,31 +55,6 @@ def test_streams_are_seeded_per_rank_and_reproducible(uneven):
     assert keys(0) != keys(1)
     other_seed = datamodule(path, "data.shards.shuffle_buffer=8", "seed=1")
     assert [b["key"] for b, _ in zip(ShardStream(other_seed.plan(0, 2), other_seed.decoder), range(6))] != keys(0)
-
-
-def add_shard(path, name, samples):
-    """Write a hand-made shard into `path` and list it in the manifest."""
-    import webdataset as wds
-
-    from ganscale.data.shards.manifest import Manifest, ShardEntry
-
-    with wds.TarWriter(os.path.join(path, name)) as w:
-        for s in samples:
-            w.write(s)
-    m = Manifest.load(os.path.join(path, "manifest.json"))
-    m.shards.append(ShardEntry(name, len(samples)))
-    m.num_samples += len(samples)
-    m.save(os.path.join(path, "manifest.json"))
-
-
-def good_png(key, label=0):
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.full((8, 8), 7, np.uint8)).save(buf, format="PNG")
-    return {"__key__": key, "png": buf.getvalue(), "cls": str(label).encode()}
 
 
 def test_corrupt_samples_are_skipped_counted_and_warned(uneven):

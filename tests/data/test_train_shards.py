@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from shardkit import REPO, cli, mnist_dir, numbered_images, pack_arrays, run_cli  # noqa: F401 (fixtures)
+from shardkit import REPO, add_shard, cli, good_png, mnist_dir, numbered_images, pack_arrays, run_cli  # noqa: F401
 
 CONFIG = os.path.join(REPO, "configs", "mnist", "mlp_shards.yaml")
 
@@ -60,3 +60,21 @@ def test_resumed_training_equals_uninterrupted(tmp_path, monkeypatch):
         assert torch.equal(straight[k], resumed[k]), k
     other, _ = _train(tmp_path, "c", tmp_path / "s", 12, monkeypatch, "data.shards.resampled=false")
     assert not torch.equal(other["G.head.weight"], straight["G.head.weight"])  # the data did matter
+
+
+def test_training_skips_corrupt_samples_and_logs_the_counts(tmp_path, monkeypatch):
+    pack_arrays(tmp_path / "s", numbered_images(3), max_samples=3)
+    for k in range(4):  # most data is bad: every shard has undecodable and label-less samples
+        add_shard(tmp_path / "s", f"bad-{k:06d}.tar", [
+            good_png(f"g{k}a"), {"__key__": f"b{k}", "jpg": b"\xff\xd8 truncated", "cls": b"0"},
+            good_png(f"g{k}b"), {"__key__": f"n{k}", "png": good_png("x")["png"]}, good_png(f"g{k}c")])
+    with pytest.warns(UserWarning, match="skipped sample"):
+        _, run = _train(tmp_path, "bad", tmp_path / "s", 6, monkeypatch, "trainer.log_every=3",
+                        "data.num_workers=0", "data.shards.labels=true", "data.shards.transform.crop=none",
+                        "data.shards.transform.flip=false")
+    assert run.module.iteration == 6
+    rows = (tmp_path / "bad" / "metrics.csv").read_text().splitlines()
+    col = rows[0].split(",").index("data/skipped_samples")
+    counts = [float(r.split(",")[col]) for r in rows[1:] if r.split(",")[col]]
+    assert counts and counts[-1] > 0 and counts == sorted(counts)
+
