@@ -39,7 +39,8 @@ def photo_like(rng: np.random.Generator, size: int, shape_src) -> np.ndarray:
         a, b, f = rng.uniform(-1, 1, 3)
         img[..., c] = 128 + 60 * np.sin(2 * np.pi * (a * xx + b * yy) * (1 + 2 * abs(f)) + rng.uniform(0, 6))
     if shape_src is not None:
-        shape = np.asarray(Image.fromarray(shape_src[rng.integers(len(shape_src))]).resize((size, size), Image.BILINEAR))
+        src = Image.fromarray(shape_src[rng.integers(len(shape_src))])
+        shape = np.asarray(src.resize((size, size), Image.BILINEAR))
         img += (shape[..., None].astype(np.float32) - 64) * rng.uniform(0.3, 0.9, 3)
     img += rng.normal(0, 12, img.shape)  # sensor noise: realistic JPEG size and decode cost
     return np.clip(img, 0, 255).astype(np.uint8)
@@ -138,11 +139,11 @@ def main() -> None:
         mb = sum(s.bytes for s in m.shards) / 1e6
         print(f"# {args.num} JPEGs {args.size}x{args.size} ({mb:.1f} MB in {len(m.shards)} shards), "
               f"made in {time.perf_counter() - t:.0f} s", flush=True)
+        shards = os.path.join(tmp, "shards")
         loaders = {
             "file per image (Dataset+DataLoader)": lambda w: time_files(paths, args.out, args.batch, w),
-            "ganscale shards": lambda w: time_shards(os.path.join(tmp, "shards"), args.out, args.batch, w, True, args.num),
-            "ganscale shards, draft=false": lambda w: time_shards(os.path.join(tmp, "shards"), args.out, args.batch, w,
-                                                                  False, args.num),
+            "ganscale shards": lambda w: time_shards(shards, args.out, args.batch, w, True, args.num),
+            "ganscale shards, draft=false": lambda w: time_shards(shards, args.out, args.batch, w, False, args.num),
         }
         rows = []
         for w in args.workers:

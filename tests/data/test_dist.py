@@ -32,8 +32,9 @@ def test_two_ranks_read_disjoint_data_and_resume_exactly(tmp_path, init):
     script = os.path.join(os.path.dirname(__file__), "dist_stream_check.py")
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2",
                PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    procs = [subprocess.Popen([sys.executable, script, str(tmp_path / "s"), str(tmp_path / "u"), str(tmp_path / f"r{r}.json"), init],
-                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = [sys.executable, script, str(tmp_path / "s"), str(tmp_path / "u")]
+    procs = [subprocess.Popen(args + [str(tmp_path / f"r{r}.json"), init], stdout=subprocess.PIPE,
+                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stderr=subprocess.STDOUT, text=True)
              for r in range(2)]
     logs = [p.communicate(timeout=280)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(logs)

@@ -176,7 +176,8 @@ class ShardsDataModule(GANDataModule):
         local = self._local_state()
         d = _dist()
         if d is not None and d.get_world_size() > 1:
-            device = torch.device("cuda", torch.cuda.current_device()) if d.get_backend() == "nccl" else torch.device("cpu")
+            nccl = d.get_backend() == "nccl"  # NCCL only moves CUDA tensors
+            device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
             parts = [torch.empty_like(local, device=device) for _ in range(d.get_world_size())]
             d.all_gather(parts, local.to(device))
             rows = [p.cpu() for p in parts]

@@ -61,8 +61,9 @@ def resolve_shards(urls, manifest: str = "") -> ShardSet:
             m = Manifest.load(os.path.join(local_path(spec), MANIFEST_NAME))
             expanded += [os.path.join(local_path(spec), s.name) for s in m.shards]
         elif is_local(spec) and "{" not in spec and not os.path.exists(local_path(spec)):
-            raise UserError(f"shard path {spec} does not exist; pass data.shards.urls=FOLDER (holding manifest.json "
-                            "and the shards), a .tar path, a brace pattern data-{000000..000099}.tar or a pipe: command")
+            raise UserError(f"shard path {spec} does not exist; pass data.shards.urls=FOLDER (holding "
+                            "manifest.json and the shards), a .tar path, a brace pattern "
+                            "data-{000000..000099}.tar or a pipe: command")
         else:
             expanded += list(braceexpand.braceexpand(spec))
     manifest_url = manifest or folder_manifest or (_join(expanded[0], MANIFEST_NAME) if expanded else "")

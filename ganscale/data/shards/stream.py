@@ -78,8 +78,8 @@ class DataStats:
         self.bad_in_a_row += 1
         self._warn(self.samples, f"skipped sample {sample.get('__key__')!r} of {sample.get('__url__')}: {reason}")
         if self.bad_in_a_row >= MAX_BAD_SAMPLES_IN_A_ROW:
-            raise UserError(f"rank {self.rank} worker {self.worker}: the last {self.bad_in_a_row} samples read were all "
-                            f"unusable (last: {reason}); check the shards with `ganscale data verify`")
+            raise UserError(f"rank {self.rank} slot {self.worker}: the last {self.bad_in_a_row} samples read were "
+                            f"all unusable (last: {reason}); check the shards with `ganscale data verify`")
 
     def skip_shard(self, url: str, reason: str, kept: int) -> None:
         self.shards += 1
@@ -199,9 +199,9 @@ class SampleSource:
             got = read_shard(self.plan.urls[s], self.stats)
             self.empty_shards_in_a_row = 0 if got else self.empty_shards_in_a_row + 1
             if self.empty_shards_in_a_row >= max(MIN_EMPTY_SHARDS_IN_A_ROW, 4 * len(self.plan.urls)):
-                raise UserError(f"rank {self.plan.rank} slot {self.worker}: the last {self.empty_shards_in_a_row} shards "
-                                "read gave no samples; the shards seem unreadable; check data.shards.urls and run "
-                                "`ganscale data verify`")
+                raise UserError(f"rank {self.plan.rank} slot {self.worker}: the last {self.empty_shards_in_a_row} "
+                                "shards read gave no samples; the shards seem unreadable; check data.shards.urls "
+                                "and run `ganscale data verify`")
             samples += got
         if self.plan.shuffle and samples:
             perm = make_rng(self.plan.seed, self.epoch, self.plan.rank, self.worker, self.block, TAG_BLOCK)
