@@ -2,6 +2,7 @@
 
     ganscale train [CONFIG.yaml ...] [key=value ...]
     ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out FILE.npy [--seed S]
+    ganscale launch slurm [CONFIG.yaml ...] [key=value ...] --nodes N --gpus-per-node G --time T --partition P
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import sample, train
+from ganscale.cli import launch, sample, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample]
+COMMANDS = [train, sample, launch]
 
 
 def build_parser() -> argparse.ArgumentParser:

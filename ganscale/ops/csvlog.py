@@ -1,0 +1,61 @@
+"""metrics.csv that survives a resume.
+
+Lightning's CSVLogger deletes an existing metrics.csv when it starts, so a preempted and resumed
+run would lose its history. This one keeps the earlier rows: those logged before the first step
+the resumed run logs (rows at or after it belonged to the interrupted attempt and are redone).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from typing import Optional
+
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+
+def _read_rows(path: str) -> list[dict]:
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _step(row: dict) -> float:
+    try:
+        return float(row.get("step", "nan"))
+    except ValueError:
+        return float("nan")
+
+
+class ResumableCSVLogger(CSVLogger):
+    """CSVLogger(<run>, name="", version="") that continues an existing metrics.csv."""
+
+    def __init__(self, run_dir: str):
+        super().__init__(run_dir, name="", version="")
+        self._previous: Optional[list[dict]] = _read_rows(os.path.join(run_dir, "metrics.csv"))
+
+    @property
+    def experiment(self):
+        with warnings.catch_warnings():  # "...will be deleted": not by this logger
+            warnings.filterwarnings("ignore", message="Experiment logs directory")
+            return super().experiment
+
+    def _write_back(self, rows: list[dict]) -> None:
+        exp = self.experiment
+        keys = sorted(set().union(*rows)) if rows else []
+        exp.metrics_keys = sorted(set(exp.metrics_keys) | set(keys))
+        with open(exp.metrics_file_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=exp.metrics_keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    @rank_zero_only
+    def log_metrics(self, metrics, step: Optional[int] = None) -> None:
+        if self._previous:
+            rows, self._previous = self._previous, None
+            self._write_back([r for r in rows if step is None or _step(r) < step])
+        self._previous = None
+        super().log_metrics(metrics, step)
