@@ -35,18 +35,23 @@ class ResumableCSVLogger(CSVLogger):
 
     def __init__(self, run_dir: str):
         super().__init__(run_dir, name="", version="")
-        self._previous: Optional[list[dict]] = _read_rows(os.path.join(run_dir, "metrics.csv"))
+        self._previous: list[dict] = _read_rows(os.path.join(run_dir, "metrics.csv"))
+        self._trim_pending = bool(self._previous)
 
     @property
     def experiment(self):
+        if self._experiment is not None:
+            return self._experiment
         with warnings.catch_warnings():  # "...will be deleted": not by this logger
             warnings.filterwarnings("ignore", message="Experiment logs directory")
-            return super().experiment
+            exp = super().experiment  # Lightning's writer removes metrics.csv here ...
+        if self._previous:
+            self._write_back(exp, self._previous)  # ... so put the history back at once
+        return exp
 
-    def _write_back(self, rows: list[dict]) -> None:
-        exp = self.experiment
-        keys = sorted(set().union(*rows)) if rows else []
-        exp.metrics_keys = sorted(set(exp.metrics_keys) | set(keys))
+    @staticmethod
+    def _write_back(exp, rows: list[dict]) -> None:
+        exp.metrics_keys = sorted(set(exp.metrics_keys).union(*rows))
         with open(exp.metrics_file_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=exp.metrics_keys)
             writer.writeheader()
@@ -54,8 +59,8 @@ class ResumableCSVLogger(CSVLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics, step: Optional[int] = None) -> None:
-        if self._previous:
-            rows, self._previous = self._previous, None
-            self._write_back([r for r in rows if step is None or _step(r) < step])
-        self._previous = None
+        if self._trim_pending:  # the first new row: drop what the interrupted attempt logged from here on
+            self._trim_pending = False
+            self._write_back(self.experiment, [r for r in self._previous if step is None or _step(r) < step])
+            self._previous = []
         super().log_metrics(metrics, step)

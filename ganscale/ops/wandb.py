@@ -18,6 +18,8 @@ from __future__ import annotations
 import glob
 import netrc
 import os
+import secrets
+import string
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -52,9 +54,8 @@ def run_id(run_dir: str) -> str:
             rid = f.read().strip()
         if rid:
             return rid
-    import wandb
-
-    rid = wandb.util.generate_id()
+    # W&B ids are lowercase alphanumerics; `secrets` leaves the seeded generators alone
+    rid = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
     os.makedirs(run_dir, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
