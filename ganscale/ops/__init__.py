@@ -65,7 +65,7 @@ def after_fit(run, failed: bool = False) -> Optional[str]:
     """Close W&B; if the run was preempted, say so and (rank 0, under Slurm) requeue the job.
     Returns "preempted" when training stopped early on the signal."""
     from ganscale.ops.preemption import Preemption, requeue, under_slurm_job
-    from ganscale.ops.wandb import finish
+    from ganscale.ops.wandb import finish, wandb_logger
 
     trainer = run.trainer
     hint = finish(trainer, run.run_dir, failed=failed)
@@ -79,6 +79,10 @@ def after_fit(run, failed: bool = False) -> Optional[str]:
         msg = (f"ganscale: stopped by {run.cfg.slurm.signal} at iteration {pre.stopped_at}; "
                f"checkpoint {os.path.basename(pre.checkpoint)}")
         if under_slurm_job() and run.cfg.slurm.requeue:
+            if wandb_logger(trainer) is not None:
+                import wandb
+
+                wandb.teardown()  # let W&B's service process write out everything before Slurm kills the job
             msg += "; " + requeue()
         else:
             msg += "; run the same command again to resume"

@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -74,6 +75,8 @@ def wandb_records(path: str):
     from wandb.proto import wandb_internal_pb2 as pb
 
     data = open(path, "rb").read()
+    if len(data) < 7:
+        return
     assert data[:4] == b":W&B", f"{path} is not a W&B run file"
     pos, block, pending = 7, 32768, b""
     while pos + 7 <= len(data):
@@ -96,9 +99,20 @@ def wandb_records(path: str):
             pending += chunk
 
 
+def _wait_for_exit_records(run_dir: str, timeout: float = 30.0) -> None:
+    """wandb's service process may still be writing a run file when `finish()` has returned."""
+    deadline = time.time() + timeout
+    for f in glob.glob(os.path.join(run_dir, "wandb", "offline-run-*", "run-*.wandb")):
+        while not any(r.WhichOneof("record_type") == "exit" for r in wandb_records(f)):
+            if time.time() > deadline:
+                raise AssertionError(f"{f} has no exit record after {timeout} s")
+            time.sleep(0.2)
+
+
 def wandb_offline_summary(run_dir: str) -> dict:
     """What the offline runs of a run directory recorded: run ids, history keys, config keys,
     artifacts (name, aliases, files), image files."""
+    _wait_for_exit_records(run_dir)
     out = {"run_ids": [], "history_keys": set(), "config_keys": set(), "artifacts": [], "tags": set(),
            "images": sorted(glob.glob(os.path.join(run_dir, "wandb", "offline-run-*", "files", "media",
                                                    "images", "*.png")))}
