@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Optional
 
 
@@ -47,10 +46,6 @@ def ops_plugins(cfg) -> list:
     plugins: list = [AtomicCheckpointIO()]
     if under_slurm_job() and "SLURM_NTASKS" in os.environ:
         plugins.append(SLURMEnvironment(auto_requeue=False))
-    else:
-        # Lightning warns on every machine with Slurm's client installed; `ganscale launch slurm`
-        # is how jobs get srun, and a plain `ganscale train` on such a machine is deliberate.
-        warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
     return plugins
 
 

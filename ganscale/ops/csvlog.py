@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import warnings
 from typing import Optional
 
 from lightning.pytorch.loggers import CSVLogger
@@ -42,9 +41,7 @@ class ResumableCSVLogger(CSVLogger):
     def experiment(self):
         if self._experiment is not None:
             return self._experiment
-        with warnings.catch_warnings():  # "...will be deleted": not by this logger
-            warnings.filterwarnings("ignore", message="Experiment logs directory")
-            exp = super().experiment  # Lightning's writer removes metrics.csv here ...
+        exp = super().experiment  # Lightning's writer removes metrics.csv here ...
         if self._previous:
             self._write_back(exp, self._previous)  # ... so put the history back at once
         return exp

@@ -13,7 +13,7 @@ import torch
 from ganscale.ops.checkpoint import store
 from ganscale.ops.checkpoint.io import AtomicCheckpointIO
 
-from conftest import load_ckpt  # noqa: E402  (tests/ops is on sys.path)
+from opshelpers import load_ckpt, fast_overrides, train_in_process  # noqa: F401 (fixtures too)
 
 
 class GlobalRngPerturbation(L.Callback):

@@ -12,7 +12,7 @@ import torch
 
 from ganscale.cli import main as cli_main
 
-from conftest import FAST, load_ckpt  # noqa: E402
+from opshelpers import FAST, load_ckpt, fast_overrides, train_in_process  # noqa: F401 (fixtures too)
 
 
 def _params(module, prefix: str) -> dict:

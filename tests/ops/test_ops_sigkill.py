@@ -11,7 +11,7 @@ import pytest
 
 from ganscale.ops.checkpoint import store
 
-from conftest import FAST, REPO, cli_env  # noqa: E402
+from opshelpers import FAST, REPO, cli_env, fast_overrides, train_in_process  # noqa: F401 (fixtures too)
 
 # Runs `ganscale train` in a process that kills itself with SIGKILL while writing the checkpoint of
 # iteration KILL_AT: half-way through the bytes ("mid-write"), or after the rename but before the

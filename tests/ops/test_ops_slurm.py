@@ -17,7 +17,7 @@ import pytest
 from ganscale.cli import main as cli_main
 from ganscale.ops.checkpoint import store
 
-from conftest import FAST, REPO, cli_env, wandb_offline_summary  # noqa: E402
+from opshelpers import FAST, REPO, cli_env, fast_overrides, train_in_process, wandb_offline_summary  # noqa: F401 (fixtures too)
 
 LAUNCH = ["--nodes", "2", "--gpus-per-node", "4", "--time", "1:00:00", "--partition", "gpu"]
 

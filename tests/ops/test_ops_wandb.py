@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import wandb_offline_summary  # noqa: E402
+from opshelpers import fast_overrides, no_wandb_key, train_in_process, wandb_offline_summary  # noqa: F401 (fixtures too)
 
 pytest.importorskip("wandb")
 

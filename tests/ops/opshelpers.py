@@ -1,4 +1,6 @@
-"""Shared helpers of the operations tests (checkpoints, preemption, guard, W&B, Slurm)."""
+"""Shared helpers and fixtures of the operations tests (checkpoints, preemption, guard, W&B,
+Slurm). A plain module, not a conftest.py: tests/conftest.py is imported as `conftest` by the
+core tests, and a second conftest module would shadow it. Test modules import what they use."""
 
 from __future__ import annotations
 
