@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Optional
 
 
@@ -70,10 +71,15 @@ def after_fit(run, failed: bool = False) -> Optional[str]:
     pre = next((cb for cb in trainer.callbacks if isinstance(cb, Preemption)), None)
     if failed or pre is None or pre.stopped_at is None:
         return None
+    requeue_now = under_slurm_job() and run.cfg.slurm.requeue
+    if requeue_now:
+        # The checkpoint is complete; the requeue below makes Slurm SIGTERM every task of the job.
+        # Nothing is left to save, so every rank lets that signal pass and exits 0 on its own.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if rank0:
         msg = (f"ganscale: stopped by {run.cfg.slurm.signal} at iteration {pre.stopped_at}; "
                f"checkpoint {os.path.basename(pre.checkpoint)}")
-        if under_slurm_job() and run.cfg.slurm.requeue:
+        if requeue_now:
             if wandb_logger(trainer) is not None:
                 import wandb
 

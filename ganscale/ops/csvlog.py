@@ -42,7 +42,7 @@ class ResumableCSVLogger(CSVLogger):
         if self._experiment is not None:
             return self._experiment
         exp = super().experiment  # Lightning's writer removes metrics.csv here ...
-        if self._previous:
+        if self._previous and rank_zero_only.rank == 0:  # (other ranks get a dummy writer)
             self._write_back(exp, self._previous)  # ... so put the history back at once
         return exp
 

@@ -81,9 +81,6 @@ class Preemption(L.Callback):
 def requeue() -> str:
     """Rank 0, after training stopped: requeue this Slurm job. Returns a line for the log."""
     job = slurm_job_id()
-    # The requeue makes Slurm terminate this job's processes; this one has nothing left to lose
-    # and exits on its own.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     r = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
     if r.returncode != 0:
         return (f"`scontrol requeue {job}` failed ({(r.stderr or r.stdout).strip()}); "
