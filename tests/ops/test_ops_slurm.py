@@ -17,7 +17,7 @@ import pytest
 from ganscale.cli import main as cli_main
 from ganscale.ops.checkpoint import store
 
-from opshelpers import FAST, REPO, cli_env, fast_overrides, train_in_process, wandb_offline_summary  # noqa: F401 (fixtures too)
+from opshelpers import FAST, REPO, cli_env, fast_overrides, load_ckpt, train_in_process, wandb_offline_summary  # noqa: F401 (fixtures too)
 
 LAUNCH = ["--nodes", "2", "--gpus-per-node", "4", "--time", "1:00:00", "--partition", "gpu"]
 
@@ -191,8 +191,10 @@ def test_slurm_job_is_signalled_requeues_resumes_and_finishes(slurm_cluster, tmp
     assert 20 <= stopped < max_iters
     assert f"resuming from iter_{stopped:08d}.ckpt" in text
     assert f"finished {max_iters} iterations" in text
+    assert not re.search(r"task \d+: (Terminated|Exited with exit code|Killed)", text), text[-4000:]  # clean exits
     final = store.latest_checkpoint(ckpt_dir)
     assert final.endswith(f"iter_{max_iters:08d}.ckpt") and store.read_marker(final)["iteration"] == max_iters
+    assert len(load_ckpt(final)["ganscale_ops"]["rng"]) == nodes  # one RNG state per rank
     w = wandb_offline_summary(run_dir)  # both attempts logged into the same W&B run
     assert len(w["run_ids"]) == 2 and len(set(w["run_ids"])) == 1
     assert "loss/G" in w["history_keys"]

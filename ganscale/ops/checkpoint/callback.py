@@ -65,7 +65,8 @@ class FullStateCheckpoint(L.Callback):
 
     def _after_commit(self, trainer, path: str) -> None:
         ck = self.cfg.checkpoint
-        store.prune(self.ckpt_dir, ck.keep_last, ck.best_metric, ck.best_mode, keep=(self.pinned,))
+        store.prune(self.ckpt_dir, ck.keep_last, ck.best_metric, ck.best_mode, keep=(self.pinned,),
+                    remove_fn=trainer.strategy.remove_checkpoint)
         if self.cfg.wandb.log_checkpoints:
             from ganscale.ops.wandb import log_checkpoint_artifact
 

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 MARKER_SUFFIX = ".complete"
 _NAME = re.compile(r"^iter_(\d+)\.ckpt$")
@@ -154,9 +154,10 @@ def clean_stale(ckpt_dir: str) -> list[str]:
 
 
 def prune(ckpt_dir: str, keep_last: int, best_metric: Optional[str] = None, best_mode: str = "min",
-          keep: tuple[str, ...] = ()) -> list[str]:
+          keep: tuple[str, ...] = (), remove_fn: Callable[[str], None] = remove) -> list[str]:
     """Delete complete checkpoints except the newest `keep_last`, the best by `best_metric` and
-    the paths in `keep` (e.g. the one a rollback may need)."""
+    the paths in `keep` (e.g. the one a rollback may need). `remove_fn` deletes one checkpoint
+    (the strategy's, which knows what it keeps beside the file, e.g. DeepSpeed's shards)."""
     ckpts = list_checkpoints(ckpt_dir)
     protected = set(ckpts[-keep_last:]) | {os.path.abspath(k) for k in keep if k}
     protected = {os.path.abspath(p) for p in protected}
@@ -167,6 +168,8 @@ def prune(ckpt_dir: str, keep_last: int, best_metric: Optional[str] = None, best
     removed = []
     for p in ckpts:
         if os.path.abspath(p) not in protected:
-            remove(p)
+            if os.path.exists(marker_path(p)):
+                os.remove(marker_path(p))  # first: a crash half-way leaves an ignored file, not a broken checkpoint
+            remove_fn(p)
             removed.append(p)
     return removed
