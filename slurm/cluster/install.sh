@@ -17,5 +17,5 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+$SUDO apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
 echo "slurm test cluster: installed $(slurmctld -V)"
