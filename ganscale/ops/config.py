@@ -104,8 +104,8 @@ class SlurmConfig:
     writes a checkpoint and stops the run; running the same command again resumes it."""
 
     signal: str = "SIGUSR1"
-    """Signal that asks for checkpoint-and-requeue; `ganscale launch slurm` puts the same one
-    into `#SBATCH --signal`."""
+    """Signal that asks for checkpoint-and-requeue (SIGUSR1 or SIGUSR2; Lightning owns SIGTERM);
+    `ganscale launch slurm` puts the same one into `#SBATCH --signal`."""
     requeue: bool = True
     """Under Slurm, requeue the job (`scontrol requeue $SLURM_JOB_ID`) after the checkpoint."""
     check_every: int = 1
@@ -117,6 +117,8 @@ class SlurmConfig:
             out.append(f"signal={self.signal!r} is not a signal name; use e.g. SIGUSR1, SIGUSR2 or SIGTERM")
         elif signal_number(self.signal) in (signal.SIGKILL, signal.SIGSTOP):
             out.append(f"signal={self.signal!r} cannot be caught; use SIGUSR1")
+        elif signal_number(self.signal) in (signal.SIGTERM, signal.SIGINT):
+            out.append(f"signal={self.signal!r} is handled by Lightning itself (it aborts the fit); use SIGUSR1 or SIGUSR2")
         if self.check_every < 1:
             out.append(f"check_every={self.check_every} must be >= 1")
         return out

@@ -19,12 +19,12 @@ resumes it.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from typing import Optional
 
 import lightning as L
 
+from ganscale.ops import signals
 from ganscale.ops.config import signal_number
 
 
@@ -48,29 +48,22 @@ class Preemption(L.Callback):
         self.cfg = cfg
         self.checkpointer = checkpointer
         self.signum = signal_number(cfg.slurm.signal)
-        self.requested = False
         self.stopped_at: Optional[int] = None
         self.checkpoint: Optional[str] = None
-        self._previous = None
-
-    def _handler(self, signum, frame) -> None:
-        self.requested = True  # only a flag; the training loop acts on it at an iteration boundary
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        # DataLoader workers forked later inherit this handler (so the signal, which Slurm sends to
-        # every process of the step, does not kill them).
-        self._previous = signal.signal(self.signum, self._handler)
+        # `ganscale train` installed it before the imports already; a run started from Python
+        # gets it here. DataLoader workers forked later inherit it (Slurm signals every process).
+        signals.install(self.signum)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self._previous is not None:
-            signal.signal(self.signum, self._previous)
-            self._previous = None
+        signals.clear()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
         if it % self.cfg.slurm.check_every:
             return
-        stop = trainer.strategy.reduce_boolean_decision(self.requested, all=False)  # collective: any rank
+        stop = trainer.strategy.reduce_boolean_decision(signals.requested(), all=False)  # collective: any rank
         if not stop or it >= self.cfg.trainer.max_iters:
             return  # at max_iters the run ends anyway, with its final checkpoint
         self.checkpoint = self.checkpointer.save(trainer, pl_module)

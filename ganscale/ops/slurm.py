@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -126,7 +127,8 @@ def render(job: SlurmJob, python: str = sys.executable) -> tuple[str, str]:
     env = []
     if os.environ.get("PYTHONPATH"):  # sbatch exports the environment; say so explicitly for the record
         env.append(f"export PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])}")
-    sig = cfg.slurm.signal.upper()
+    from ganscale.ops.config import signal_number
+
     values = {
         "job_name": job.job_name or f"ganscale-{os.path.basename(run_dir)}",
         "nodes": str(job.nodes),
@@ -135,7 +137,7 @@ def render(job: SlurmJob, python: str = sys.executable) -> tuple[str, str]:
         "time": job.time,
         "partition_line": _line(job.partition and f"#SBATCH --partition={job.partition}"),
         "account_line": _line(job.account and f"#SBATCH --account={job.account}"),
-        "signal": sig if sig.startswith("SIG") else f"SIG{sig}",
+        "signal": signal.Signals(signal_number(cfg.slurm.signal)).name,
         "signal_lead_s": str(job.signal_lead_s),
         "run_dir": run_dir,
         "run_dir_q": shlex.quote(run_dir),

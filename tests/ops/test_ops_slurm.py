@@ -64,6 +64,10 @@ def test_cpu_job_and_launch_errors(tmp_path, capsys):
     assert rc == 2 and "--nodes 0" in err and "'4h' is not a Slurm time" in err and "'bash'" in err
     rc = cli_main(["launch", "slurm", *LAUNCH, "--template", str(tmp_path / "missing.sbatch"), "--dry-run"])
     assert rc == 2 and "--template" in capsys.readouterr().err
+    rc = cli_main(["launch", "slurm", "slurm.signal=SIGTERM", *LAUNCH, "--dry-run"])
+    assert rc == 2 and "handled by Lightning itself" in capsys.readouterr().err
+    rc = cli_main(["launch", "slurm", "slurm.signal=USR2", f"run.root={tmp_path}", *LAUNCH, "--dry-run"])
+    assert rc == 0 and "#SBATCH --signal=SIGUSR2@90" in capsys.readouterr().out.splitlines()
 
 
 def _wait(predicate, timeout: float, what: str, poll: float = 0.2):
@@ -101,6 +105,33 @@ def test_signal_outside_slurm_checkpoints_stops_and_the_same_command_resumes(tmp
     resumed = train_in_process("sig", *args)
     assert f"resuming from iter_{stopped:08d}.ckpt" in capsys.readouterr().out
     assert resumed.module.iteration == 300
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(mask >> (signum - 1) & 1)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc to see signal handlers")
+def test_signal_during_start_up_stops_at_the_first_iteration(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "ganscale", "train", *FAST, f"run.root={tmp_path}", "run.name=early",
+                             "trainer.max_iters=50"], env=cli_env(), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # `ganscale train` routes the signal to the flag before importing torch and Lightning
+        _wait(lambda: _catches(proc.pid, signal.SIGUSR1) or proc.poll() is not None, 60, "the signal handler")
+        proc.send_signal(signal.SIGUSR1)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped by SIGUSR1 at iteration 1; checkpoint iter_00000001.ckpt" in out, out
 
 
 # ----------------------------------------------------------------------------- the real cluster
