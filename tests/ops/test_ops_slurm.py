@@ -80,22 +80,29 @@ def _wait(predicate, timeout: float, what: str, poll: float = 0.2):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_signal_outside_slurm_checkpoints_stops_and_the_same_command_resumes(tmp_path, train_in_process, capsys):
-    args = ["trainer.max_iters=300", "trainer.ckpt_every=20"]
+def _signal_a_training(tmp_path, name: str, args: list[str], ready, what: str) -> tuple[int, str, str]:
+    """Start `ganscale train` (outside any Slurm job), wait for `ready(proc)`, send SIGUSR1, wait."""
     env = cli_env()
     for k in [k for k in env if k.startswith("SLURM_")]:
         env.pop(k)
-    proc = subprocess.Popen([sys.executable, "-m", "ganscale", "train", *FAST, f"run.root={tmp_path}", "run.name=sig",
+    proc = subprocess.Popen([sys.executable, "-m", "ganscale", "train", *FAST, f"run.root={tmp_path}", f"run.name={name}",
                              *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        ckpt_dir = str(tmp_path / "sig" / "checkpoints")
-        _wait(lambda: store.list_checkpoints(ckpt_dir) or proc.poll() is not None, 120, "the first checkpoint")
+        _wait(lambda: ready(proc) or proc.poll() is not None, 120, what)
         proc.send_signal(signal.SIGUSR1)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err[-2000:]
+    return proc.returncode, out, err
+
+
+def test_signal_outside_slurm_checkpoints_stops_and_the_same_command_resumes(tmp_path, train_in_process, capsys):
+    args = ["trainer.max_iters=300", "trainer.ckpt_every=20"]
+    ckpt_dir = str(tmp_path / "sig" / "checkpoints")
+    rc, out, err = _signal_a_training(tmp_path, "sig", args, lambda p: store.list_checkpoints(ckpt_dir),
+                                      "the first checkpoint")
+    assert rc == 0, err[-2000:]
     m = re.search(r"stopped by SIGUSR1 at iteration (\d+); checkpoint iter_(\d+)\.ckpt; run the same command", out)
     assert m and m.group(1) == str(int(m.group(2))), out
     stopped = int(m.group(1))
@@ -119,18 +126,10 @@ def _catches(pid: int, signum: int) -> bool:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc to see signal handlers")
 def test_signal_during_start_up_stops_at_the_first_iteration(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "ganscale", "train", *FAST, f"run.root={tmp_path}", "run.name=early",
-                             "trainer.max_iters=50"], env=cli_env(), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        # `ganscale train` routes the signal to the flag before importing torch and Lightning
-        _wait(lambda: _catches(proc.pid, signal.SIGUSR1) or proc.poll() is not None, 60, "the signal handler")
-        proc.send_signal(signal.SIGUSR1)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err[-2000:]
+    # `ganscale train` routes the signal to the flag before importing torch and Lightning
+    rc, out, err = _signal_a_training(tmp_path, "early", ["trainer.max_iters=50"],
+                                      lambda p: _catches(p.pid, signal.SIGUSR1), "the signal handler")
+    assert rc == 0, err[-2000:]
     assert "stopped by SIGUSR1 at iteration 1; checkpoint iter_00000001.ckpt" in out, out
 
 
