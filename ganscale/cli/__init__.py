@@ -2,6 +2,7 @@
 
     ganscale train [CONFIG.yaml ...] [key=value ...]
     ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out FILE.npy [--seed S]
+    ganscale launch slurm [CONFIG.yaml ...] [key=value ...] --nodes N --gpus-per-node G --time T --partition P
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
 """
 
@@ -11,10 +12,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import data, sample, train
+from ganscale.cli import data, launch, sample, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, data]
+COMMANDS = [train, sample, launch, data]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from typing import Optional
 
 from ganscale.data.config import DataConfig
 from ganscale.nets.config import ModelConfig
+from ganscale.ops.config import CheckpointConfig, GuardConfig, SlurmConfig, WandbConfig
 from ganscale.train.config import (
     GANConfig,
     LossConfig,
@@ -39,3 +40,11 @@ class RunConfig:
     """The two-player schedule: n_disc, EMA."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Length, devices, precision, intervals."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Full-state atomic checkpoints: how many to keep, best by which metric."""
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    """Weights & Biases tracking (mode online/offline/disabled, project, tags, ...)."""
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    """Non-finite steps: rollback after K consecutive skipped iterations, stop after R rollbacks."""
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    """Preemption signal and requeue behaviour inside a Slurm job."""

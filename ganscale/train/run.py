@@ -16,18 +16,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger
 
 from ganscale.config.load import save_config
 from ganscale.data import GANDataModule, build_datamodule
 from ganscale.errors import UserError
-from ganscale.train.callbacks import (
-    EvalAndPlot,
-    IterationCheckpoint,
-    IterationProgressBar,
-    TrainLogger,
-    list_checkpoints,
-)
+from ganscale.ops import after_fit, ops_callbacks, ops_loggers, ops_plugins, prepare_run_dir
+from ganscale.ops.checkpoint import list_checkpoints
+from ganscale.train.callbacks import EvalAndPlot, IterationProgressBar, TrainLogger
 from ganscale.train.module import GANModule
 
 RUN_DIR_ENV = "GANSCALE_RUN_DIR"
@@ -53,7 +48,7 @@ def resolve_run_dir(cfg) -> str:
 
 
 def _is_launcher_child() -> bool:
-    return int(os.environ.get("LOCAL_RANK", "0")) != 0 or int(os.environ.get("NODE_RANK", "0")) != 0
+    return any(int(os.environ.get(k, "0")) != 0 for k in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
 def quiet_known_warnings() -> None:
@@ -65,7 +60,7 @@ def quiet_known_warnings() -> None:
 
 
 def build_callbacks(cfg, run_dir: str) -> list:
-    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), IterationCheckpoint(cfg, os.path.join(run_dir, "checkpoints"))]
+    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), *ops_callbacks(cfg, run_dir)]
     if cfg.trainer.progress_bar:
         cbs.append(IterationProgressBar(refresh_rate=10))
     return cbs
@@ -80,10 +75,11 @@ def build_trainer(cfg, run_dir: str, callbacks: list) -> L.Trainer:
         max_steps=-1,
         max_epochs=-1,
         num_sanity_val_steps=0,
-        enable_checkpointing=False,  # IterationCheckpoint counts in ganscale iterations
+        enable_checkpointing=False,  # ops' FullStateCheckpoint counts in ganscale iterations
+        plugins=ops_plugins(cfg),
         enable_progress_bar=cfg.trainer.progress_bar,
         enable_model_summary=False,
-        logger=[CSVLogger(run_dir, name="", version="")],
+        logger=ops_loggers(cfg, run_dir),  # metrics.csv (kept across resumes) and W&B
         callbacks=callbacks,
         deterministic=cfg.trainer.deterministic,
         default_root_dir=run_dir,
@@ -94,6 +90,8 @@ def build_trainer(cfg, run_dir: str, callbacks: list) -> L.Trainer:
 def setup(cfg) -> Run:
     run_dir = resolve_run_dir(cfg)
     os.environ[RUN_DIR_ENV] = run_dir
+    if not _is_launcher_child():
+        prepare_run_dir(run_dir)  # drop what an interrupted checkpoint write left behind
     ckpts = list_checkpoints(os.path.join(run_dir, "checkpoints"))
     if ckpts and cfg.run.resume == "never":
         raise UserError(f"run directory {run_dir} already has checkpoints and run.resume=never; "
@@ -119,7 +117,13 @@ def main(cfg) -> Run:
     if run.trainer.is_global_zero:
         resumed = f", resuming from {os.path.basename(run.ckpt_path)}" if run.ckpt_path else ""
         print(f"ganscale: run directory {run.run_dir}{resumed}", flush=True)
-    fit(run)
+    try:
+        fit(run)
+    except BaseException:
+        after_fit(run, failed=True)
+        raise
+    if after_fit(run) == "preempted":
+        return run
     if run.trainer.is_global_zero:
         print(f"ganscale: finished {run.module.iteration} iterations; run directory {run.run_dir}", flush=True)
     return run
