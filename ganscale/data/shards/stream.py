@@ -60,16 +60,16 @@ def make_rng(*key: int) -> np.random.Generator:
 
 
 class DataStats:
-    """Skip counters of one worker, with rate-limited warnings (1..10, then every power of ten)."""
+    """Skip counters of one slot, with rate-limited warnings (1..10, then every power of ten)."""
 
-    def __init__(self, rank: int, worker: int):
-        self.rank, self.worker = rank, worker
+    def __init__(self, rank: int, slot: int):
+        self.rank, self.slot = rank, slot
         self.samples = self.shards = 0
         self.bad_in_a_row = 0
 
     def _warn(self, n: int, msg: str) -> None:
         if n <= 10 or math.log10(n).is_integer():
-            warnings.warn(f"ganscale data (rank {self.rank}, worker {self.worker}): {msg} "
+            warnings.warn(f"ganscale data (rank {self.rank}, slot {self.slot}): {msg} "
                           f"[{n} skipped so far{'; further warnings are thinned' if n == 10 else ''}]",
                           CorruptDataWarning, stacklevel=3)
 
@@ -78,7 +78,7 @@ class DataStats:
         self.bad_in_a_row += 1
         self._warn(self.samples, f"skipped sample {sample.get('__key__')!r} of {sample.get('__url__')}: {reason}")
         if self.bad_in_a_row >= MAX_BAD_SAMPLES_IN_A_ROW:
-            raise UserError(f"rank {self.rank} slot {self.worker}: the last {self.bad_in_a_row} samples read were "
+            raise UserError(f"rank {self.rank} slot {self.slot}: the last {self.bad_in_a_row} samples read were "
                             f"all unusable (last: {reason}); check the shards with `ganscale data verify`")
 
     def skip_shard(self, url: str, reason: str, kept: int) -> None:
@@ -179,10 +179,10 @@ def read_shard(url: str, stats: DataStats) -> list[dict]:
 class SampleSource:
     """The raw samples of one slot in one epoch, block by block, from position (block, offset)."""
 
-    def __init__(self, plan: StreamPlan, epoch: int, worker: int, num_workers: int, stats: DataStats,
+    def __init__(self, plan: StreamPlan, epoch: int, slot: int, num_slots: int, stats: DataStats,
                  block: int = 0, offset: int = 0, finite: bool = False):
-        self.plan, self.epoch, self.worker, self.stats = plan, epoch, worker, stats
-        self.blocks = shard_blocks(plan, epoch, worker, num_workers, finite)
+        self.plan, self.epoch, self.slot, self.stats = plan, epoch, slot, stats
+        self.blocks = shard_blocks(plan, epoch, slot, num_slots, finite)
         for _ in islice(self.blocks, block):  # skip earlier blocks: seeds only, no I/O
             pass
         self.block, self.offset = block, offset
@@ -199,12 +199,12 @@ class SampleSource:
             got = read_shard(self.plan.urls[s], self.stats)
             self.empty_shards_in_a_row = 0 if got else self.empty_shards_in_a_row + 1
             if self.empty_shards_in_a_row >= max(MIN_EMPTY_SHARDS_IN_A_ROW, 4 * len(self.plan.urls)):
-                raise UserError(f"rank {self.plan.rank} slot {self.worker}: the last {self.empty_shards_in_a_row} "
+                raise UserError(f"rank {self.plan.rank} slot {self.slot}: the last {self.empty_shards_in_a_row} "
                                 "shards read gave no samples; the shards seem unreadable; check data.shards.urls "
                                 "and run `ganscale data verify`")
             samples += got
         if self.plan.shuffle and samples:
-            perm = make_rng(self.plan.seed, self.epoch, self.plan.rank, self.worker, self.block, TAG_BLOCK)
+            perm = make_rng(self.plan.seed, self.epoch, self.plan.rank, self.slot, self.block, TAG_BLOCK)
             samples = [samples[int(i)] for i in perm.permutation(len(samples))]
         self.samples = samples
         return True
@@ -305,13 +305,13 @@ class ShardStream(IterableDataset):
             i += nw
 
 
-def iter_samples(plan: StreamPlan, decoder: Decoder, worker: int = 0, num_workers: int = 1,
+def iter_samples(plan: StreamPlan, decoder: Decoder, slot: int = 0, num_slots: int = 1,
                  epoch: int = 0, stats: Optional[DataStats] = None) -> Iterator[dict]:
-    """Every decoded sample of slot (plan.rank, worker) once (split order, no top-up): for
+    """Every decoded sample of slot (plan.rank, slot) once (split order, no top-up): for
     evaluation, plots and tests. Use a plan with resampled=False."""
-    stats = stats or DataStats(plan.rank, worker)
-    source = SampleSource(plan, epoch, worker, num_workers, stats, finite=True)
-    g = make_rng(plan.seed, plan.rank, epoch, worker, TAG_BATCH)
+    stats = stats or DataStats(plan.rank, slot)
+    source = SampleSource(plan, epoch, slot, num_slots, stats, finite=True)
+    g = make_rng(plan.seed, plan.rank, epoch, slot, TAG_BATCH)
     while True:
         items = take_decoded(source, decoder, 1, g, stats)
         if not items:
