@@ -22,12 +22,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def to_uint8_images(x) -> np.ndarray:
-    """[-1, 1] float N x C x H x W -> uint8 N x H x W x C."""
-    arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(dtype=__import__("torch").uint8)
-    return arr.permute(0, 2, 3, 1).numpy()
-
-
 def run(args) -> int:
     from ganscale.train.restore import load_module
 
@@ -40,6 +34,8 @@ def run(args) -> int:
     x = module.sample(args.num, seed=args.seed)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if module.info.kind == "image":
+        from ganscale.train.plots import to_uint8_images
+
         imgs = to_uint8_images(x)
         if ext == ".png":
             from ganscale.train.plots import image_grid

@@ -15,6 +15,13 @@ def _toy(cfg) -> GANDataModule:
     return ToyDataModule(cfg)
 
 
+@DATASETS.register("shards")
+def _shards(cfg) -> GANDataModule:
+    from ganscale.data.shards.datamodule import ShardsDataModule
+
+    return ShardsDataModule(cfg)
+
+
 def build_datamodule(cfg) -> GANDataModule:
     return DATASETS[cfg.data.kind](cfg)
 

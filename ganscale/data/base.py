@@ -58,6 +58,10 @@ class GANDataModule(L.LightningDataModule):
     def load_state_dict(self, state: dict) -> None:
         self.start_batch = int(state.get("batches_consumed", 0))
 
+    def log_stats(self) -> dict[str, float]:
+        """Counters the trainer logs summed over ranks (e.g. skipped corrupt samples); same keys on every rank."""
+        return {}
+
     def evaluate(self, sample_fn, iteration: int) -> dict:
         """Metrics of G (sample_fn(n) -> samples on CPU); empty if the data defines none."""
         return {}

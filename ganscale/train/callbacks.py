@@ -71,6 +71,7 @@ class TrainLogger(L.Callback):
                 "skipped/D": pl_module.num_skipped["D"],
                 "skipped/G": pl_module.num_skipped["G"],
             })
+            metrics.update(_data_counters(trainer, pl_module))
             for name, opt in zip(("G", "D"), trainer.optimizers):
                 metrics[f"lr/{name}"] = opt.param_groups[0]["lr"]
             self._t0, self._it0 = time.perf_counter(), it
@@ -81,6 +82,17 @@ class TrainLogger(L.Callback):
                     pl_module.log(k, metrics[k], prog_bar=True, logger=False, rank_zero_only=True)
         if it >= last:
             trainer.should_stop = True
+
+
+def _data_counters(trainer, pl_module) -> dict[str, float]:
+    """The data module's counters (e.g. skipped corrupt samples), summed over ranks (collective)."""
+    counters = getattr(trainer.datamodule, "log_stats", dict)()
+    if not counters:
+        return {}
+    keys = sorted(counters)
+    vals = torch.tensor([counters[k] for k in keys], dtype=torch.float64, device=pl_module.device)
+    vals = trainer.strategy.reduce(vals, reduce_op="sum")
+    return {k: float(v) for k, v in zip(keys, vals.tolist())}
 
 
 class EvalAndPlot(L.Callback):
