@@ -11,14 +11,11 @@ penultimate activations, logits the 10 class scores.
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -71,31 +68,16 @@ class DigitClassifier(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ data
-def read_idx(path: str) -> np.ndarray:
-    """An IDX file (optionally gzip-compressed) as a numpy array (uint8 images or labels)."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path} does not exist; point --data at the folder holding the MNIST IDX files "
-                        f"({', '.join(IDX_FILES['train'] + IDX_FILES['test'])})")
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-        magic, = struct.unpack(">I", data[:4])
-        ndim = magic & 0xFF
-        if magic >> 8 != 0x08 or not 1 <= ndim <= 3:
-            raise ValueError(f"magic number {magic:#x} is not an unsigned-byte IDX file")
-        dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-        arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-        return arr.reshape(dims).copy()
-    except (OSError, ValueError, struct.error) as e:
-        raise UserError(f"{path} is not a readable IDX file ({e}); use the original MNIST .gz files") from None
-
-
 def load_digits(folder: str, split: str) -> tuple[Tensor, Tensor]:
     """uint8 images [N, 1, 28, 28] and int64 labels of the `train` or `test` split."""
-    img_name, lbl_name = IDX_FILES[split]
-    images = read_idx(os.path.join(folder, img_name))
-    labels = read_idx(os.path.join(folder, lbl_name))
+    from ganscale.data.pack.sources import read_idx
+
+    paths = [os.path.join(folder, name) for name in IDX_FILES[split]]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise UserError(f"{path} does not exist; point --data at the folder holding the MNIST IDX files "
+                            f"({', '.join(IDX_FILES['train'] + IDX_FILES['test'])})")
+    images, labels = (read_idx(p).copy() for p in paths)
     if len(images) != len(labels):
         raise UserError(f"{folder}: {len(images)} images but {len(labels)} labels in the {split} split")
     return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()

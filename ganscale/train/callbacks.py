@@ -103,7 +103,11 @@ class EvalAndPlot(L.Callback):
         self.cfg, self.run_dir = cfg, run_dir
 
     def _sample_fn(self, pl_module):
-        return lambda n: pl_module.sample(n, seed=self.cfg.seed + 12345)
+        def sample(n, seed=None, y=None, truncation=None):
+            seed = self.cfg.seed + 12345 if seed is None else seed
+            return pl_module.sample(n, seed=seed, y=y, truncation=truncation)
+
+        return sample
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it, last = pl_module.iteration, self.cfg.trainer.max_iters
@@ -111,6 +115,7 @@ class EvalAndPlot(L.Callback):
         if _due(it, self.cfg.trainer.eval_every, last):
             metrics = dm.evaluate(self._sample_fn(pl_module), it)
             if metrics:
+                pl_module.record_eval(it, metrics)  # kept in the checkpoint written after this callback
                 self._write(trainer, it, metrics, final=(it == last))
         if _due(it, self.cfg.trainer.plot_every, last):
             self._plot(trainer, pl_module, it)
