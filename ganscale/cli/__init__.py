@@ -3,6 +3,8 @@
     ganscale train [CONFIG.yaml ...] [key=value ...]
     ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out FILE.npy [--seed S]
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
+    ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall)
+    ganscale classifier train|test --data MNIST_DIR ...       (feature network for digit data)
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import data, sample, train
+from ganscale.cli import classifier, data, evaluate, sample, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, data]
+COMMANDS = [train, sample, data, evaluate, classifier]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -137,7 +137,7 @@ def train_classifier(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], 
         acc = accuracy(model, *test)
         log(f"epoch {epoch + 1}/{epochs}: train loss {total / len(perm):.4f}, test accuracy {acc:.4f}")
     model.eval()
-    return TrainResult(model, accuracy(model, *test), time.perf_counter() - t0)
+    return TrainResult(model, acc, time.perf_counter() - t0)
 
 
 def save_classifier(result: TrainResult, path: str, source: str) -> None:

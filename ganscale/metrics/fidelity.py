@@ -51,8 +51,10 @@ def fid(real: dict[str, Tensor], fake_features: Tensor) -> float:
 
 def kid(real_features: Tensor, fake_features: Tensor, subsets: int, subset_size: int, seed: int = 0) -> tuple[float, float]:
     size = min(subset_size, len(real_features), len(fake_features))
-    m = KernelInceptionDistance(feature=_Given(fake_features.shape[1]), subsets=subsets, subset_size=size,
-                                sync_on_compute=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "saves all extracted features in buffer": they are given already
+        m = KernelInceptionDistance(feature=_Given(fake_features.shape[1]), subsets=subsets, subset_size=size,
+                                    sync_on_compute=False)
     m.update(real_features.double(), real=True)
     m.update(fake_features.double(), real=False)
     with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets from the global RNG
@@ -63,7 +65,7 @@ def kid(real_features: Tensor, fake_features: Tensor, subsets: int, subset_size:
 
 def inception_score(logits: Tensor, splits: int, seed: int = 0) -> tuple[float, float]:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "saves all extracted features in buffer": they are logits already
+        warnings.simplefilter("ignore")  # as above
         m = InceptionScore(feature=_Given(logits.shape[1]), splits=splits, sync_on_compute=False)
     m.update(logits.double())
     with torch.random.fork_rng(devices=[]):
