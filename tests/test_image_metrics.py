@@ -114,3 +114,44 @@ def test_class_accuracy_averages_over_classes():
     labels = torch.tensor([0, 1, 1, 2, 2, 0])
     mean, per_class = fidelity.class_accuracy(logits, labels)
     assert per_class == [0.5, 0.5, 1.0] and mean == pytest.approx(2 / 3)
+
+
+def test_stacked_mnist_modes_and_kl():
+    def logits_for(triples):
+        out = torch.full((len(triples), 3, 10), -9.0)
+        for i, t in enumerate(triples):
+            for c, d in enumerate(t):
+                out[i, c, d] = 9.0
+        return out
+
+    modes, kl, num = fidelity.mode_coverage(logits_for([(1, 2, 3), (1, 2, 3), (4, 5, 6), (0, 0, 0)]))
+    assert (modes, num) == (3, 1000)
+    p = np.array([0.5, 0.25, 0.25])
+    assert kl == pytest.approx(float((p * np.log(p * 1000)).sum()))
+    every = [(a, b, c) for a in range(10) for b in range(10) for c in range(10)]
+    assert fidelity.mode_coverage(logits_for(every))[:2] == (1000, pytest.approx(0.0, abs=1e-12))
+
+
+def test_stacked_mnist_source_stacks_three_digits(tmp_path):
+    import gzip
+    import os
+    import struct
+
+    from ganscale.data.pack.stacked_mnist import stacked_mnist_source
+
+    # a tiny IDX "MNIST" whose digit d is the constant image d * 20
+    n = 30
+    images = np.repeat((np.arange(n) % 10 * 20).astype(np.uint8)[:, None, None], 28, 1).repeat(28, 2)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    with gzip.open(os.path.join(tmp_path, "train-images-idx3-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
+    with gzip.open(os.path.join(tmp_path, "train-labels-idx1-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labels.tobytes())
+    src = stacked_mnist_source(str(tmp_path), 50, seed=0)
+    assert len(src.items) == 50 and len(src.classes) == 1000
+    for item in src.items:
+        px = item.pixels
+        assert px.shape == (28, 28, 3)
+        digits = (px[0, 0] // 20).astype(int)
+        assert item.label == 100 * digits[0] + 10 * digits[1] + digits[2]
+    assert len({it.label for it in src.items}) > 30  # the triples vary

@@ -70,6 +70,11 @@ class GANDataModule(L.LightningDataModule):
             return {}
         return self.image_evaluator().evaluate(sample_fn, self._eval_device())
 
+    def prepare_evaluation(self) -> None:
+        """Load what `evaluate` needs (the feature network) so missing files fail at start-up."""
+        if self.info.kind == "image" and self.cfg.eval.metrics:
+            self.image_evaluator()
+
     def image_evaluator(self):
         """The evaluator of this data (built once; loading the feature network fails early)."""
         if getattr(self, "_image_evaluator", None) is None:

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
-IMAGE_METRICS = ("fid", "kid", "is", "pr", "class_acc")
+IMAGE_METRICS = ("fid", "kid", "is", "pr", "class_acc", "modes")
 
 
 @dataclass
 class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "is", "pr"])
-    """Image metrics to compute (fid, kid, is, pr, class_acc); [] = none. class_acc (share of
-    class-c samples the extractor labels c, averaged over classes) needs a classifier extractor."""
+    """Image metrics to compute (fid, kid, is, pr, class_acc, modes); [] = none. class_acc (share of
+    class-c samples the extractor labels c, averaged over classes) and modes (Stacked MNIST: digit
+    triples covered and KL to uniform, each channel classified) need extractor=classifier."""
     num_samples: int = 10000
     """Generated samples per evaluation, in total over all ranks (the FID protocol uses 50000)."""
     num_reference: int = 10000
@@ -65,6 +66,7 @@ class EvalConfig:
                 out.append(f"{k}={getattr(self, k)} must be >= 1")
         if self.truncation is not None and self.truncation <= 0:
             out.append(f"truncation={self.truncation} must be > 0 (or null)")
-        if "class_acc" in self.metrics and self.extractor != "classifier":
-            out.append("metrics has class_acc, which needs extractor=classifier (a network that predicts the classes)")
+        for m in ("class_acc", "modes"):
+            if m in self.metrics and self.extractor != "classifier":
+                out.append(f"metrics has {m}, which needs extractor=classifier (a network that predicts the classes)")
         return out

@@ -225,6 +225,8 @@ class ImageEvaluator:
         if "class_acc" in want and fake.logits is not None and fake.labels is not None:
             out["class_acc"], per_class = fidelity.class_accuracy(fake.logits, fake.labels)
             out["class_acc_min"] = min(per_class)
+        if "modes" in want and fake.channel_logits is not None:
+            out["modes"], out["modes_kl"], out["num_modes"] = fidelity.mode_coverage(fake.channel_logits)
         out["num_samples"] = len(fake.features)
         out["num_reference"] = int(ref["num"])
         return out

@@ -110,3 +110,18 @@ def class_accuracy(logits: Tensor, labels: Tensor, num_classes: Optional[int] = 
         if mask.any():
             per_class.append(float((pred[mask] == c).float().mean()))
     return (sum(per_class) / len(per_class) if per_class else float("nan")), per_class
+
+
+def mode_coverage(channel_logits: Tensor) -> tuple[int, float, int]:
+    """Stacked MNIST (Metz et al. 2017; VEEGAN/PacGAN protocol): each channel's digit is classified,
+    the digit tuple is the mode (10^C modes). Returns (modes with at least one sample,
+    KL(p_modes || uniform), number of modes)."""
+    digits = channel_logits.argmax(-1)  # [N, C]
+    k, c = channel_logits.shape[-1], channel_logits.shape[1]
+    num_modes = k**c
+    mode = (digits * (k ** torch.arange(c - 1, -1, -1))).sum(1)
+    p = torch.bincount(mode, minlength=num_modes).double()
+    p = p / p.sum()
+    nz = p > 0
+    kl = float((p[nz] * torch.log(p[nz] * num_modes)).sum())
+    return int(nz.sum()), kl, num_modes

@@ -123,6 +123,11 @@ class BigGANConfig(ResNetConfig):
             out.append(f"shared_dim={self.shared_dim} must be >= 1")
         if self.ortho_weight < 0:
             out.append(f"ortho_weight={self.ortho_weight} must be >= 0")
+        t = root.trainer
+        if (root.model.arch == "biggan" and self.cross_replica_bn and t.accelerator == "cpu"
+                and t.devices * t.num_nodes > 1):
+            out.append("cross_replica_bn=true needs GPUs (torch's SyncBatchNorm has no CPU kernel across "
+                       "processes); set model.biggan.cross_replica_bn=false for CPU runs")
         return out
 
 

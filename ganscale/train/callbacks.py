@@ -102,6 +102,12 @@ class EvalAndPlot(L.Callback):
     def __init__(self, cfg, run_dir: str):
         self.cfg, self.run_dir = cfg, run_dir
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # build the image evaluator now: a missing weight file fails before training, not at the first eval
+        prepare = getattr(trainer.datamodule, "prepare_evaluation", None)
+        if callable(prepare):
+            prepare()
+
     def _sample_fn(self, pl_module):
         def sample(n, seed=None, y=None, truncation=None):
             seed = self.cfg.seed + 12345 if seed is None else seed
