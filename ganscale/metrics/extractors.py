@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ganscale.metrics.classifier import DigitClassifier, load_classifier
-from ganscale.metrics.inception import file_sha256, load_inception
+from ganscale.data.pack.writer import sha256_file as file_sha256
+from ganscale.metrics.inception import load_inception
 from ganscale.registry import Registry
 
 

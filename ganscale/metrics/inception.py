@@ -10,7 +10,6 @@ The parameter names follow the weight file, so `load_state_dict` reads it as is.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import torch
@@ -218,14 +217,6 @@ def missing_weights_message(path: str) -> str:
         f"eval.inception_path=/shared/models/{WEIGHTS_NAME}. For small datasets such as MNIST use "
         f"eval.extractor=classifier with a classifier from `ganscale classifier train`."
     )
-
-
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_inception(path: str) -> FIDInceptionV3:
