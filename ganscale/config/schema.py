@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ganscale.data.config import DataConfig
+from ganscale.metrics.config import EvalConfig
 from ganscale.nets.config import ModelConfig
 from ganscale.ops.config import CheckpointConfig, GuardConfig, SlurmConfig, WandbConfig
 from ganscale.train.config import (
@@ -48,3 +49,5 @@ class RunConfig:
     """Non-finite steps: rollback after K consecutive skipped iterations, stop after R rollbacks."""
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     """Preemption signal and requeue behaviour inside a Slurm job."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Image metrics (FID, KID, IS, precision/recall) during training and in `ganscale eval`."""

@@ -109,8 +109,18 @@ class EvalAndPlot(L.Callback):
         self.latest_metrics: dict = {}
         """The newest evaluation, {"iter": it, **metrics} (the checkpoint callback reads it)."""
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # build the image evaluator now: a missing weight file fails before training, not at the first eval
+        prepare = getattr(trainer.datamodule, "prepare_evaluation", None)
+        if callable(prepare):
+            prepare()
+
     def _sample_fn(self, pl_module):
-        return lambda n: pl_module.sample(n, seed=self.cfg.seed + 12345)
+        def sample(n, seed=None, y=None, truncation=None):
+            seed = self.cfg.seed + 12345 if seed is None else seed
+            return pl_module.sample(n, seed=seed, y=y, truncation=truncation)
+
+        return sample
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it, last = pl_module.iteration, self.cfg.trainer.max_iters
@@ -119,6 +129,7 @@ class EvalAndPlot(L.Callback):
             metrics = dm.evaluate(self._sample_fn(pl_module), it)
             if metrics:
                 self.latest_metrics = {"iter": it, **metrics}
+                pl_module.record_eval(it, metrics)  # kept in the checkpoint written after this callback
                 self._write(trainer, it, metrics, final=(it == last))
         if _due(it, self.cfg.trainer.plot_every, last):
             self._plot(trainer, pl_module, it)

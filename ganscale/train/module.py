@@ -59,6 +59,8 @@ class GANModule(L.LightningModule):
         self.num_skipped = {"D": 0, "G": 0}
         """Steps skipped because a loss or gradient was not finite on some rank."""
         self.stats: dict[str, Tensor] = {}
+        self.eval_metrics: dict = {}
+        """Latest evaluation ({"iter": i, "fid": ...}) and `best` (by eval.best_metric); saved in checkpoints."""
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -165,12 +167,24 @@ class GANModule(L.LightningModule):
     def phase_G_main(self, b: int) -> None:
         self._train("G")
         loss = self.g_loss(b)
-        self._player_step("G", loss)
         self.stats["loss/G"] = loss.detach()
+        penalty = self.g_penalty()
+        if penalty is not None:
+            # in the same step: a separate Adam step would rescale a small penalty (BigGAN's
+            # beta = 1e-4) to a full learning-rate-sized update
+            loss = loss + penalty
+            self.stats["reg/G/net"] = penalty.detach()
+        self._player_step("G", loss)
+
+    def g_penalty(self) -> Optional[Tensor]:
+        """Every-step penalty of the net family, added to G's loss (BigGAN's orthogonal
+        regularization: `G.regularization()`), or None."""
+        fn = getattr(self.G, "regularization", None)
+        return fn() if callable(fn) else None
 
     def g_reg_loss(self) -> Optional[Tensor]:
-        """G-side penalty of the net family (e.g. BigGAN's orthogonal regularization), or None."""
-        fn = getattr(self.G, "regularization", None)
+        """Lazy G-side penalty with its own step (`G.lazy_regularization()`, e.g. path length), or None."""
+        fn = getattr(self.G, "lazy_regularization", None)
         return fn() if callable(fn) else None
 
     def phase_G_reg(self) -> None:
@@ -212,9 +226,20 @@ class GANModule(L.LightningModule):
         self.update_ema()
         self.iteration += 1
 
+    def record_eval(self, iteration: int, metrics: dict) -> None:
+        """Keep the latest metrics and the best value of eval.best_metric (same on every rank)."""
+        from ganscale.metrics.evaluator import is_better
+
+        name = self.cfg.eval.best_metric
+        best = dict(self.eval_metrics.get("best", {}))
+        if name in metrics and is_better(name, float(metrics[name]), best.get(name)):
+            best = {name: float(metrics[name]), "iter": iteration}
+        self.eval_metrics = {"iter": iteration, **metrics, "best": best}
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganscale"] = {
             "iteration": self.iteration,
+            "metrics": dict(self.eval_metrics),
             "num_skipped": dict(self.num_skipped),
             "config": to_dict(self.cfg),
             "info": {"kind": self.info.kind, "shape": list(self.info.shape), "num_classes": self.info.num_classes},
@@ -223,6 +248,7 @@ class GANModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ganscale", {})
         self.iteration = int(state.get("iteration", 0))
+        self.eval_metrics = dict(state.get("metrics", {}))
         self.num_skipped.update(state.get("num_skipped", {}))
 
     @torch.no_grad()

@@ -217,15 +217,59 @@ class ShardsDataModule(GANDataModule):
                 break
         return to_unit_range(torch.stack(out)) if out else torch.empty(0, *self.info.shape)
 
-    def evaluate(self, sample_fn, iteration: int) -> dict:
-        """Image metrics plug in here (FID/KID/IS against `real_images`); none are computed yet."""
-        return {}
+    def reference_batches(self, batch_size: int):
+        """Every sample once in the seeded shard order (no resampling, no random crop/flip), in
+        batches: the real side of the image metrics (see GANDataModule.evaluate)."""
+        plan = self.plan(0, 1, resampled=False, batch=1)
+        xs, ys = [], []
+        for item in iter_samples(plan, self.decoder.for_eval()):
+            xs.append(torch.from_numpy(item["x"].copy()).permute(2, 0, 1))
+            if "y" in item:
+                ys.append(int(item["y"]))
+            if len(xs) == batch_size:
+                yield self._reference_batch(xs, ys)
+                xs, ys = [], []
+        if xs:
+            yield self._reference_batch(xs, ys)
+
+    @staticmethod
+    def _reference_batch(xs: list, ys: list) -> dict:
+        out = {"x": to_unit_range(torch.stack(xs))}
+        if ys and len(ys) == len(xs):
+            out["y"] = torch.tensor(ys, dtype=torch.long)
+        return out
+
+    def reference_key(self) -> str:
+        """The shards' checksums (or names and sizes) and the decoded shape and eval transforms."""
+        import hashlib
+        import json
+
+        t = self.scfg.transform
+        key = {"shards": [(s.name, s.num_samples, s.sha256 or s.bytes) for s in self.manifest.shards],
+               "shape": list(self.info.shape), "resize": t.resize, "crop": t.crop, "crop_size": t.crop_size}
+        return "shards:" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    def reference_cache_dir(self) -> Optional[str]:
+        """<shard folder>/refstats when the shards are local and the folder is writable."""
+        from ganscale.data.shards.manifest import is_local, local_path
+
+        url = self.shards.urls[0]
+        if not is_local(url):
+            return None
+        folder = os.path.dirname(os.path.abspath(local_path(url)))
+        return os.path.join(folder, "refstats") if os.access(folder, os.W_OK) else None
 
     def plot(self, sample_fn, path: str, title: Optional[str] = None) -> str:
-        """A PNG grid of G samples; the first call also writes real.png (real images) beside it."""
+        """A PNG grid of G samples (one row per class when conditional); the first call also writes
+        real.png (real images) beside it."""
         from ganscale.train.plots import image_grid, to_uint8_images
 
         real_path = os.path.join(os.path.dirname(path), "real.png")
         if not os.path.exists(real_path):
             image_grid(to_uint8_images(self.real_images(NUM_PLOT_SAMPLES)), real_path)
+        k = self.info.num_classes if self.cfg.model.conditional else 0
+        if k:
+            per_class = max(1, min(10, NUM_PLOT_SAMPLES // k))
+            y = torch.arange(k).repeat_interleave(per_class)
+            return image_grid(to_uint8_images(sample_fn(len(y), y=y)), path, nrow=per_class)
         return image_grid(to_uint8_images(sample_fn(NUM_PLOT_SAMPLES)), path)
