@@ -15,6 +15,7 @@ from ganscale.train.config import (
     RunDirConfig,
     TrainerConfig,
 )
+from ganscale.train.unroll import UnrollConfig
 
 
 @dataclass
@@ -39,3 +40,5 @@ class RunConfig:
     """The two-player schedule: n_disc, EMA."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Length, devices, precision, intervals."""
+    unroll: UnrollConfig = field(default_factory=UnrollConfig)
+    """Unrolled D look-ahead in G's step (Metz et al. 2016)."""
