@@ -63,6 +63,9 @@ class GANModule(L.LightningModule):
         self.num_skipped = {"D": 0, "G": 0}
         """Steps skipped because a loss or gradient was not finite on some rank."""
         self.stats: dict[str, Tensor] = {}
+        self.reals: list[tuple[Tensor, Optional[Tensor]]] = []
+        """This iteration's (real, y) chunks, one per D step; the G phase's look-ahead and
+        feature matching use them."""
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -179,7 +182,7 @@ class GANModule(L.LightningModule):
         fresh fakes of G (drawn from the G_main phase's generators 1/5/9), kept in the graph for
         second order. The strategy may define `unroll_grad_sync` (a differentiable cross-rank mean)."""
         if not reals:
-            raise ValueError("the unrolled G loss needs this iteration's real chunks (phase_G_main(b, reals))")
+            raise ValueError("the unrolled G loss needs this iteration's real chunks in self.reals")
         b = reals[0][0].shape[0]
         g_z, g_y, g_eps = (self._phase_generator("G_main", s) for s in (1, 9, 5))
 
@@ -197,7 +200,8 @@ class GANModule(L.LightningModule):
                                self.cfg.unroll.second_order, grad_sync=sync)
         return lookahead.run(step_loss)
 
-    def g_loss(self, b: int, reals: Sequence[tuple[Tensor, Optional[Tensor]]] = ()) -> Tensor:
+    def g_loss(self, b: int) -> Tensor:
+        reals = self.reals
         y_fake = self.fake_labels(b, "G_main")
         fake = self.G(self.noise(b, "G_main"), y_fake)
         d = self.unrolled_D(reals) if self.cfg.unroll.steps > 0 else self.d_logits
@@ -214,10 +218,9 @@ class GANModule(L.LightningModule):
             loss = loss + fm.adversarial_weight * self.loss_fn.g(logits)
         return loss
 
-    def phase_G_main(self, b: int, reals: Sequence[tuple[Tensor, Optional[Tensor]]] = ()) -> None:
-        """G's step; `reals` are this iteration's (real, y) chunks (for unrolling, feature matching)."""
+    def phase_G_main(self, b: int) -> None:
         self._train("G")
-        loss = self.g_loss(b, reals)
+        loss = self.g_loss(b)
         self._player_step("G", loss)
         self.stats["loss/G"] = loss.detach()
 
@@ -254,12 +257,12 @@ class GANModule(L.LightningModule):
         x, y = batch["x"], batch.get("y")
         n_disc = self.cfg.gan.n_disc
         b = x.shape[0] // n_disc  # per-rank batch
-        reals = [(x[i * b:(i + 1) * b], None if y is None else y[i * b:(i + 1) * b]) for i in range(n_disc)]
-        for i, (real, y_real) in enumerate(reals):
+        self.reals = [(x[i * b:(i + 1) * b], None if y is None else y[i * b:(i + 1) * b]) for i in range(n_disc)]
+        for i, (real, y_real) in enumerate(self.reals):
             self.phase_D_main(real, y_real, i)
         if self.cfg.reg.r1_gamma > 0 and self.iteration % self.cfg.reg.r1_interval == 0:
-            self.phase_D_reg(*reals[-1])
-        self.phase_G_main(b, reals)
+            self.phase_D_reg(*self.reals[-1])
+        self.phase_G_main(b)
         self.phase_G_reg()
         self._train(None)
         self.update_ema()
