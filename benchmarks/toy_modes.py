@@ -74,10 +74,10 @@ def run_one(job: dict) -> dict:
 
     run_dir = os.path.join(job["work_dir"], job["mixture"], f"{job['method']}-s{job['seed']}")
     os.makedirs(run_dir, exist_ok=True)
-    overrides = [*method_overrides(job["method"]), *job["extra"], f"seed={job['seed']}",
+    overrides = ["trainer.progress_bar=false", "trainer.plot_every=0", "trainer.eval_every=0",
+                 "trainer.ckpt_every=0", *method_overrides(job["method"]), *job["extra"], f"seed={job['seed']}",
                  f"run.root={os.path.dirname(run_dir)}", f"run.name={os.path.basename(run_dir)}",
-                 "run.resume=never", "trainer.progress_bar=false", "trainer.plot_every=0",
-                 "trainer.eval_every=0", "trainer.ckpt_every=0", f"config_name={job['mixture']}"]
+                 "run.resume=never", f"config_name={job['mixture']}"]
     cfg = load_config([os.path.join(REPO, "configs", "toy", f"{job['mixture']}.yaml")], overrides)
     t0 = time.perf_counter()
     with open(os.path.join(run_dir, "train.log"), "w") as log, contextlib.redirect_stdout(log), \
