@@ -18,7 +18,6 @@ Writes <out-dir>/toy_modes.md (mean ± standard error over seeds, per-seed modes
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -80,8 +79,12 @@ def run_one(job: dict) -> dict:
                  "run.resume=never", f"config_name={job['mixture']}"]
     cfg = load_config([os.path.join(REPO, "configs", "toy", f"{job['mixture']}.yaml")], overrides)
     t0 = time.perf_counter()
-    with open(os.path.join(run_dir, "train.log"), "w") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
+    with open(os.path.join(run_dir, "train.log"), "w") as log:
+        # this worker process serves one job (maxtasksperchild=1): send everything to the run's log
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
         run = main(cfg)
     seconds = time.perf_counter() - t0
     with open(os.path.join(run_dir, "final_metrics.json")) as f:
