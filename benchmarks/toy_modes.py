@@ -23,6 +23,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import signal
 import sys
 import time
 
@@ -233,6 +234,8 @@ def main(argv=None) -> int:
     jobs.sort(key=lambda j: -int(j["method"][6:]) if j["method"].startswith("unroll") else 0)
     t0 = time.perf_counter()
     results = []
+    # on SIGTERM leave through the `with` below, which terminates the pool's workers too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:
         for r in pool.imap_unordered(run_one, jobs):

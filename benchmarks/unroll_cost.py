@@ -121,10 +121,20 @@ def main(argv=None) -> int:
         rows.append(row)
         print(f"k={k:2d} {'second' if so else 'first '} order: {row['ms']:.1f} ms/iter, graph "
               f"{row['graph_mib']:.2f} MiB, peak {row['peak_mib']:.1f} MiB", flush=True)
-    base = next((r for r in rows if r["k"] == 0), rows[0])
-    peak_name = "peak allocated" if args.device == "cuda" else "peak RSS"
+    text = render(rows, args, argv)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
+def render(rows: list[dict], args, argv=None) -> str:
+    """The markdown table of `rows` (dicts from `child`)."""
     import torch
 
+    base = next((r for r in rows if r["k"] == 0), rows[0])
+    peak_name = "peak allocated" if args.device == "cuda" else "peak RSS"
     lines = [
         "# Cost of unrolled D steps",
         "",
@@ -148,11 +158,7 @@ def main(argv=None) -> int:
                  if args.device == "cuda" else
                  "the peak resident set of the row's own process (imports, torch and allocator caching "
                  "included, so differences of a few MiB are noise)."), ""]
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
