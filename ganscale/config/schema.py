@@ -17,6 +17,7 @@ from ganscale.train.config import (
     RunDirConfig,
     TrainerConfig,
 )
+from ganscale.train.unroll import UnrollConfig
 
 
 @dataclass
@@ -51,3 +52,5 @@ class RunConfig:
     """Preemption signal and requeue behaviour inside a Slurm job."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Image metrics (FID, KID, IS, precision/recall) during training and in `ganscale eval`."""
+    unroll: UnrollConfig = field(default_factory=UnrollConfig)
+    """Unrolled D look-ahead in G's step (Metz et al. 2016)."""
