@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ganscale.data.config import DataConfig
+from ganscale.distributed.config import StrategyConfig
 from ganscale.nets.config import ModelConfig
 from ganscale.train.config import (
     GANConfig,
@@ -39,3 +40,5 @@ class RunConfig:
     """The two-player schedule: n_disc, EMA."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Length, devices, precision, intervals."""
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    """How the players are trained on several processes: single, ddp or deepspeed (ZeRO)."""

@@ -68,6 +68,7 @@ class TrainLogger(L.Callback):
                 "iter": it,
                 "perf/it_per_s": its,
                 "perf/samples_per_s": its * global_batch * (self.cfg.gan.n_disc + 1),
+                "batch/global": global_batch,
                 "skipped/D": pl_module.num_skipped["D"],
                 "skipped/G": pl_module.num_skipped["G"],
             })
@@ -134,7 +135,7 @@ class IterationCheckpoint(L.Callback):
     @rank_zero_only
     def _prune(self, trainer) -> None:
         for old in list_checkpoints(self.ckpt_dir)[: -self.keep_last]:
-            os.remove(old)
+            trainer.strategy.remove_checkpoint(old)  # a strategy may keep more beside the file (DeepSpeed shards)
 
 
 def checkpoint_path(ckpt_dir: str, iteration: int) -> str:

@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from ganscale.config.load import save_config
 from ganscale.data import GANDataModule, build_datamodule
+from ganscale.distributed import trainer_kwargs, world_size_of
 from ganscale.errors import UserError
 from ganscale.train.callbacks import (
     EvalAndPlot,
@@ -47,12 +48,18 @@ def resolve_run_dir(cfg) -> str:
     # directory, so the first process fixes it in the environment they inherit.
     if os.environ.get(RUN_DIR_ENV):
         return os.environ[RUN_DIR_ENV]
-    name = cfg.run.name or f"{cfg.config_name or 'default'}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    # Processes started by torchrun or srun each resolve it themselves: name it after the job so
+    # they agree (a timestamp could differ by a second between them).
+    job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+    stamp = f"job{job}" if job and job != "none" else time.strftime('%Y%m%d-%H%M%S', time.gmtime())
+    name = cfg.run.name or f"{cfg.config_name or 'default'}-{stamp}"
     return os.path.abspath(os.path.join(cfg.run.root, name))
 
 
 def _is_launcher_child() -> bool:
-    return int(os.environ.get("LOCAL_RANK", "0")) != 0 or int(os.environ.get("NODE_RANK", "0")) != 0
+    # LOCAL_RANK/NODE_RANK: Lightning's launcher; RANK/GROUP_RANK: torchrun; SLURM_PROCID: srun
+    keys = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID")
+    return any(int(os.environ.get(k, "0") or 0) != 0 for k in keys)
 
 
 def build_callbacks(cfg, run_dir: str) -> list:
@@ -67,7 +74,7 @@ def build_trainer(cfg, run_dir: str, callbacks: list) -> L.Trainer:
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes,
-        precision=cfg.trainer.precision,
+        **trainer_kwargs(cfg),  # strategy, precision, plugins (ganscale.distributed)
         max_steps=-1,
         max_epochs=-1,
         num_sanity_val_steps=0,
@@ -109,6 +116,9 @@ def main(cfg) -> Run:
     if run.trainer.is_global_zero:
         resumed = f", resuming from {os.path.basename(run.ckpt_path)}" if run.ckpt_path else ""
         print(f"ganscale: run directory {run.run_dir}{resumed}", flush=True)
+        world = world_size_of(cfg)
+        print(f"ganscale: global batch {cfg.data.batch_size * world} = per-rank batch {cfg.data.batch_size} "
+              f"x world size {world} (strategy {type(run.trainer.strategy).__name__})", flush=True)
     fit(run)
     if run.trainer.is_global_zero:
         print(f"ganscale: finished {run.module.iteration} iterations; run directory {run.run_dir}", flush=True)
