@@ -94,7 +94,11 @@ class EMAConfig:
     """Before this iteration G_ema copies G (no averaging of the early, poor weights)."""
 
     def check(self, root: "RunConfig") -> list[str]:
-        return [] if 0 <= self.decay < 1 else [f"decay={self.decay} must be in [0, 1)"]
+        out = [] if 0 <= self.decay < 1 else [f"decay={self.decay} must be in [0, 1)"]
+        if self.enabled and self.start_iter >= root.trainer.max_iters:
+            out.append(f"start_iter={self.start_iter} >= trainer.max_iters={root.trainer.max_iters}: G_ema would "
+                       "only ever copy G; lower start_iter or set gan.ema.enabled=false")
+        return out
 
 
 @dataclass
@@ -143,6 +147,9 @@ class TrainerConfig:
             out.append("devices and num_nodes must be >= 1")
         if self.precision not in PRECISIONS:
             out.append(f"precision={self.precision!r} unknown; choose one of: {', '.join(PRECISIONS)}")
+        elif self.precision == "16-mixed" and self.accelerator == "cpu":
+            out.append("precision=16-mixed needs a GPU (float16 autocast with loss scaling); "
+                       "on CPU use precision=bf16-mixed or 32")
         for k in ("log_every", "plot_every", "eval_every", "ckpt_every"):
             if getattr(self, k) < 0:
                 out.append(f"{k}={getattr(self, k)} must be >= 0")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -62,10 +63,18 @@ def _is_launcher_child() -> bool:
     return any(int(os.environ.get(k, "0") or 0) != 0 for k in keys)
 
 
+def quiet_known_warnings() -> None:
+    """Silence Lightning notices that say nothing about this run."""
+    for msg in (r".*srun. command is available.*", r".*Experiment logs directory .* exists and is not empty.*",
+                r".*isinstance\(treespec, LeafSpec\).*", r".*`weights_only` was not set.*",
+                r".*does not have many workers.*"):
+        warnings.filterwarnings("ignore", message=msg)
+
+
 def build_callbacks(cfg, run_dir: str) -> list:
     cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), IterationCheckpoint(cfg, os.path.join(run_dir, "checkpoints"))]
     if cfg.trainer.progress_bar:
-        cbs.append(IterationProgressBar())
+        cbs.append(IterationProgressBar(refresh_rate=10))
     return cbs
 
 
@@ -100,6 +109,7 @@ def setup(cfg) -> Run:
     if not _is_launcher_child():
         os.makedirs(run_dir, exist_ok=True)
         save_config(cfg, os.path.join(run_dir, "config.yaml"))
+    quiet_known_warnings()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = GANModule(cfg, datamodule.info)

@@ -1,0 +1,91 @@
+"""Config loading: composition, overrides, one error listing every problem, shipped YAMLs."""
+
+import glob
+import os
+
+import pytest
+
+from conftest import REPO, cli
+from ganscale.config import RunConfig, config_from_dict, load_config, to_dict
+from ganscale.errors import ConfigError
+
+SHIPPED = sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True))
+
+
+def test_defaults_are_valid():
+    cfg = load_config()
+    assert isinstance(cfg, RunConfig)
+    assert cfg.data.kind == "toy" and cfg.data.toy.mixture == "ring"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[os.path.relpath(p, REPO) for p in SHIPPED])
+def test_every_shipped_config_loads_and_validates(path):
+    cfg = load_config([path])
+    assert isinstance(cfg, RunConfig)
+
+
+def test_shipped_configs_exist():
+    assert any(p.endswith(os.path.join("toy", "ring.yaml")) for p in SHIPPED)
+    assert any(p.endswith(os.path.join("toy", "grid.yaml")) for p in SHIPPED)
+
+
+def test_yaml_then_overrides_compose(tmp_path):
+    y = tmp_path / "a.yaml"
+    y.write_text("optim:\n  D:\n    lr: 0.001\ntrainer:\n  max_iters: 10\n")
+    cfg = load_config([str(y)], ["optim.D.lr=1e-4", "optim.G.betas=[0.0,0.9]"])
+    assert cfg.optim.D.lr == pytest.approx(1e-4)
+    assert cfg.optim.G.betas == [0.0, 0.9]
+    assert cfg.trainer.max_iters == 10
+    assert cfg.optim.G.lr == RunConfig().optim.G.lr  # untouched defaults stay
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    y = tmp_path / "bad.yaml"
+    y.write_text("optim:\n  D:\n    lrr: 0.1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config([str(y)], ["trainer.max_iters=abc", "loss.name=wgan", "nonsense", "data.toy.mixture=spiral"])
+    msg = str(e.value)
+    # all of: unknown key with suggestion, wrong type, malformed override; choices come after merge
+    assert "optim.D.lrr" in msg and "did you mean 'optim.D.lr'" in msg
+    assert "trainer.max_iters" in msg and "abc" in msg
+    assert "not of the form key=value" in msg
+    assert len(e.value.problems) == 3
+
+
+def test_invalid_choices_and_combinations_list_valid_values():
+    with pytest.raises(ConfigError) as e:
+        load_config([], ["loss.name=wgan", "data.toy.mixture=spiral", "optim.D.betas=[0.5]", "gan.n_disc=0"])
+    msg = str(e.value)
+    assert "hinge, least_squares, minimax, nonsaturating, wasserstein" in msg
+    assert "grid, ring" in msg
+    assert "betas" in msg and "n_disc" in msg
+    assert len(e.value.problems) == 4
+
+
+def test_missing_config_file_is_a_config_error():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(["/nonexistent/cfg.yaml"])
+
+
+def test_round_trip_through_dict():
+    cfg = load_config([], ["optim.D.lr=3e-4", "reg.spectral_norm=[D]"])
+    again = config_from_dict(to_dict(cfg))
+    assert again == cfg
+
+
+def test_cli_bad_config_exits_2_without_traceback():
+    r = cli("train", "trainer.max_iter=5", "optim.D.lr=fast")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "trainer.max_iter" in r.stderr and "did you mean 'trainer.max_iters'" in r.stderr
+    assert "optim.D.lr" in r.stderr
+
+
+def test_impossible_combinations_are_reported():
+    with pytest.raises(ConfigError) as e:
+        load_config([], ["trainer.precision=16-mixed", "trainer.accelerator=cpu", "gan.ema.start_iter=500",
+                         "trainer.max_iters=100"])
+    msg = str(e.value)
+    assert "16-mixed needs a GPU" in msg and "bf16-mixed" in msg
+    assert "G_ema would only ever copy G" in msg
+    assert len(e.value.problems) == 2
