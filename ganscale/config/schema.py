@@ -16,6 +16,7 @@ from ganscale.train.config import (
     RunDirConfig,
     TrainerConfig,
 )
+from ganscale.train.unroll import UnrollConfig
 
 
 @dataclass
@@ -40,5 +41,7 @@ class RunConfig:
     """The two-player schedule: n_disc, EMA."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Length, devices, precision, intervals."""
+    unroll: UnrollConfig = field(default_factory=UnrollConfig)
+    """Unrolled D look-ahead in G's step (Metz et al. 2016)."""
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     """How the players are trained on several processes: single, ddp or deepspeed (ZeRO)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ganscale.nets.remedies import RemediesConfig
+
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
@@ -50,6 +52,8 @@ class ModelConfig:
     """Latent dimension of G."""
     mlp: MLPConfig = field(default_factory=MLPConfig)
     """Settings of the MLP family (arch=mlp)."""
+    remedies: RemediesConfig = field(default_factory=RemediesConfig)
+    """Mode-collapse remedies: packing, minibatch discrimination / stddev layers in D, feature matching."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.nets import ARCHS
