@@ -25,7 +25,12 @@ from typing import Any, Optional
 
 from lightning.pytorch.strategies import DDPStrategy
 
-from ganscale.distributed.collectives import all_reduce_mean_, average_gradients_, broadcast_module_
+from ganscale.distributed.collectives import (
+    all_reduce_mean_,
+    average_gradients_,
+    broadcast_module_,
+    differentiable_mean_all,
+)
 from ganscale.distributed.config import StrategyConfig
 from ganscale.errors import UserError
 
@@ -56,6 +61,13 @@ class PlayerDDPStrategy(DDPStrategy):
 
     def sync_player_grads(self, name: str, params: list) -> None:
         average_gradients_(params, self.gan_cfg.bucket_cap_mb)
+
+    def unroll_grad_sync(self, grads: list) -> list:
+        """The unrolled look-ahead of D must be the look-ahead of the *synchronised* D: its surrogate
+        gradients are averaged across ranks like D's real ones, differentiably (one all-reduce per
+        look-ahead step whose backward all-reduces G's incoming gradients), so k look-ahead steps
+        on N ranks equal k steps of the distributed D."""
+        return differentiable_mean_all(grads)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.gan_cfg.sync_buffers:

@@ -106,11 +106,15 @@ def _cast_floats(obj, dtype):
     return obj
 
 
-def cast_io_hooks(net: nn.Module, dtype: torch.dtype, output_dtype: Optional[torch.dtype]) -> list:
-    """Cast a half-precision net's floating inputs to its dtype (and its outputs to output_dtype)."""
-    hooks = [net.register_forward_pre_hook(lambda m, args, kwargs: (_cast_floats(args, dtype),
-                                                                    _cast_floats(kwargs, dtype)),
-                                           with_kwargs=True)]
+def cast_io_hooks(net: nn.Module, output_dtype: Optional[torch.dtype]) -> list:
+    """Cast a half-precision net's floating inputs to the dtype of the weights it runs with (those
+    of a functional call, e.g. the unrolled look-ahead, included), and its outputs to output_dtype."""
+
+    def cast_inputs(m, args, kwargs):
+        dtype = next(m.parameters()).dtype
+        return _cast_floats(args, dtype), _cast_floats(kwargs, dtype)
+
+    hooks = [net.register_forward_pre_hook(cast_inputs, with_kwargs=True)]
     if output_dtype is not None:
         hooks.append(net.register_forward_hook(lambda m, args, out: _cast_floats(out, output_dtype)))
     return hooks
@@ -156,7 +160,7 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
         self.optimizers = ds_optimizers
         dtype = next(module.G.parameters()).dtype
         if dtype != torch.float32:
-            self._hooks = cast_io_hooks(module.G, dtype, None) + cast_io_hooks(module.D, dtype, torch.float32)
+            self._hooks = cast_io_hooks(module.G, None) + cast_io_hooks(module.D, torch.float32)
 
     def teardown(self) -> None:
         for h in self._hooks:
@@ -209,6 +213,28 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
 
     def sync_player_grads(self, name: str, params: list) -> None:
         pass  # the engines reduce (and partition) gradients themselves
+
+    def unroll_optimizer(self, name: str) -> torch.optim.Optimizer:
+        """A torch optimizer over the player's parameters holding the engine's *full* optimizer
+        state, for the unrolled look-ahead (which replays D's optimizer rule). ZeRO keeps each
+        rank's partition of the state; it is gathered here (one collective per parameter and state
+        tensor, every rank in the same order) and dropped after the G step."""
+        from deepspeed.utils import safe_get_full_optimizer_state
+
+        engine = self.engines[name]
+        inner = engine.optimizer.optimizer  # the client optimizer, over ZeRO's flat fp32 partitions
+        group = inner.param_groups[0]
+        params = list(engine.module.parameters())
+        view = type(inner)(params, **{k: v for k, v in group.items() if k in inner.defaults})
+        flat = next((s for s in inner.state.values() if s), None)
+        if flat is None:
+            return view  # no step yet: a fresh state, as in torch
+        keys = [k for k, v in flat.items() if torch.is_tensor(v) and v.dim() > 0]
+        scalars = {k: v for k, v in flat.items() if k not in keys}
+        for p in params:
+            view.state[p] = {**{k: (v.clone() if torch.is_tensor(v) else v) for k, v in scalars.items()},
+                             **{k: safe_get_full_optimizer_state(p, k) for k in keys}}
+        return view
 
     # ------------------------------------------------------------------ checkpoints
     def optimizer_state(self, optimizer) -> dict:

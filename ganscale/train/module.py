@@ -177,7 +177,9 @@ class GANModule(L.LightningModule):
             return loss
 
         sync = getattr(self.trainer.strategy, "unroll_grad_sync", None)
-        lookahead = DLookahead(self.D, self._optimizers["D"], self.cfg.unroll.steps,
+        # under ZeRO, D's optimizer state is partitioned: the strategy then gives a full view of it
+        view = getattr(self.trainer.strategy, "unroll_optimizer", None)
+        lookahead = DLookahead(self.D, view("D") if view else self._optimizers["D"], self.cfg.unroll.steps,
                                self.cfg.unroll.second_order, grad_sync=sync)
         return lookahead.run(step_loss)
 
