@@ -51,8 +51,17 @@ class StrategyConfig:
     """deepspeed: elements per ZeRO reduce/all-gather bucket."""
     overlap_comm: bool = False
     """deepspeed: overlap gradient reduction with the backward (GPUs; costs extra bucket memory)."""
+    missing_grads: str = "auto"
+    """What a phase does with a trained parameter that got no gradient (e.g. D's output bias in
+    the R1 step: it does not change D's input gradient). skip: not updated, as torch optimizers do.
+    zero: updated with a zero gradient (momentum still moves it), which is what DeepSpeed ZeRO does
+    (its flat gradient partitions cannot leave one parameter out). auto: zero under deepspeed,
+    skip otherwise. Set zero everywhere to get identical updates from every strategy."""
     initial_scale_power: int = 16
     """16-mixed: each player's dynamic loss scale starts at 2**initial_scale_power."""
+
+    def zero_missing_grads(self) -> bool:
+        return self.missing_grads == "zero" or (self.missing_grads == "auto" and self.name == "deepspeed")
 
     def check(self, root: "RunConfig") -> list[str]:
         out = []
@@ -81,6 +90,11 @@ class StrategyConfig:
             if root.trainer.precision == "16-mixed" and root.trainer.accelerator == "cpu":
                 out.append("trainer.precision=16-mixed with strategy.name=deepspeed needs GPUs "
                            "(DeepSpeed has no fp16 on CPU); use trainer.precision=bf16-mixed or 32")
+        if self.missing_grads not in ("auto", "skip", "zero"):
+            out.append(f"missing_grads={self.missing_grads!r} unknown; choose one of: auto, skip, zero")
+        elif self.name == "deepspeed" and self.missing_grads == "skip":
+            out.append("missing_grads=skip is impossible with strategy.name=deepspeed: ZeRO's flat gradient "
+                       "partitions give every parameter a gradient (zero if unused); use missing_grads=zero or auto")
         if not 0 <= self.initial_scale_power <= 32:
             out.append(f"initial_scale_power={self.initial_scale_power} must be in [0, 32]")
         return out

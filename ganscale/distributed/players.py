@@ -72,6 +72,10 @@ def player_step(module, name: str, loss: Tensor) -> bool:
         sync = getattr(strategy, "sync_player_grads", None)
         if sync is not None:
             sync(name, params)
+        if module.cfg.strategy.zero_missing_grads():  # DeepSpeed's rule, see StrategyConfig.missing_grads
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
         gnorm = grad_norm(params, module.device)
         scaler = player_scaler(strategy)
         if scaler is not None:
