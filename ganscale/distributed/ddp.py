@@ -73,8 +73,8 @@ class PlayerDDPStrategy(DDPStrategy):
         if self.gan_cfg.sync_buffers:
             all_reduce_mean_(replica_buffers(self.lightning_module), self.gan_cfg.bucket_cap_mb)
 
-    def load_checkpoint(self, checkpoint_path) -> dict:
-        checkpoint = super().load_checkpoint(checkpoint_path)
+    def load_checkpoint(self, checkpoint_path, *args: Any, **kwargs: Any) -> dict:
+        checkpoint = super().load_checkpoint(checkpoint_path, *args, **kwargs)
         if "ganscale_deepspeed" in checkpoint and not hasattr(self, "engines"):
             raise UserError(f"{checkpoint_path} was written by strategy.name=deepspeed; resume it with the same "
                             "strategy and world size, or convert it to a plain checkpoint first "

@@ -255,8 +255,8 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
         if self.is_global_zero and os.path.isdir(engines_dir(filepath)):
             shutil.rmtree(engines_dir(filepath))
 
-    def load_checkpoint(self, checkpoint_path) -> dict:
-        checkpoint = super(PlayerDDPStrategy, self).load_checkpoint(checkpoint_path)
+    def load_checkpoint(self, checkpoint_path, *args: Any, **kwargs: Any) -> dict:
+        checkpoint = super(PlayerDDPStrategy, self).load_checkpoint(checkpoint_path, *args, **kwargs)
         meta = checkpoint.get("ganscale_deepspeed")
         ds_dir = engines_dir(checkpoint_path)
         if meta is None or not os.path.isdir(ds_dir):
