@@ -44,10 +44,12 @@ def r1_penalty(d_fn: DFn, real: Tensor) -> Tensor:
     return _input_grad(d_fn, real).pow(2).sum(dim=1).mean()
 
 
-def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral norm (Miyato et al. 2018) on every Linear/Conv weight not parametrized already."""
+def apply_spectral_norm(module: nn.Module, eps: float = 1e-12, exclude: tuple[nn.Module, ...] = ()) -> nn.Module:
+    """Spectral norm (Miyato et al. 2018) on every Linear/Conv/Embedding weight not parametrized
+    already, except the modules in `exclude` (e.g. BigGAN's shared class embedding)."""
+    skip = {id(m) for m in exclude}
     for m in list(module.modules()):
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)) and id(m) not in skip:
             if not (hasattr(m, "parametrizations") and "weight" in m.parametrizations):
-                spectral_norm(m)
+                spectral_norm(m, eps=eps)
     return module

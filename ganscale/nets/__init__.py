@@ -18,6 +18,16 @@ def build_mlp(cfg: ModelConfig, info) -> tuple[Generator, Discriminator]:
     return MLPGenerator(cfg.z_dim, info.shape, cfg.mlp.G), MLPDiscriminator(info.shape, cfg.mlp.D, cfg.remedies)
 
 
+# image families (one file each); registered here so nets/__init__ stays the single registry
+from ganscale.nets.biggan import build_biggan  # noqa: E402
+from ganscale.nets.dcgan import build_dcgan  # noqa: E402
+from ganscale.nets.sngan import build_sngan  # noqa: E402
+
+ARCHS.register("dcgan")(build_dcgan)
+ARCHS.register("sngan")(build_sngan)
+ARCHS.register("biggan")(build_biggan)
+
+
 def build_nets(cfg: ModelConfig, info) -> tuple[Generator, Discriminator]:
     return ARCHS[cfg.arch](cfg, info)
 

@@ -45,15 +45,107 @@ class MLPConfig:
 
 
 @dataclass
+class DCGANConfig:
+    """DCGAN (Radford et al. 2016) at 28, 32 or 64 px: strided (transposed) convolutions.
+    Conditional G uses class-conditional BatchNorm, conditional D a projection head."""
+
+    G_ch: int = 64
+    """G width: the layer at resolution r has G_ch * (res / r) channels (halving as it grows)."""
+    D_ch: int = 64
+    """D width: the layer at resolution r has D_ch * (res / r) / 2 channels (doubling as it shrinks)."""
+    D_norm: str = "none"
+    """Normalization in D after each conv but the first: none (use with spectral norm) or batch."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        out = []
+        if self.G_ch < 1 or self.D_ch < 1:
+            out.append(f"G_ch={self.G_ch} and D_ch={self.D_ch} must be >= 1")
+        if self.D_norm not in ("none", "batch"):
+            out.append(f"D_norm={self.D_norm!r} unknown; choose one of: none, batch")
+        return out
+
+
+@dataclass
+class ResNetConfig:
+    """ResNet G and D (SNGAN, Miyato et al. 2018; cGAN projection, Miyato & Koyama 2018).
+    Every resolution has a default channel table; G_ch/D_ch scale it."""
+
+    G_ch: int = 64
+    """G base width; stage i has G_ch * G_mult[i] channels."""
+    D_ch: int = 64
+    """D base width; block i has D_ch * D_mult[i] output channels."""
+    G_mult: list[int] = field(default_factory=list)
+    """G channel multipliers per stage, bottom (4x4 or 7x7) first; [] = the table for the resolution."""
+    D_mult: list[int] = field(default_factory=list)
+    """D channel multipliers per block (first block first); [] = the table for the resolution."""
+    attn_res: int = 0
+    """Resolution at which G and D get a self-attention block (SAGAN); 0 = none."""
+    bn_eps: float = 1e-5
+    """BatchNorm epsilon in G."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        out = []
+        if self.G_ch < 1 or self.D_ch < 1:
+            out.append(f"G_ch={self.G_ch} and D_ch={self.D_ch} must be >= 1")
+        if any(m < 1 for m in [*self.G_mult, *self.D_mult]):
+            out.append(f"G_mult={self.G_mult} and D_mult={self.D_mult} must hold positive integers")
+        if self.attn_res < 0:
+            out.append(f"attn_res={self.attn_res} must be >= 0 (0 = no attention)")
+        return out
+
+
+@dataclass
+class BigGANConfig(ResNetConfig):
+    """BigGAN (Brock et al. 2019): ResNet G/D with a shared class embedding feeding every
+    conditional BatchNorm, the latent z split across the blocks (hierarchical z), self-attention,
+    spectral norm in G and D, orthogonal regularization of G and a projection discriminator."""
+
+    G_ch: int = 96
+    """G base width (96 in the paper at 128 and 256 px)."""
+    D_ch: int = 96
+    """D base width."""
+    attn_res: int = 64
+    """Resolution of the self-attention block in G and D (64 at 128 px, 128 at 256 px)."""
+    shared_dim: int = 128
+    """Size of the shared class embedding (concatenated with each z chunk to condition BatchNorm)."""
+    hierarchical_z: bool = True
+    """Split z into one chunk for the input layer and one per G block (z_dim must divide evenly)."""
+    spectral_norm: bool = True
+    """Spectral norm on every conv/linear of G (not the shared embedding) and D, incl. D's class embedding."""
+    sn_eps: float = 1e-6
+    """Epsilon of the spectral norm power iteration."""
+    ortho_weight: float = 1e-4
+    """beta of the orthogonal regularization beta * ||W W^T * (1 - I)||_F^2 on G's weights (0 = off)."""
+    cross_replica_bn: bool = False
+    """Synchronise G's BatchNorm statistics across ranks (SyncBatchNorm, BigGAN's cross-replica BN)."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        out = super().check(root)
+        if self.shared_dim < 1:
+            out.append(f"shared_dim={self.shared_dim} must be >= 1")
+        if self.ortho_weight < 0:
+            out.append(f"ortho_weight={self.ortho_weight} must be >= 0")
+        return out
+
+
+@dataclass
 class ModelConfig:
     arch: str = "mlp"
-    """Network family for G and D (see ganscale.nets.ARCHS)."""
+    """Network family for G and D (see ganscale.nets.ARCHS): mlp, dcgan, sngan, biggan."""
     z_dim: int = 2
     """Latent dimension of G."""
+    conditional: bool = True
+    """Condition G and D on the class label when the data has labels; false = unconditional."""
     mlp: MLPConfig = field(default_factory=MLPConfig)
     """Settings of the MLP family (arch=mlp)."""
     remedies: RemediesConfig = field(default_factory=RemediesConfig)
     """Mode-collapse remedies: packing, minibatch discrimination / stddev layers in D, feature matching."""
+    dcgan: DCGANConfig = field(default_factory=DCGANConfig)
+    """Settings of the DCGAN family (arch=dcgan)."""
+    sngan: ResNetConfig = field(default_factory=ResNetConfig)
+    """Settings of the SNGAN ResNet family (arch=sngan)."""
+    biggan: BigGANConfig = field(default_factory=BigGANConfig)
+    """Settings of the BigGAN family (arch=biggan)."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.nets import ARCHS

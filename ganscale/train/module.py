@@ -204,12 +204,24 @@ class GANModule(L.LightningModule):
     def phase_G_main(self, b: int) -> None:
         self._train("G")
         loss = self.g_loss(b)
-        self._player_step("G", loss)
         self.stats["loss/G"] = loss.detach()
+        penalty = self.g_penalty()
+        if penalty is not None:
+            # in the same step: a separate Adam step would rescale a small penalty (BigGAN's
+            # beta = 1e-4) to a full learning-rate-sized update
+            loss = loss + penalty
+            self.stats["reg/G/net"] = penalty.detach()
+        self._player_step("G", loss)
+
+    def g_penalty(self) -> Optional[Tensor]:
+        """Every-step penalty of the net family, added to G's loss (BigGAN's orthogonal
+        regularization: `G.regularization()`), or None."""
+        fn = getattr(self.G, "regularization", None)
+        return fn() if callable(fn) else None
 
     def g_reg_loss(self) -> Optional[Tensor]:
-        """G-side penalty of the net family (e.g. BigGAN's orthogonal regularization), or None."""
-        fn = getattr(self.G, "regularization", None)
+        """Lazy G-side penalty with its own step (`G.lazy_regularization()`, e.g. path length), or None."""
+        fn = getattr(self.G, "lazy_regularization", None)
         return fn() if callable(fn) else None
 
     def phase_G_reg(self) -> None:
