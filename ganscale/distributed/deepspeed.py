@@ -31,7 +31,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -120,6 +121,23 @@ def cast_io_hooks(net: nn.Module, output_dtype: Optional[torch.dtype]) -> list:
     return hooks
 
 
+@contextmanager
+def scalar_params_as_vectors(net: nn.Module) -> Iterator[None]:
+    """Let DeepSpeed set an engine up over 0-dim parameters (e.g. BigGAN's attention gain): its
+    initial broadcast views every half-precision weight as bytes, which fails for 0-dim tensors.
+    They are marked the way DeepSpeed marks weights it must not broadcast (`ds_optim_param`)
+    while the engine is built; ganscale broadcast every weight from rank 0 already
+    (PlayerDDPStrategy.configure_ddp)."""
+    scalars = [p for p in net.parameters() if p.dim() == 0 and not hasattr(p, "ds_optim_param")]
+    for p in scalars:
+        p.ds_optim_param = True
+    try:
+        yield
+    finally:
+        for p in scalars:
+            del p.ds_optim_param
+
+
 class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
     """A DeepSpeed engine per player (see the module docstring)."""
 
@@ -153,8 +171,9 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
             net.requires_grad_(True)  # ZeRO registers its reduction hooks on trainable parameters only
             config = deepspeed_config(self.gan_cfg, self.gan_precision, self.micro_batch,
                                       sum(p.numel() for p in net.parameters()))
-            engine, ds_opt, _, _ = deepspeed.initialize(model=net, optimizer=opt, config=config,
-                                                        dist_init_required=False)
+            with scalar_params_as_vectors(net):
+                engine, ds_opt, _, _ = deepspeed.initialize(model=net, optimizer=opt, config=config,
+                                                            dist_init_required=False)
             self.engines[name] = engine
             ds_optimizers.append(ds_opt)
         self.optimizers = ds_optimizers
