@@ -7,6 +7,7 @@ from typing import Optional
 
 from ganscale.data.config import DataConfig
 from ganscale.metrics.config import EvalConfig
+from ganscale.distributed.config import StrategyConfig
 from ganscale.nets.config import ModelConfig
 from ganscale.ops.config import CheckpointConfig, GuardConfig, SlurmConfig, WandbConfig
 from ganscale.train.config import (
@@ -54,3 +55,5 @@ class RunConfig:
     """Image metrics (FID, KID, IS, precision/recall) during training and in `ganscale eval`."""
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
     """Unrolled D look-ahead in G's step (Metz et al. 2016)."""
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    """How the players are trained on several processes: single, ddp or deepspeed (ZeRO)."""

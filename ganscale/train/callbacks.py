@@ -73,6 +73,7 @@ class TrainLogger(L.Callback):
                 "iter": it,
                 "perf/it_per_s": its,
                 "perf/samples_per_s": its * global_batch * (self.cfg.gan.n_disc + 1),
+                "batch/global": global_batch,
                 "skipped/D": pl_module.num_skipped["D"],
                 "skipped/G": pl_module.num_skipped["G"],
             })

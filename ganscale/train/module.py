@@ -29,6 +29,8 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganscale.config.load import to_dict
+from ganscale.distributed.players import player_step
+from ganscale.distributed.precision import fp32_view
 from ganscale.losses import get_loss
 from ganscale.nets import build_nets
 from ganscale.nets.remedies import feature_matching_loss
@@ -111,30 +113,9 @@ class GANModule(L.LightningModule):
         self.D.requires_grad_(player == "D")
 
     def _player_step(self, name: str, loss: Tensor) -> bool:
-        """Backward, synchronise, guard, step. Returns False when the step was skipped."""
-        opt = self._optimizers[name]
-        params = [p for p in (self.G if name == "G" else self.D).parameters() if p.requires_grad]
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        sync = getattr(self.trainer.strategy, "sync_player_grads", None)
-        if sync is not None:
-            sync(name, params)
-        grads = [p.grad for p in params if p.grad is not None]
-        gnorm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) if grads \
-            else torch.zeros((), device=self.device)
-        ok = torch.isfinite(loss.detach()) & torch.isfinite(gnorm)
-        if self._world > 1:
-            # all ranks must agree, otherwise one rank steps and the replicas diverge
-            ok = self.trainer.strategy.reduce_boolean_decision(bool(ok.item()), all=True)
-        else:
-            ok = bool(ok.item())  # host-device sync: one per player step
-        self.stats[f"grad_norm/{name}"] = gnorm.detach()
-        if not ok:
-            opt.zero_grad(set_to_none=True)
-            self.num_skipped[name] += 1
-            return False
-        opt.step()
-        return True
+        """Backward, synchronise, guard, step (ganscale.distributed.players, the same for one process,
+        DDP and DeepSpeed). Returns False when the step was skipped on every rank."""
+        return player_step(self, name, loss)
 
     # ----------------------------------------------------------------- phases
     def d_logits(self, x: Tensor, y: Optional[Tensor], **kwargs) -> Tensor:
@@ -198,7 +179,9 @@ class GANModule(L.LightningModule):
             return loss
 
         sync = getattr(self.trainer.strategy, "unroll_grad_sync", None)
-        lookahead = DLookahead(self.D, self._optimizers["D"], self.cfg.unroll.steps,
+        # under ZeRO, D's optimizer state is partitioned: the strategy then gives a full view of it
+        view = getattr(self.trainer.strategy, "unroll_optimizer", None)
+        lookahead = DLookahead(self.D, view("D") if view else self._optimizers["D"], self.cfg.unroll.steps,
                                self.cfg.unroll.second_order, grad_sync=sync)
         return lookahead.run(step_loss)
 
@@ -255,7 +238,7 @@ class GANModule(L.LightningModule):
             return
         if self.iteration < self.cfg.gan.ema.start_iter:
             self.G_ema.n_averaged.zero_()  # the next update copies G instead of averaging
-        self.G_ema.update_parameters(self.G)
+        self.G_ema.update_parameters(fp32_view(self.G))
 
     # ----------------------------------------------------------------- Lightning hooks
     def configure_optimizers(self):

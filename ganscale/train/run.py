@@ -19,6 +19,7 @@ import lightning as L
 
 from ganscale.config.load import save_config
 from ganscale.data import GANDataModule, build_datamodule
+from ganscale.distributed import trainer_kwargs, world_size_of
 from ganscale.errors import UserError
 from ganscale.ops import after_fit, ops_callbacks, ops_loggers, ops_plugins, prepare_run_dir
 from ganscale.ops.checkpoint import list_checkpoints
@@ -43,12 +44,18 @@ def resolve_run_dir(cfg) -> str:
     # directory, so the first process fixes it in the environment they inherit.
     if os.environ.get(RUN_DIR_ENV):
         return os.environ[RUN_DIR_ENV]
-    name = cfg.run.name or f"{cfg.config_name or 'default'}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    # Processes started by torchrun or srun each resolve it themselves: name it after the job so
+    # they agree (a timestamp could differ by a second between them).
+    job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+    stamp = f"job{job}" if job and job != "none" else time.strftime('%Y%m%d-%H%M%S', time.gmtime())
+    name = cfg.run.name or f"{cfg.config_name or 'default'}-{stamp}"
     return os.path.abspath(os.path.join(cfg.run.root, name))
 
 
 def _is_launcher_child() -> bool:
-    return any(int(os.environ.get(k, "0")) != 0 for k in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+    # LOCAL_RANK/NODE_RANK: Lightning's launcher; RANK/GROUP_RANK: torchrun; SLURM_PROCID: srun
+    keys = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID")
+    return any(int(os.environ.get(k, "0") or 0) != 0 for k in keys)
 
 
 def quiet_known_warnings() -> None:
@@ -67,16 +74,17 @@ def build_callbacks(cfg, run_dir: str) -> list:
 
 
 def build_trainer(cfg, run_dir: str, callbacks: list) -> L.Trainer:
+    kw = trainer_kwargs(cfg)  # strategy, precision, plugins (ganscale.distributed)
+    kw["plugins"] = [*kw.get("plugins", []), *ops_plugins(cfg)]  # + atomic checkpoint IO (ganscale.ops)
     return L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes,
-        precision=cfg.trainer.precision,
+        **kw,
         max_steps=-1,
         max_epochs=-1,
         num_sanity_val_steps=0,
         enable_checkpointing=False,  # ops' FullStateCheckpoint counts in ganscale iterations
-        plugins=ops_plugins(cfg),
         enable_progress_bar=cfg.trainer.progress_bar,
         enable_model_summary=False,
         logger=ops_loggers(cfg, run_dir),  # metrics.csv (kept across resumes) and W&B
@@ -117,6 +125,9 @@ def main(cfg) -> Run:
     if run.trainer.is_global_zero:
         resumed = f", resuming from {os.path.basename(run.ckpt_path)}" if run.ckpt_path else ""
         print(f"ganscale: run directory {run.run_dir}{resumed}", flush=True)
+        world = world_size_of(cfg)
+        print(f"ganscale: global batch {cfg.data.batch_size * world} = per-rank batch {cfg.data.batch_size} "
+              f"x world size {world} (strategy {type(run.trainer.strategy).__name__})", flush=True)
     try:
         fit(run)
     except BaseException:
