@@ -18,12 +18,12 @@ Writes <out-dir>/toy_modes.md (mean ± standard error over seeds, per-seed modes
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import multiprocessing as mp
 import os
 import platform
+import signal
 import sys
 import time
 
@@ -74,14 +74,18 @@ def run_one(job: dict) -> dict:
 
     run_dir = os.path.join(job["work_dir"], job["mixture"], f"{job['method']}-s{job['seed']}")
     os.makedirs(run_dir, exist_ok=True)
-    overrides = [*method_overrides(job["method"]), *job["extra"], f"seed={job['seed']}",
+    overrides = ["trainer.progress_bar=false", "trainer.plot_every=0", "trainer.eval_every=0",
+                 "trainer.ckpt_every=0", *method_overrides(job["method"]), *job["extra"], f"seed={job['seed']}",
                  f"run.root={os.path.dirname(run_dir)}", f"run.name={os.path.basename(run_dir)}",
-                 "run.resume=never", "trainer.progress_bar=false", "trainer.plot_every=0",
-                 "trainer.eval_every=0", "trainer.ckpt_every=0", f"config_name={job['mixture']}"]
+                 "run.resume=never", f"config_name={job['mixture']}"]
     cfg = load_config([os.path.join(REPO, "configs", "toy", f"{job['mixture']}.yaml")], overrides)
     t0 = time.perf_counter()
-    with open(os.path.join(run_dir, "train.log"), "w") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
+    with open(os.path.join(run_dir, "train.log"), "w") as log:
+        # this worker process serves one job (maxtasksperchild=1): send everything to the run's log
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
         run = main(cfg)
     seconds = time.perf_counter() - t0
     with open(os.path.join(run_dir, "final_metrics.json")) as f:
@@ -230,6 +234,8 @@ def main(argv=None) -> int:
     jobs.sort(key=lambda j: -int(j["method"][6:]) if j["method"].startswith("unroll") else 0)
     t0 = time.perf_counter()
     results = []
+    # on SIGTERM leave through the `with` below, which terminates the pool's workers too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:
         for r in pool.imap_unordered(run_one, jobs):

@@ -46,7 +46,8 @@ def test_ddp_two_processes_from_the_cli_then_resume(run_root):
     assert "global batch 128 = per-rank batch 64 x world size 2" in out
     run_dir = os.path.join(run_root, "ddp")
     assert os.listdir(run_root) == ["ddp"], "both processes must use the run directory of rank 0"
-    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["iter_00000020.ckpt", "iter_00000040.ckpt"]
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["iter_00000020.ckpt", "iter_00000020.ckpt.complete",
+                                                                        "iter_00000040.ckpt", "iter_00000040.ckpt.complete"]
     rows = [r for r in metrics_rows(run_dir) if r.get("loss/D")]
     assert [int(float(r["iter"])) for r in rows] == [10, 20, 30, 40], "rank 0 alone writes the metrics"
     assert {r["batch/global"] for r in rows} == {"128"}
@@ -72,7 +73,8 @@ def test_two_nodes_one_process_each_with_torchrun(run_root):
     assert os.listdir(run_root) == ["ring-jobmn42"]
     run_dir = os.path.join(run_root, "ring-jobmn42")
     assert "finished 100 iterations" in outs[0] and "global batch 128" in outs[0]
-    assert os.listdir(os.path.join(run_dir, "checkpoints")) == ["iter_00000100.ckpt"]
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["iter_00000100.ckpt",
+                                                                      "iter_00000100.ckpt.complete"]
     final = os.path.join(run_dir, "final_metrics.json")
     assert os.path.isfile(final) and '"iter": 100' in open(final).read()
 
@@ -83,8 +85,9 @@ def test_deepspeed_checkpoint_resume_conversion_and_world_size_check(run_root, t
             "trainer.max_iters=40", f"run.root={run_root}"]
     ok(cli("train", *args, "run.name=full"))
     full = os.path.join(run_root, "full", "checkpoints")
-    assert sorted(os.listdir(full)) == ["iter_00000020.ckpt", "iter_00000020.ckpt.deepspeed",
-                                        "iter_00000040.ckpt", "iter_00000040.ckpt.deepspeed"]
+    assert sorted(os.listdir(full)) == ["iter_00000020.ckpt", "iter_00000020.ckpt.complete",
+                                        "iter_00000020.ckpt.deepspeed", "iter_00000040.ckpt",
+                                        "iter_00000040.ckpt.complete", "iter_00000040.ckpt.deepspeed"]
     assert sorted(os.listdir(os.path.join(full, "iter_00000040.ckpt.deepspeed", "D"))) == [
         "mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt",
         "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
@@ -93,6 +96,7 @@ def test_deepspeed_checkpoint_resume_conversion_and_world_size_check(run_root, t
     part = os.path.join(run_root, "part")
     shutil.copytree(os.path.join(run_root, "full"), part)
     os.remove(os.path.join(part, "checkpoints", "iter_00000040.ckpt"))
+    os.remove(os.path.join(part, "checkpoints", "iter_00000040.ckpt.complete"))
     shutil.rmtree(os.path.join(part, "checkpoints", "iter_00000040.ckpt.deepspeed"))
     os.remove(os.path.join(part, "metrics.csv"))
     out = ok(cli("train", *args, "run.name=part"))

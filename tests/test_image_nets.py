@@ -3,11 +3,17 @@ widths, spectral norm, the projection head, truncation, hierarchical z, orthogon
 
 from __future__ import annotations
 
+import glob
 import math
+import os
 
 import pytest
 import torch
 from scipy import stats
+from torch.utils.data import DataLoader
+
+from conftest import REPO
+from ganscale.data.base import GANDataModule
 
 from ganscale.config import load_config
 from ganscale.data.base import DataInfo
@@ -237,3 +243,70 @@ def test_channel_multipliers_scale_widths():
     assert D2.blocks[-1].conv2.out_channels == 2 * D.blocks[-1].conv2.out_channels
     assert [b.conv1.out_channels for b in G.blocks] == [2 * m for m in (16, 8, 4, 2)]
     assert math.isclose(sum(p.numel() for p in G2.parameters()) / sum(p.numel() for p in G.parameters()), 4, rel_tol=0.5)
+
+
+IMAGENET = sorted(glob.glob(os.path.join(REPO, "configs", "imagenet", "*.yaml")))
+
+
+def test_imagenet_configs_are_shipped():
+    assert [os.path.basename(p) for p in IMAGENET] == ["biggan128.yaml", "biggan256.yaml", "biggan64.yaml"]
+
+
+@pytest.mark.parametrize("path", IMAGENET, ids=[os.path.basename(p) for p in IMAGENET])
+def test_imagenet_config_loads_and_builds_its_model(path):
+    cfg = load_config([path])
+    res = cfg.data.shards.transform.crop_size
+    # the BigGAN paper's training settings
+    assert cfg.model.arch == "biggan" and cfg.loss.name == "hinge" and cfg.gan.n_disc == 2
+    assert cfg.data.batch_size * cfg.trainer.devices * cfg.trainer.num_nodes == 2048  # global batch
+    assert (cfg.optim.G.lr, cfg.optim.D.lr) == (5e-5, 2e-4)
+    assert cfg.optim.G.betas == cfg.optim.D.betas == [0.0, 0.999]
+    assert (cfg.gan.ema.decay, cfg.gan.ema.start_iter) == (0.9999, 20000)
+    assert cfg.model.biggan.ortho_weight == 1e-4 and cfg.model.biggan.spectral_norm
+    assert cfg.eval.num_samples == 50000 and cfg.eval.extractor == "inception"
+    y = torch.tensor([0, 999])
+    with torch.device("meta"):  # full width without allocating or initialising the weights
+        G, D = build_nets(cfg.model, DataInfo("image", (3, res, res), 1000))
+        x = G(G.sample_z(2, device="meta"), y)
+        out = D(x, y)
+    assert x.shape == (2, 3, res, res) and out.shape == (2,)
+    assert G.chunk * (len(G.blocks) + 1) == cfg.model.z_dim
+    n_G, n_D = (sum(p.numel() for p in net.parameters()) for net in (G, D))
+    if res == 128:  # the paper's parameter counts of BigGAN at 128 px: G 70.4M, D 88.0M
+        assert round(n_G / 1e6, 1) == 70.4 and round(n_D / 1e6, 1) == 88.0
+
+
+class _RandomImages(GANDataModule):
+    def __init__(self, cfg, num_batches=2):
+        super().__init__(cfg)
+        self.info = DataInfo("image", (3, 32, 32), 5)
+        n = cfg.data.batch_size * cfg.gan.n_disc
+        g = torch.Generator().manual_seed(0)
+        self.batches = [{"x": torch.rand(n, 3, 32, 32, generator=g) * 2 - 1, "y": torch.randint(5, (n,), generator=g)}
+                        for _ in range(num_batches)]
+
+    def train_dataloader(self):
+        return DataLoader(self.batches, batch_size=None)
+
+
+def test_biggan_trains_with_the_orthogonal_penalty_inside_the_single_g_step():
+    import lightning as L
+
+    from ganscale.train.module import GANModule
+
+    cfg = load_config([], ["model.arch=biggan", "model.z_dim=32", "model.biggan.G_ch=2", "model.biggan.D_ch=2",
+                           "model.biggan.attn_res=16", "model.biggan.shared_dim=8", "loss.name=hinge", "gan.n_disc=2",
+                           "data.batch_size=4", "gan.ema.start_iter=0", "trainer.max_iters=2"])
+    dm = _RandomImages(cfg)
+    module = GANModule(cfg, dm.info)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer.fit(module, datamodule=dm)
+    assert module.iteration == 2
+    opt_G, opt_D = trainer.optimizers
+    w = module.G.blocks[0].conv1.parametrizations.weight.original
+    assert int(opt_G.state[w]["step"]) == 2  # one G step per iteration: the penalty joined G's loss
+    d_param = next(module.D.parameters())
+    assert int(opt_D.state[d_param]["step"]) == 4  # n_disc = 2
+    assert float(module.stats["reg/G/net"]) > 0
+    assert module.sample(3, y=torch.tensor([0, 1, 2]), truncation=0.5).shape == (3, 3, 32, 32)

@@ -1,12 +1,22 @@
-"""`ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out FILE.npy [--seed S]`
+"""`ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out OUT [--seed S] [--class C[,C...]] [--truncation T]`
 
-Samples come from G_ema when the run has one. Points (the toys) are saved as float32 (N, D);
-images as uint8 (N, H, W, C) in .npy, or as a PNG grid with --out FILE.png. Same seed, same samples.
+Samples come from G_ema when the run has one. Same seed, same samples.
+
+    ganscale sample runs/ring --num 2500 --out ring.npy                     # points: float32 (N, D)
+    ganscale sample runs/mnist --num 100 --out digits.npy                  # images: uint8 (N, H, W, C)
+    ganscale sample runs/mnist --num 100 --out grid.png --class 0,1,2,3    # one PNG grid
+    ganscale sample runs/in128 --num 500 --out samples/ --class 207 --truncation 0.5   # a folder of PNGs
+
+--class: a class-conditional G draws sample i from class C[i % len(C)] (default: uniformly random
+classes). --truncation T: z is drawn from the normal truncated to [-T, T] (BigGAN's truncation trick).
+OUT ending in .npy or .png, or else a folder (one PNG per sample, 000000.png, ...).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -14,18 +24,52 @@ from ganscale.errors import UserError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sample", help="draw samples from a trained G", description=__doc__)
+    p = sub.add_parser("sample", help="draw samples from a trained G", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help="run directory or .ckpt file")
     p.add_argument("--num", type=int, default=2500, help="number of samples")
-    p.add_argument("--out", required=True, help="output file: .npy (or .png for images)")
+    p.add_argument("--out", required=True, help="FILE.npy, FILE.png (image grid) or a folder for one PNG per sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same samples)")
+    p.add_argument("--class", dest="classes", default=None,
+                   help="class index or comma-separated list; sample i gets class C[i %% len(C)]")
+    p.add_argument("--truncation", type=float, default=None, help="truncate z to [-T, T] (T > 0)")
+    p.add_argument("--nrow", type=int, default=0, help="images per row of a PNG grid (default: about sqrt(N))")
     p.set_defaults(func=run)
 
 
-def to_uint8_images(x) -> np.ndarray:
-    """[-1, 1] float N x C x H x W -> uint8 N x H x W x C."""
-    arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(dtype=__import__("torch").uint8)
-    return arr.permute(0, 2, 3, 1).numpy()
+def parse_classes(text: Optional[str], num_classes: int, num: int):
+    """The label tensor for --class, or None (the model draws random classes)."""
+    import torch
+
+    if text is None:
+        return None
+    if num_classes == 0:
+        raise UserError("--class needs a class-conditional model; this run's G is unconditional")
+    try:
+        classes = [int(c) for c in text.split(",") if c.strip() != ""]
+    except ValueError:
+        raise UserError(f"--class {text!r}: give class indices, e.g. --class 3 or --class 0,1,2") from None
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if not classes or bad:
+        raise UserError(f"--class {text!r}: classes must be in 0..{num_classes - 1}")
+    return torch.tensor(classes, dtype=torch.long).repeat((num + len(classes) - 1) // len(classes))[:num]
+
+
+def output_kind(out: str) -> str:
+    ext = os.path.splitext(out)[1].lower()
+    if ext in (".npy", ".png"):
+        return ext[1:]
+    if ext and not os.path.isdir(out):
+        raise UserError(f"--out {out}: use FILE.npy, FILE.png (grid) or a folder (one PNG per sample)")
+    return "folder"
+
+
+def write_png_folder(images: np.ndarray, folder: str) -> None:
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    for i, img in enumerate(images):
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(os.path.join(folder, f"{i:06d}.png"))
 
 
 def run(args) -> int:
@@ -33,22 +77,26 @@ def run(args) -> int:
 
     if args.num < 1:
         raise UserError(f"--num {args.num}: ask for at least one sample")
-    ext = os.path.splitext(args.out)[1].lower()
-    if ext not in (".npy", ".png"):
-        raise UserError(f"--out {args.out}: use a .npy file (or .png for images)")
+    if args.truncation is not None and args.truncation <= 0:
+        raise UserError(f"--truncation {args.truncation}: must be > 0")
+    kind = output_kind(args.out)
     module = load_module(args.source)
-    x = module.sample(args.num, seed=args.seed)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    y = parse_classes(args.classes, module.sampler.num_classes, args.num)
+    x = module.sample(args.num, seed=args.seed, y=y, truncation=args.truncation)
+    if kind != "folder":
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if module.info.kind == "image":
-        imgs = to_uint8_images(x)
-        if ext == ".png":
-            from ganscale.train.plots import image_grid
+        from ganscale.train.plots import image_grid, to_uint8_images
 
-            image_grid(imgs, args.out)
-        else:
+        imgs = to_uint8_images(x)
+        if kind == "png":
+            image_grid(imgs, args.out, nrow=args.nrow or None)
+        elif kind == "npy":
             np.save(args.out, imgs)
+        else:
+            write_png_folder(imgs, args.out)
     else:
-        if ext == ".png":
+        if kind != "npy":
             raise UserError("PNG output is for image models; use --out FILE.npy for points")
         np.save(args.out, x.numpy().astype(np.float32))
     print(f"ganscale: wrote {args.num} samples to {args.out}")

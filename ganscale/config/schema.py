@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ganscale.data.config import DataConfig
+from ganscale.metrics.config import EvalConfig
 from ganscale.distributed.config import StrategyConfig
 from ganscale.nets.config import ModelConfig
+from ganscale.ops.config import CheckpointConfig, GuardConfig, SlurmConfig, WandbConfig
 from ganscale.train.config import (
     GANConfig,
     LossConfig,
@@ -41,6 +43,16 @@ class RunConfig:
     """The two-player schedule: n_disc, EMA."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Length, devices, precision, intervals."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Full-state atomic checkpoints: how many to keep, best by which metric."""
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    """Weights & Biases tracking (mode online/offline/disabled, project, tags, ...)."""
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    """Non-finite steps: rollback after K consecutive skipped iterations, stop after R rollbacks."""
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    """Preemption signal and requeue behaviour inside a Slurm job."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Image metrics (FID, KID, IS, precision/recall) during training and in `ganscale eval`."""
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
     """Unrolled D look-ahead in G's step (Metz et al. 2016)."""
     strategy: StrategyConfig = field(default_factory=StrategyConfig)

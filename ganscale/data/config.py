@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ganscale.data.shards.config import ShardsConfig
+
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
@@ -42,13 +44,15 @@ class ToyConfig:
 @dataclass
 class DataConfig:
     kind: str = "toy"
-    """Which data module: `toy` (2D mixtures)."""
+    """Which data module: `toy` (2D mixtures) or `shards` (WebDataset tar shards, see data.shards)."""
     batch_size: int = 256
     """Per-rank batch size of one D (or G) step. Global batch = batch_size x world size."""
     num_workers: int = 0
     """DataLoader worker processes per rank."""
     toy: ToyConfig = field(default_factory=ToyConfig)
     """Settings of the toy mixtures (used when kind=toy)."""
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    """Shard spec, manifest, shuffling, decoding and transforms (used when kind=shards)."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.data import DATASETS

@@ -125,6 +125,11 @@ class BigGANConfig(ResNetConfig):
             out.append(f"shared_dim={self.shared_dim} must be >= 1")
         if self.ortho_weight < 0:
             out.append(f"ortho_weight={self.ortho_weight} must be >= 0")
+        t = root.trainer
+        if (root.model.arch == "biggan" and self.cross_replica_bn and t.accelerator == "cpu"
+                and t.devices * t.num_nodes > 1):
+            out.append("cross_replica_bn=true needs GPUs (torch's SyncBatchNorm has no CPU kernel across "
+                       "processes); set model.biggan.cross_replica_bn=false for CPU runs")
         return out
 
 
@@ -138,14 +143,14 @@ class ModelConfig:
     """Condition G and D on the class label when the data has labels; false = unconditional."""
     mlp: MLPConfig = field(default_factory=MLPConfig)
     """Settings of the MLP family (arch=mlp)."""
-    remedies: RemediesConfig = field(default_factory=RemediesConfig)
-    """Mode-collapse remedies: packing, minibatch discrimination / stddev layers in D, feature matching."""
     dcgan: DCGANConfig = field(default_factory=DCGANConfig)
     """Settings of the DCGAN family (arch=dcgan)."""
     sngan: ResNetConfig = field(default_factory=ResNetConfig)
     """Settings of the SNGAN ResNet family (arch=sngan)."""
     biggan: BigGANConfig = field(default_factory=BigGANConfig)
     """Settings of the BigGAN family (arch=biggan)."""
+    remedies: RemediesConfig = field(default_factory=RemediesConfig)
+    """Mode-collapse remedies: packing, minibatch discrimination / stddev layers in D, feature matching."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.nets import ARCHS

@@ -3,7 +3,6 @@ optimizer.step() under manual optimization, i.e. n_disc + 1 or more per iteratio
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -13,6 +12,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
+
+# Checkpoints (atomic, with completion markers) live in ganscale.ops.checkpoint; re-exported here
+# for the code that lists a run's checkpoints.
+from ganscale.ops.checkpoint.store import checkpoint_path, list_checkpoints  # noqa: F401
 
 
 def _due(iteration: int, every: int, last: int) -> bool:
@@ -52,6 +55,8 @@ class TrainLogger(L.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0, self._it0 = time.perf_counter(), pl_module.iteration
+        if pl_module.iteration >= self.cfg.trainer.max_iters:  # resumed from the final checkpoint
+            trainer.should_stop = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
@@ -72,6 +77,7 @@ class TrainLogger(L.Callback):
                 "skipped/D": pl_module.num_skipped["D"],
                 "skipped/G": pl_module.num_skipped["G"],
             })
+            metrics.update(_data_counters(trainer, pl_module))
             for name, opt in zip(("G", "D"), trainer.optimizers):
                 metrics[f"lr/{name}"] = opt.param_groups[0]["lr"]
             self._t0, self._it0 = time.perf_counter(), it
@@ -84,15 +90,38 @@ class TrainLogger(L.Callback):
             trainer.should_stop = True
 
 
+def _data_counters(trainer, pl_module) -> dict[str, float]:
+    """The data module's counters (e.g. skipped corrupt samples), summed over ranks (collective)."""
+    counters = getattr(trainer.datamodule, "log_stats", dict)()
+    if not counters:
+        return {}
+    keys = sorted(counters)
+    vals = torch.tensor([counters[k] for k in keys], dtype=torch.float64, device=pl_module.device)
+    vals = trainer.strategy.reduce(vals, reduce_op="sum")
+    return {k: float(v) for k, v in zip(keys, vals.tolist())}
+
+
 class EvalAndPlot(L.Callback):
     """Metrics of G_ema and a sample plot at intervals and at the end (rank 0 writes files).
     Writes <run>/metrics.jsonl (one line per evaluation) and <run>/final_metrics.json."""
 
     def __init__(self, cfg, run_dir: str):
         self.cfg, self.run_dir = cfg, run_dir
+        self.latest_metrics: dict = {}
+        """The newest evaluation, {"iter": it, **metrics} (the checkpoint callback reads it)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # build the image evaluator now: a missing weight file fails before training, not at the first eval
+        prepare = getattr(trainer.datamodule, "prepare_evaluation", None)
+        if callable(prepare):
+            prepare()
 
     def _sample_fn(self, pl_module):
-        return lambda n: pl_module.sample(n, seed=self.cfg.seed + 12345)
+        def sample(n, seed=None, y=None, truncation=None):
+            seed = self.cfg.seed + 12345 if seed is None else seed
+            return pl_module.sample(n, seed=seed, y=y, truncation=truncation)
+
+        return sample
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it, last = pl_module.iteration, self.cfg.trainer.max_iters
@@ -100,6 +129,8 @@ class EvalAndPlot(L.Callback):
         if _due(it, self.cfg.trainer.eval_every, last):
             metrics = dm.evaluate(self._sample_fn(pl_module), it)
             if metrics:
+                self.latest_metrics = {"iter": it, **metrics}
+                pl_module.record_eval(it, metrics)  # kept in the checkpoint written after this callback
                 self._write(trainer, it, metrics, final=(it == last))
         if _due(it, self.cfg.trainer.plot_every, last):
             self._plot(trainer, pl_module, it)
@@ -107,7 +138,10 @@ class EvalAndPlot(L.Callback):
     @rank_zero_only
     def _plot(self, trainer, pl_module, it: int) -> None:
         path = os.path.join(self.run_dir, "plots", f"samples_{it:08d}.png")
-        trainer.datamodule.plot(self._sample_fn(pl_module), path, title=f"G_ema, iteration {it}")
+        path = trainer.datamodule.plot(self._sample_fn(pl_module), path, title=f"G_ema, iteration {it}")
+        for logger in trainer.loggers:  # e.g. W&B shows the plots next to the curves
+            if path and hasattr(logger, "log_image"):
+                logger.log_image("samples", [path], step=it)
 
     @rank_zero_only
     def _write(self, trainer, it: int, metrics: dict, final: bool) -> None:
@@ -118,30 +152,3 @@ class EvalAndPlot(L.Callback):
         if final:
             with open(os.path.join(self.run_dir, "final_metrics.json"), "w") as f:
                 json.dump({"iter": it, **metrics}, f, indent=2)
-
-
-class IterationCheckpoint(L.Callback):
-    """Checkpoint every `trainer.ckpt_every` iterations and at the end, keeping the newest few."""
-
-    def __init__(self, cfg, ckpt_dir: str, keep_last: int = 3):
-        self.cfg, self.ckpt_dir, self.keep_last = cfg, ckpt_dir, keep_last
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        it = pl_module.iteration
-        if _due(it, self.cfg.trainer.ckpt_every, self.cfg.trainer.max_iters):
-            trainer.save_checkpoint(checkpoint_path(self.ckpt_dir, it))  # all ranks call; rank 0 writes
-            self._prune(trainer)
-
-    @rank_zero_only
-    def _prune(self, trainer) -> None:
-        for old in list_checkpoints(self.ckpt_dir)[: -self.keep_last]:
-            trainer.strategy.remove_checkpoint(old)  # a strategy may keep more beside the file (DeepSpeed shards)
-
-
-def checkpoint_path(ckpt_dir: str, iteration: int) -> str:
-    return os.path.join(ckpt_dir, f"iter_{iteration:08d}.ckpt")
-
-
-def list_checkpoints(ckpt_dir: str) -> list[str]:
-    """Checkpoints oldest first (names sort by iteration)."""
-    return sorted(glob.glob(os.path.join(ckpt_dir, "iter_*.ckpt")))

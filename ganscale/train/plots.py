@@ -33,6 +33,12 @@ def scatter_plot(samples: torch.Tensor, means: torch.Tensor, path: str, title: O
     return path
 
 
+def to_uint8_images(x: torch.Tensor):
+    """[-1, 1] float N x C x H x W -> uint8 N x H x W x C (numpy)."""
+    arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(dtype=torch.uint8)
+    return arr.permute(0, 2, 3, 1).numpy()
+
+
 def image_grid(images, path: str, nrow: int | None = None) -> str:
     """uint8 N x H x W x C images tiled into one PNG."""
     import math

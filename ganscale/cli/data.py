@@ -1,0 +1,96 @@
+"""`ganscale data pack|verify`: make WebDataset shards that `data.kind=shards` streams.
+
+    ganscale data pack ../shared/data/mnist /data/mnist-shards                 # MNIST IDX (train split)
+    ganscale data pack ../shared/data/fashion-mnist /data/fmnist --split t10k
+    ganscale data pack /data/imagenet/train /data/in64 --resize 72 --square --workers 8
+    ganscale data pack /data/cub/captions.jsonl /data/cub-shards             # {image, captions[], label?}
+    ganscale data verify /data/mnist-shards                                    # sizes, checksums, counts
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ganscale.errors import UserError
+
+
+def parse_bytes(text: str) -> int:
+    """'512M', '1.5G', '100000' -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", str(text))
+    if not m:
+        raise UserError(f"--max-bytes {text!r}: give a size such as 512M, 1G or 100000")
+    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("data", help="pack and check WebDataset shards", description=__doc__,
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    pk = dsub.add_parser("pack", help="write tar shards + manifest.json from images, IDX or JSONL")
+    pk.add_argument("source", help="image folder (ImageNet layout), MNIST IDX folder/file, or .jsonl manifest")
+    pk.add_argument("out", help="output folder for <prefix>-NNNNNN.tar and manifest.json")
+    pk.add_argument("--source", dest="kind", default="auto", choices=["auto", "folder", "idx", "jsonl"],
+                    help="input kind (default: detect)")
+    pk.add_argument("--split", default="train", help="IDX split: train or t10k (default train)")
+    pk.add_argument("--image-root", default=None, help="JSONL: folder image paths are relative to "
+                                                       "(default: the JSONL's folder)")
+    pk.add_argument("--image-format", default="keep", choices=["keep", "png", "jpg", "webp"],
+                    help="keep = original bytes when not resized (IDX -> png); default keep")
+    pk.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    pk.add_argument("--resize", type=int, default=0, help="resize the shorter side to N pixels at pack time")
+    pk.add_argument("--square", action="store_true", help="centre-crop every image to a square")
+    pk.add_argument("--max-samples", type=int, default=5000, help="samples per shard at most (default 5000)")
+    pk.add_argument("--max-bytes", default="512M", help="start a new shard at this size (default 512M)")
+    pk.add_argument("--prefix", default="data", help="shard name prefix (default data)")
+    pk.add_argument("--no-shuffle", action="store_true", help="keep the input order (default: seeded shuffle)")
+    pk.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
+    pk.add_argument("--limit", type=int, default=0, help="pack only the first N samples (after shuffling)")
+    pk.add_argument("--workers", type=int, default=1, help="decode/encode processes (default 1)")
+    pk.add_argument("--overwrite", action="store_true", help="replace shards already in OUT")
+    pk.set_defaults(func=run_pack)
+
+    vf = dsub.add_parser("verify", help="check shard sizes, checksums and sample counts against the manifest")
+    vf.add_argument("path", help="shard folder or manifest.json")
+    vf.add_argument("--quick", action="store_true", help="sizes only, no checksums or sample counts")
+    vf.set_defaults(func=run_verify)
+
+
+def run_pack(args) -> int:
+    from ganscale.data.pack import EncodeOptions, PackOptions, open_source, pack
+
+    if args.resize < 0 or args.limit < 0 or args.workers < 1 or not 1 <= args.quality <= 100:
+        raise UserError("--resize and --limit must be >= 0, --workers >= 1, --quality in 1..100")
+    if args.image_format == "webp":
+        from PIL import features
+
+        if not features.check("webp"):
+            raise UserError("this Pillow has no WebP support; use --image-format jpg or png")
+    source = open_source(args.source, args.kind, args.split, args.image_root)
+    opts = PackOptions(
+        encode=EncodeOptions(args.image_format, args.quality, args.resize, args.square),
+        max_samples=args.max_samples, max_bytes=parse_bytes(args.max_bytes), prefix=args.prefix,
+        shuffle=not args.no_shuffle, seed=args.seed, limit=args.limit, workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    m = pack(source, args.out, opts)
+    size = sum(s.bytes for s in m.shards)
+    shape = f"{m.width}x{m.height}" if m.width else "mixed sizes"
+    print(f"ganscale: packed {m.num_samples} samples ({shape}, {m.mode}, {m.image_format}, "
+          f"{m.num_classes} classes) into {len(m.shards)} shards, {size / 1e6:.1f} MB, in {args.out}; "
+          f"skipped {m.num_skipped}")
+    print(f"ganscale: manifest {os.path.join(args.out, 'manifest.json')}; train with "
+          f"data.kind=shards data.shards.urls={args.out}")
+    return 0
+
+
+def run_verify(args) -> int:
+    from ganscale.data.shards.verify import verify
+
+    problems, m = verify(args.path, quick=args.quick)
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) in {args.path}:\n" + "\n".join(f"  - {p}" for p in problems))
+    print(f"ganscale: {len(m.shards)} shards, {m.num_samples} samples: all match the manifest")
+    return 0

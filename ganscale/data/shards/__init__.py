@@ -1,0 +1,1 @@
+"""WebDataset shards: the manifest, the shard spec, the deterministic stream and its data module."""

@@ -1,0 +1,72 @@
+"""Typed config of image evaluation (`eval.*`): FID, KID, IS, precision/recall, class accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from ganscale.config.schema import RunConfig
+
+IMAGE_METRICS = ("fid", "kid", "is", "pr", "class_acc", "modes")
+
+
+@dataclass
+class EvalConfig:
+    metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "is", "pr"])
+    """Image metrics to compute (fid, kid, is, pr, class_acc, modes); [] = none. class_acc (share of
+    class-c samples the extractor labels c, averaged over classes) and modes (Stacked MNIST: digit
+    triples covered and KL to uniform, each channel classified) need extractor=classifier."""
+    num_samples: int = 10000
+    """Generated samples per evaluation, in total over all ranks (the FID protocol uses 50000)."""
+    num_reference: int = 10000
+    """Real samples for the reference statistics (computed once, then read from the cache)."""
+    batch_size: int = 250
+    """Samples per generator / feature-extractor call on each rank."""
+    extractor: str = "inception"
+    """Feature network: inception (InceptionV3, needs inception_path) or classifier (needs classifier_path)."""
+    inception_path: str = ""
+    """Local path of weights-inception-2015-12-05-6726825d.pth (nothing is downloaded at run time)."""
+    classifier_path: str = ""
+    """Local path of a digit classifier saved by `ganscale classifier train`."""
+    truncation: Optional[float] = None
+    """Sample with truncated z (|z| <= truncation) for evaluation; null = the plain prior."""
+    seed: int = 0
+    """Seed of the evaluation latents: every evaluation of a run uses the same z and labels."""
+    kid_subsets: int = 100
+    """KID: number of random subsets the MMD estimate is averaged over."""
+    kid_subset_size: int = 1000
+    """KID: subset size (capped at the number of samples)."""
+    is_splits: int = 10
+    """Inception Score: number of splits (mean and std over splits)."""
+    pr_k: int = 3
+    """Precision/recall (Kynkaanniemi et al. 2019): k of the k-NN radius of each manifold."""
+    pr_num_samples: int = 10000
+    """Precision/recall and KID use at most this many real and generated features."""
+    cache_dir: str = ""
+    """Where reference statistics are cached; empty = the data's cache folder (or <run dir>/refstats)."""
+    best_metric: str = "fid"
+    """The metric that ranks checkpoints ("best" = lowest; for is, precision, recall, class_acc: highest)."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        from ganscale.metrics.extractors import EXTRACTORS
+
+        out = []
+        bad = [m for m in self.metrics if m not in IMAGE_METRICS]
+        if bad:
+            out.append(f"metrics={self.metrics}: {bad} unknown; choose from: {', '.join(IMAGE_METRICS)}")
+        p = EXTRACTORS.problem("extractor", self.extractor)
+        if p:
+            out.append(p)
+        for k in ("num_samples", "num_reference"):
+            if getattr(self, k) < 2:
+                out.append(f"{k}={getattr(self, k)} must be >= 2")
+        for k in ("batch_size", "kid_subsets", "kid_subset_size", "is_splits", "pr_k", "pr_num_samples"):
+            if getattr(self, k) < 1:
+                out.append(f"{k}={getattr(self, k)} must be >= 1")
+        if self.truncation is not None and self.truncation <= 0:
+            out.append(f"truncation={self.truncation} must be > 0 (or null)")
+        for m in ("class_acc", "modes"):
+            if m in self.metrics and self.extractor != "classifier":
+                out.append(f"metrics has {m}, which needs extractor=classifier (a network that predicts the classes)")
+        return out
