@@ -35,7 +35,8 @@ from ganscale.train.module import GANModule  # noqa: E402
 
 B = 8  # per-rank batch of the distributed runs; the reference uses 2 * B in one process
 ITERS = 3
-NAN_AT = 1  # iteration whose global batch has NaNs in its second half (rank 1's slice) in case nonfinite
+NAN_AT = 1  # iteration whose global batch has NaNs in its second half (rank 1's slice) in case nonfinite,
+#            or whose second-half samples send NaN gradients back from D's logits in case nonfinite_grad
 BASE = ["model.mlp.G.width=32", "model.mlp.G.depth=2", "model.mlp.D.width=32", "model.mlp.D.depth=2",
         "optim.G.lr=1e-3", "optim.D.lr=1e-3", "gan.ema.decay=0.9", f"trainer.max_iters={ITERS}",
         "trainer.log_every=1", "trainer.progress_bar=false", "seed=3"]
@@ -46,6 +47,7 @@ CASES = {
     "r1": ["reg.r1_gamma=1.0"],
     "gp": ["reg.gp_weight=10.0"],
     "nonfinite": [],
+    "nonfinite_grad": [],
 }
 STRATEGIES = {
     "single": ["strategy.name=single"],
@@ -106,6 +108,21 @@ class MemoryLogger(Logger):
         self.rows.append(dict(metrics))
 
 
+def poison_d_gradients(module: GANModule) -> None:
+    """In D's phases of iteration NAN_AT, the samples in the second half of the global batch send
+    NaN gradients back from D's logits: the losses stay finite, the gradients do not."""
+
+    def hook(net, args, out):
+        if module.iteration != NAN_AT or not any(p.requires_grad for p in net.parameters()) or not out.requires_grad:
+            return
+        b = out.shape[0]
+        index = torch.arange(module._rank * b, (module._rank + 1) * b)
+        mask = index >= module._world * b // 2
+        out.register_hook(lambda g: torch.where(mask, torch.full_like(g, float("nan")), g))
+
+    module.D.register_forward_hook(hook)
+
+
 def make_cfg(case: str, strategy: str, world: int, batch: int, extra=()):
     return load_config([], [*BASE, *CASES[case], *STRATEGIES[strategy], f"data.batch_size={batch}",
                             f"trainer.devices={world}", *extra])
@@ -117,6 +134,8 @@ def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=
     L.seed_everything(cfg.seed, verbose=False)
     dm = SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None)
     module = GANModule(cfg, dm.info)
+    if case == "nonfinite_grad":
+        poison_d_gradients(module)
     init = {k: v.detach().clone() for k, v in module.D.state_dict().items()}
     logger = MemoryLogger()
     trainer = L.Trainer(accelerator="cpu", devices=world, num_nodes=1, max_epochs=-1, max_steps=-1,

@@ -87,9 +87,6 @@ class StrategyConfig:
                 out.append(f"zero_stage={self.zero_stage} unknown; choose 1 or 2 (or strategy.name=ddp for none)")
             if self.zero_bucket_size < 1:
                 out.append(f"zero_bucket_size={self.zero_bucket_size} must be >= 1")
-            if root.trainer.precision == "16-mixed" and root.trainer.accelerator == "cpu":
-                out.append("trainer.precision=16-mixed with strategy.name=deepspeed needs GPUs "
-                           "(DeepSpeed has no fp16 on CPU); use trainer.precision=bf16-mixed or 32")
         if self.missing_grads not in ("auto", "skip", "zero"):
             out.append(f"missing_grads={self.missing_grads!r} unknown; choose one of: auto, skip, zero")
         elif self.name == "deepspeed" and self.missing_grads == "skip":

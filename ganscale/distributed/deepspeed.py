@@ -292,6 +292,9 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
                 raise UserError(f"could not load the {name} engine from {ds_dir}/{name}; the checkpoint is incomplete")
         return checkpoint
 
+    def load_optimizer_state_dict(self, checkpoint) -> None:
+        pass  # the engines loaded their partitioned optimizer state in load_checkpoint
+
     def load_model_state_dict(self, checkpoint, strict: bool = True) -> None:
         # G and D were restored by their engines (fp32 master weights included); load the rest (G_ema).
         state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(("G.", "D."))}
