@@ -197,6 +197,16 @@ def main(out_dir: str, strategies: list[str]) -> None:
         except Exception:
             res = {"error": traceback.format_exc()}
         torch.save(res, os.path.join(out_dir, f"bf16-{strategy}-rank{rank}.pt"))
+    # BatchNorm: per-rank batch statistics differ; strategy.sync_buffers keeps the replicas equal
+    bn = ["model.mlp.G.norm=batch", "model.mlp.D.norm=batch"]
+    for name, strategy, extra in (("bn", "ddp", bn), ("bn", "zero2", bn),
+                                  ("bn_nosync", "ddp", [*bn, "strategy.sync_buffers=false"])):
+        if strategy in strategies:
+            try:
+                res = run_case("plain", strategy, 2, B, extra=extra)
+            except Exception:
+                res = {"error": traceback.format_exc()}
+            torch.save(res, os.path.join(out_dir, f"{name}-{strategy}-rank{rank}.pt"))
     if "ddp" in strategies:
         # per-player loss scaling: fp16 autocast + one GradScaler per player (CPU autocast has
         # fp16; the config refuses 16-mixed on CPU for users, so the plugin is passed directly).

@@ -120,6 +120,18 @@ def test_bf16_mixed_keeps_replicas_identical(results, strategy):
     assert any(not torch.equal(r0["D"][k], r0["D_init"][k]) for k in r0["D"])
 
 
+@pytest.mark.parametrize("strategy", ["ddp", "zero2"])
+def test_batchnorm_statistics_stay_identical_across_ranks(results, strategy):
+    if strategy != "ddp" and not HAS_DEEPSPEED:
+        pytest.skip("deepspeed is not installed")
+    r0, r1 = results(f"bn-{strategy}")
+    assert any(k.endswith("running_mean") for k in r0["D"])
+    assert_replicas_identical(r0, r1)  # running statistics included
+    n0, n1 = results("bn_nosync-ddp")
+    assert any(not torch.equal(n0["D"][k], n1["D"][k]) for k in n0["D"] if k.endswith("running_mean")), \
+        "without strategy.sync_buffers each rank's statistics follow its own data"
+
+
 def test_fp16_loss_scale_is_per_player_and_agreed(results):
     r0, r1 = results("fp16-ddp")
     assert_replicas_identical(r0, r1)

@@ -42,8 +42,9 @@ class StrategyConfig:
     bucket_cap_mb: float = 25.0
     """ddp: gradients are all-reduced in flat buckets of at most this many MiB."""
     sync_buffers: bool = True
-    """ddp: average floating-point buffers (BatchNorm running statistics) across ranks every
-    iteration, so the replicas stay identical (DDP broadcasts them instead)."""
+    """ddp and deepspeed: average G's and D's floating-point buffers (BatchNorm running statistics)
+    over ranks at the end of every iteration, so the replicas stay identical (torch's DDP would
+    broadcast rank 0's instead)."""
     zero_stage: int = 2
     """deepspeed: ZeRO stage of both engines. 1 partitions the optimizer state, 2 also the gradients.
     3 (parameters too) is refused with an explanation."""

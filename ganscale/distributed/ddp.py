@@ -69,9 +69,12 @@ class PlayerDDPStrategy(DDPStrategy):
         on N ranks equal k steps of the distributed D."""
         return differentiable_mean_all(grads)
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+    def sync_replica_buffers(self) -> None:
+        """Average G's and D's BatchNorm statistics over ranks (GANModule calls it at the end of
+        every iteration, before the EMA update): each rank's statistics follow its own data."""
         if self.gan_cfg.sync_buffers:
-            all_reduce_mean_(replica_buffers(self.lightning_module), self.gan_cfg.bucket_cap_mb)
+            module = self.lightning_module
+            all_reduce_mean_(replica_buffers(module.G) + replica_buffers(module.D), self.gan_cfg.bucket_cap_mb)
 
     def load_checkpoint(self, checkpoint_path, *args: Any, **kwargs: Any) -> dict:
         checkpoint = super().load_checkpoint(checkpoint_path, *args, **kwargs)

@@ -262,6 +262,9 @@ class GANModule(L.LightningModule):
         self.phase_G_main(b)
         self.phase_G_reg()
         self._train(None)
+        sync = getattr(self.trainer.strategy, "sync_replica_buffers", None)
+        if sync is not None:
+            sync()  # BatchNorm statistics equal on every rank before G_ema averages them
         self.update_ema()
         self.iteration += 1
 
