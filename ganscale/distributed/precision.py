@@ -53,13 +53,17 @@ class PlayerMixedPrecision(MixedPrecision):
 class fp32_view:  # noqa: N801 - used like a function: G_ema.update_parameters(fp32_view(G))
     """A module's parameters and buffers as fp32 tensors, for AveragedModel.update_parameters:
     G_ema stays fp32 when G's weights are half precision (DeepSpeed bf16/fp16 engines). No copy
-    when they already are fp32."""
+    when they already are fp32 (or wider: a float64 G stays float64)."""
 
     def __init__(self, module: torch.nn.Module):
         self.module = module
 
+    @staticmethod
+    def _up(t: torch.Tensor) -> torch.Tensor:
+        return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
     def parameters(self):
-        return (p.float() for p in self.module.parameters())
+        return (self._up(p) for p in self.module.parameters())
 
     def buffers(self):
-        return (b.float() if b.is_floating_point() else b for b in self.module.buffers())
+        return (self._up(b) for b in self.module.buffers())
