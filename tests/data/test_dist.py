@@ -56,34 +56,3 @@ def test_two_ranks_read_disjoint_data_and_resume_exactly(tmp_path, init):
     assert r0["state_ranks"] == r1["state_ranks"] == 2
     assert r0["resume_equal"] and r1["resume_equal"]
     assert r0["resume_keys"] != r1["resume_keys"]
-
-
-def _launch(args, timeout=280):
-    env = dict(os.environ, MASTER_PORT=str(free_port()),
-               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "GANSCALE_RUN_DIR"):
-        env.pop(k, None)
-    script = os.path.join(os.path.dirname(__file__), "lightning_dist_check.py")
-    r = subprocess.run([sys.executable, script, *map(str, args)], env=env, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, r.stderr[-4000:]
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_lightning_ddp_resume_per_rank(tmp_path):
-    """Under Lightning's DDP strategy (Trainer, checkpoint, fit(ckpt_path=...)): ranks get their own
-    data, every rank trains on the same number of batches although the shards are uneven, and after a
-    resume each rank continues with exactly the batches it would have seen. (Lightning's own
-    DeepSpeedStrategy refuses CPUs; DeepSpeed's process group is covered above.)"""
-    strategy = "ddp"
-    pack_arrays(tmp_path / "s", numbered_images(41), max_samples=6)  # uneven: 6 x 6 + 5
-    _launch([tmp_path / "s", tmp_path, strategy, "straight"])
-    _launch([tmp_path / "s", tmp_path, strategy, "resume"])
-    runs = {(p, r): json.loads((tmp_path / f"{strategy}-{p}-rank{r}.json").read_text())
-            for p in ("straight", "resume") for r in range(2)}
-    for r in range(2):
-        straight, resumed = runs["straight", r], runs["resume", r]
-        assert (straight["rank"], straight["world_size"]) == (r, 2)
-        assert len(straight["keys"]) == 10 and resumed["keys"] == straight["keys"][5:]
-    assert runs["straight", 0]["keys"] != runs["straight", 1]["keys"]

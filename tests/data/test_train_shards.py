@@ -1,9 +1,10 @@
-"""Training from shards: the MNIST job end to end, exact resume through Lightning.
-
-(Data under Lightning DDP and DeepSpeed process groups: test_dist.py.)"""
+"""Training from shards: the MNIST job end to end, exact resume (one process and 2-rank DDP),
+skipped samples logged. (The stream under raw gloo and DeepSpeed process groups: test_dist.py.)"""
 
 import os
+import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,4 +78,36 @@ def test_training_skips_corrupt_samples_and_logs_the_counts(tmp_path, monkeypatc
     col = rows[0].split(",").index("data/skipped_samples")
     counts = [float(r.split(",")[col]) for r in rows[1:] if r.split(",")[col]]
     assert counts and counts[-1] > 0 and counts == sorted(counts)
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.timeout(500)
+def test_ddp_resume_from_uneven_shards_equals_uninterrupted(tmp_path):
+    """2 ranks x 2 workers on uneven shards (16, 16, 16, 2) in split mode: no rank waits on another,
+    the checkpoint holds both ranks' positions, and a run resumed from iteration 5 ends with exactly
+    the weights of the run that never stopped (so every rank continued its own stream exactly)."""
+    pack_arrays(tmp_path / "s", numbered_images(50), np.arange(50) % 5, max_samples=16)
+    common = [CONFIG, os.path.join(REPO, "configs", "strategy", "ddp.yaml"), f"data.shards.urls={tmp_path / 's'}",
+              f"run.root={tmp_path}", "trainer.devices=2", "trainer.max_iters=10", "trainer.ckpt_every=5",
+              "trainer.log_every=5", "trainer.plot_every=0", "trainer.progress_bar=false", "data.batch_size=4",
+              "data.shards.resampled=false", "data.shards.shuffle_buffer=20", "model.mlp.G.width=32",
+              "model.mlp.D.width=32", "gan.n_disc=2"]
+    r = run_cli("train", *common, "run.name=a", timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpts = tmp_path / "a" / "checkpoints"
+    state = torch.load(ckpts / "iter_00000010.ckpt", weights_only=False)["ShardsDataModule"]
+    assert state["world_size"] == 2 and state["batches_consumed_per_rank"] == [10, 10]
+    assert all(row[0] >= 0 for rank in state["positions"] for row in rank)  # every rank, every worker
+    os.makedirs(tmp_path / "b" / "checkpoints")
+    for name in os.listdir(ckpts):
+        if name.startswith("iter_00000005"):
+            shutil.copy(ckpts / name, tmp_path / "b" / "checkpoints" / name)
+    r = run_cli("train", *common, "run.name=b", timeout=240)
+    assert r.returncode == 0 and "resuming from iter_00000005.ckpt" in r.stdout, r.stderr[-3000:]
+    assert "cannot replay" not in r.stderr
+    a, b = (torch.load(tmp_path / n / "checkpoints" / "iter_00000010.ckpt", weights_only=False)["state_dict"]
+            for n in ("a", "b"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
 
