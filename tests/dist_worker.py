@@ -39,7 +39,7 @@ NAN_AT = 1  # iteration whose global batch has NaNs in its second half (rank 1's
 #            or whose second-half samples send NaN gradients back from D's logits in case nonfinite_grad
 BASE = ["model.mlp.G.width=32", "model.mlp.G.depth=2", "model.mlp.D.width=32", "model.mlp.D.depth=2",
         "optim.G.lr=1e-3", "optim.D.lr=1e-3", "gan.ema.decay=0.9", f"trainer.max_iters={ITERS}",
-        "trainer.log_every=1", "trainer.progress_bar=false", "seed=3"]
+        "reg.r1_gamma=0.0", "trainer.log_every=1", "trainer.progress_bar=false", "seed=3"]
 CASES = {
     "plain": [],
     "n_disc2": ["gan.n_disc=2"],

@@ -22,7 +22,7 @@ from ganscale.distributed.collectives import (
 )
 from ganscale.distributed.ddp import PlayerDDPStrategy, replica_buffers
 from ganscale.distributed.players import active_player, skip_player_step
-from ganscale.distributed.precision import PlayerMixedPrecision, fp32_view
+from ganscale.distributed.precision import PlayerMixedPrecision, cast_like
 from ganscale.errors import ConfigError, UserError
 
 
@@ -118,11 +118,11 @@ def test_ema_of_half_precision_weights_stays_fp32():
     G = torch.nn.Linear(3, 3)
     ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
     G.to(torch.bfloat16)  # a DeepSpeed bf16 engine keeps G's weights in bf16
-    ema.update_parameters(fp32_view(G))  # the first update copies
+    ema.update_parameters(cast_like(G, ema.module))  # the first update copies
     start = copy.deepcopy(ema.module.weight.detach())
     with torch.no_grad():
         G.weight.add_(1.0)
-    ema.update_parameters(fp32_view(G))
+    ema.update_parameters(cast_like(G, ema.module))
     assert ema.module.weight.dtype == torch.float32
     torch.testing.assert_close(ema.module.weight, 0.5 * start + 0.5 * G.weight.float())
 

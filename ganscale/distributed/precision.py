@@ -50,20 +50,17 @@ class PlayerMixedPrecision(MixedPrecision):
                 s.load_state_dict(state_dict[p])
 
 
-class fp32_view:  # noqa: N801 - used like a function: G_ema.update_parameters(fp32_view(G))
-    """A module's parameters and buffers as fp32 tensors, for AveragedModel.update_parameters:
-    G_ema stays fp32 when G's weights are half precision (DeepSpeed bf16/fp16 engines). No copy
-    when they already are fp32 (or wider: a float64 G stays float64)."""
+class cast_like:  # noqa: N801 - used like a function: G_ema.update_parameters(cast_like(G, G_ema.module))
+    """A module's parameters and buffers cast to the dtypes of `reference`'s (same structure), for
+    AveragedModel.update_parameters: G_ema keeps its precision (fp32) when G's weights are half
+    precision (DeepSpeed bf16/fp16 engines). No copy where the dtypes already agree."""
 
-    def __init__(self, module: torch.nn.Module):
-        self.module = module
-
-    @staticmethod
-    def _up(t: torch.Tensor) -> torch.Tensor:
-        return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    def __init__(self, module: torch.nn.Module, reference: torch.nn.Module):
+        self.module, self.reference = module, reference
 
     def parameters(self):
-        return (self._up(p) for p in self.module.parameters())
+        return (p.to(r.dtype) for p, r in zip(self.module.parameters(), self.reference.parameters()))
 
     def buffers(self):
-        return (self._up(b) for b in self.module.buffers())
+        return (b.to(r.dtype) if b.is_floating_point() else b
+                for b, r in zip(self.module.buffers(), self.reference.buffers()))

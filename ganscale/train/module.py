@@ -30,7 +30,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganscale.config.load import to_dict
 from ganscale.distributed.players import player_step
-from ganscale.distributed.precision import fp32_view
+from ganscale.distributed.precision import cast_like
 from ganscale.losses import get_loss
 from ganscale.nets import build_nets
 from ganscale.nets.remedies import feature_matching_loss
@@ -238,7 +238,7 @@ class GANModule(L.LightningModule):
             return
         if self.iteration < self.cfg.gan.ema.start_iter:
             self.G_ema.n_averaged.zero_()  # the next update copies G instead of averaging
-        self.G_ema.update_parameters(fp32_view(self.G))
+        self.G_ema.update_parameters(cast_like(self.G, self.G_ema.module))
 
     # ----------------------------------------------------------------- Lightning hooks
     def configure_optimizers(self):
