@@ -1,12 +1,13 @@
 """Mode collapse on the 2D ring and grid: the PacGAN/VEEGAN protocol over several seeds.
 
     nice -n 10 python benchmarks/toy_modes.py                 # the published table (docs/toy_modes.md)
-    python benchmarks/toy_modes.py --mixtures ring --methods gan,pack4 --seeds 2 \\
-        --set trainer.max_iters=500 --out-dir /tmp/toy                     # a quick look
+    python benchmarks/toy_modes.py --mixtures ring --methods gan,pack4 --seeds 2 --iters 500 \\
+        --out-dir /tmp/toy                                                 # a quick look
 
-Every method is the shipped config (configs/toy/<mixture>.yaml) with the remedies of the shipped
-config switched off and the method's own switched on, so rows differ only in the remedy: same
-networks, learning rates, iterations and evaluation. `default` is the shipped config unchanged.
+`default` is the shipped config (configs/toy/<mixture>.yaml) unchanged. Every other row is the
+vanilla GAN of the published tables built from it: the same networks, loss, learning rates and
+batch, but no R1 penalty, no EMA of G (samples come from G itself) and no remedy, trained for
+--iters iterations; then the row's remedy switched on. So those rows differ only in the remedy.
 Each run trains through `ganscale.train.run.main` (the same code as `ganscale train`) in a process
 pool and is evaluated by `ganscale.metrics.modes` (2,500 samples of the run's sampler, HQ within 3
 std, a mode is captured if an HQ sample is nearest to it, reverse KL over the HQ histogram).
@@ -29,8 +30,11 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Switch off every remedy a shipped config may use; a method then switches on its own.
+# The vanilla GAN: no regularizer, no EMA, no remedy; a method then switches on its own.
 PLAIN = [
+    "reg.r1_gamma=0",
+    "reg.gp_weight=0",
+    "gan.ema.enabled=false",
     "unroll.steps=0",
     "model.remedies.pack=1",
     "model.remedies.minibatch_discrimination.enabled=false",
@@ -41,7 +45,7 @@ PLAIN = [
 
 # name -> (label, overrides after PLAIN; None = the shipped config unchanged)
 METHODS: dict[str, tuple[str, list[str] | None]] = {
-    "gan": ("plain GAN", []),
+    "gan": ("plain GAN (no R1, no EMA)", []),
     "unroll5": ("unrolled k=5", ["unroll.steps=5"]),
     "unroll10": ("unrolled k=10", ["unroll.steps=10"]),
     "pack2": ("PacGAN m=2", ["model.remedies.pack=2"]),
@@ -59,9 +63,15 @@ PUBLISHED = {
 }
 
 
-def method_overrides(method: str) -> list[str]:
+DEFAULT_ITERS = 2000
+
+
+def method_overrides(method: str, iters: int | None = None) -> list[str]:
+    """Overrides of `method` over the shipped config (the vanilla rows also get --iters)."""
     label, extra = METHODS[method]
-    return [] if extra is None else [*PLAIN, *extra]
+    if extra is None:
+        return []
+    return [*PLAIN, *extra, *([f"trainer.max_iters={iters}"] if iters else [])]
 
 
 def run_one(job: dict) -> dict:
@@ -75,7 +85,7 @@ def run_one(job: dict) -> dict:
     run_dir = os.path.join(job["work_dir"], job["mixture"], f"{job['method']}-s{job['seed']}")
     os.makedirs(run_dir, exist_ok=True)
     overrides = ["trainer.progress_bar=false", "trainer.plot_every=0", "trainer.eval_every=0",
-                 "trainer.ckpt_every=0", *method_overrides(job["method"]), *job["extra"], f"seed={job['seed']}",
+                 "trainer.ckpt_every=0", *method_overrides(job["method"], job["iters"]), *job["extra"], f"seed={job['seed']}",
                  f"run.root={os.path.dirname(run_dir)}", f"run.name={os.path.basename(run_dir)}",
                  "run.resume=never", f"config_name={job['mixture']}"]
     cfg = load_config([os.path.join(REPO, "configs", "toy", f"{job['mixture']}.yaml")], overrides)
@@ -138,8 +148,10 @@ def write_markdown(results: list[dict], args, path: str, fig_name: str, wall: fl
         "captured if at least one HQ sample is nearest to it; KL is PacGAN's reverse KL(p || uniform) of "
         "the HQ samples' histogram over the modes. Mean ± standard error over seeds.",
         "",
-        "Every row is the shipped config (`configs/toy/<mixture>.yaml`) with its remedies switched off "
-        "and the row's remedy switched on; `shipped default` is the config unchanged. Extra overrides: "
+        "`shipped default` is `configs/toy/<mixture>.yaml` unchanged (G_ema sampled). Every other row is "
+        "the vanilla GAN of the published tables built from it (same networks, loss, learning rates and "
+        "batch; no R1, no EMA: G sampled; no remedy; "
+        f"{args.iters} iterations) with the row's remedy switched on. Extra overrides for every run: "
         f"`{' '.join(args.set) or 'none'}`.",
         "",
     ]
@@ -152,7 +164,7 @@ def write_markdown(results: list[dict], args, path: str, fig_name: str, wall: fl
         for method in args.method_list:
             s = summarize(results, mixture, method)
             label, extra = METHODS[method]
-            cfg = "shipped config" if extra is None else (" ".join(extra) or "remedies off")
+            cfg = "shipped config" if extra is None else (" ".join(extra) or "vanilla")
             lines.append(
                 f"| {label} (`{cfg}`) | {fmt(s['modes'])} | {fmt(s['hq'], 100)} | {fmt(s['kl'], 1, 3)} | "
                 f"{s['all_modes']}/{len(s['modes'])} | {s['iters']} | {fmt(s['seconds'], 1, 0)} | "
@@ -208,6 +220,8 @@ def parse_args(argv=None):
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.add_argument("--iters", type=int, default=DEFAULT_ITERS,
+                   help="iterations of the vanilla-based rows (the shipped default runs its own length)")
     p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every run")
     p.add_argument("--out-dir", default=os.path.join(REPO, "docs"), help="where the table and figure go")
     p.add_argument("--work-dir", default=os.path.join(REPO, "runs", "toy_modes"), help="run directories")
@@ -228,7 +242,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    jobs = [{"mixture": mx, "method": me, "seed": s, "extra": args.set, "work_dir": args.work_dir}
+    jobs = [{"mixture": mx, "method": me, "seed": s, "extra": args.set, "work_dir": args.work_dir, "iters": args.iters}
             for mx in args.mixture_list for me in args.method_list for s in args.seed_list]
     # Longest first (unrolling costs most) so the pool does not end on one straggler.
     jobs.sort(key=lambda j: -int(j["method"][6:]) if j["method"].startswith("unroll") else 0)

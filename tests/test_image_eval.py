@@ -147,6 +147,9 @@ json.dump(m, open({out!r} + f"-{{world}}-{{rank}}.json", "w"))
 """
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.timeout(600)
 def test_distributed_evaluation_equals_single_process(shards, classifier, tmp_path):
     import socket
     import subprocess
@@ -171,6 +174,8 @@ def test_distributed_evaluation_equals_single_process(shards, classifier, tmp_pa
     assert os.listdir(str(tmp_path / "cache1")) == os.listdir(str(tmp_path / "cache2"))
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_train_eval_sample_from_the_cli(shards, classifier, tmp_path, capsys):
     root = str(tmp_path / "runs")
     r = cli("train", os.path.join(REPO, "configs", "mnist", "dcgan.yaml"), f"data.shards.urls={shards}",

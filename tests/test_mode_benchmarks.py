@@ -19,11 +19,11 @@ def test_toy_modes_writes_table_and_figure(tmp_path):
 
     out = tmp_path / "docs"
     rc = toy_modes.main(["--mixtures", "ring", "--methods", "gan,pack2", "--seeds", "1", "--jobs", "2",
-                         "--set", "trainer.max_iters=3", "data.batch_size=16",
+                         "--iters", "3", "--set", "data.batch_size=16",
                          "--out-dir", str(out), "--work-dir", str(tmp_path / "runs")])
     assert rc == 0
     md = (out / "toy_modes.md").read_text()
-    assert "| plain GAN (`remedies off`) |" in md and "| PacGAN m=2 (`model.remedies.pack=2`) |" in md
+    assert "| plain GAN (no R1, no EMA) (`vanilla`) |" in md and "| PacGAN m=2 (`model.remedies.pack=2`) |" in md
     assert "| published: PacGAN4 | 7.8 | 95.9 |" in md
     assert (out / "toy_modes.png").stat().st_size > 10_000
     rows = json.loads((out / "toy_modes.json").read_text())
@@ -31,15 +31,16 @@ def test_toy_modes_writes_table_and_figure(tmp_path):
     assert all(r["iters"] == 3 and 0 <= r["metrics"]["modes"] <= 8 for r in rows)
     # the pack2 run really packed: its resolved config says so
     cfg = (tmp_path / "runs" / "ring" / "pack2-s0" / "config.yaml").read_text()
-    assert "pack: 2" in cfg
+    assert "pack: 2" in cfg and "r1_gamma: 0.0" in cfg and "max_iters: 3" in cfg
 
 
 def test_toy_modes_method_overrides_switch_remedies_off_then_on():
     import toy_modes
 
     assert toy_modes.method_overrides("default") == []
-    ov = toy_modes.method_overrides("unroll10")
-    assert ov[:len(toy_modes.PLAIN)] == toy_modes.PLAIN and ov[-1] == "unroll.steps=10"
+    ov = toy_modes.method_overrides("unroll10", 100)
+    assert ov[:len(toy_modes.PLAIN)] == toy_modes.PLAIN and ov[-2:] == ["unroll.steps=10", "trainer.max_iters=100"]
+    assert "gan.ema.enabled=false" in ov and "reg.r1_gamma=0" in ov
     assert toy_modes.mean_se([1.0, 2.0, 3.0]) == pytest.approx((2.0, (1 / 3) ** 0.5))
 
 

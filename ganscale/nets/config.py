@@ -55,6 +55,10 @@ class DCGANConfig:
     """D width: the layer at resolution r has D_ch * (res / r) / 2 channels (doubling as it shrinks)."""
     D_norm: str = "none"
     """Normalization in D after each conv but the first: none (use with spectral norm) or batch."""
+    label_input: bool = True
+    """Conditional nets also read the label at the input (Mirza & Osindero 2014): one_hot(y) is
+    concatenated to z in G and given to D's first conv as constant maps. Besides conditional BN and
+    the projection head, this direct path makes G follow the class within a few thousand steps."""
 
     def check(self, root: "RunConfig") -> list[str]:
         out = []

@@ -2,9 +2,11 @@
 
 G: z -> linear -> [b x b] (b = 7 at 28 px, 4 otherwise) -> (ConvTranspose 4x4/2, BN, ReLU) per
 doubling -> ConvTranspose 4x4/2 -> tanh; channels halve as the resolution doubles. A
-class-conditional G uses BatchNorm with per-class gain and bias (conditional BN on one_hot(y)).
+class-conditional G uses BatchNorm with per-class gain and bias (conditional BN on one_hot(y))
+and, with `label_input`, reads [z, one_hot(y)].
 D: Conv 4x4/2 + LeakyReLU(0.2) per halving down to b x b, optional BatchNorm, then a linear
-output on the flattened features plus, when conditional, the projection of a class embedding.
+output on the flattened features plus, when conditional, the projection of a class embedding;
+with `label_input` the first conv also reads one_hot(y) as constant maps.
 
     ganscale train configs/mnist/dcgan.yaml
 """
@@ -35,21 +37,23 @@ def _resolutions(family: str, shape: tuple[int, ...]) -> list[int]:
 
 
 class DCGANGenerator(Generator):
-    def __init__(self, z_dim: int, out_shape: tuple[int, ...], num_classes: int, ch: int):
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], num_classes: int, ch: int, label_input: bool = False):
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes
+        self.label_input = label_input and num_classes > 0
         res = _resolutions("dcgan", out_shape)
         full = res[-1]
         chs = [ch * full // r // 2 for r in res[:-1]]  # channels at b, 2b, ..., res/2
         self.bottom, self.c0 = res[0], chs[0]
-        self.linear = nn.Linear(z_dim, chs[0] * res[0] ** 2)
+        self.linear = nn.Linear(z_dim + (num_classes if self.label_input else 0), chs[0] * res[0] ** 2)
         self.norms = nn.ModuleList(ConditionalBatchNorm2d(c, num_classes) for c in chs)
         self.ups = nn.ModuleList(nn.ConvTranspose2d(chs[i], chs[i + 1], 4, 2, 1) for i in range(len(chs) - 1))
         self.out = nn.ConvTranspose2d(chs[-1], out_shape[0], 4, 2, 1)
 
     def forward(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        c = one_hot(y, self.num_classes)
-        h = self.linear(z).view(z.shape[0], self.c0, self.bottom, self.bottom)
+        c = one_hot(y, self.num_classes, z.dtype)
+        h = self.linear(torch.cat([z, c], 1) if self.label_input else z)
+        h = h.view(z.shape[0], self.c0, self.bottom, self.bottom)
         h = F.relu(self.norms[0](h, c))
         for up, norm in zip(self.ups, self.norms[1:]):
             h = F.relu(norm(up(h), c))
@@ -59,12 +63,13 @@ class DCGANGenerator(Generator):
 
 
 class DCGANDiscriminator(Discriminator):
-    def __init__(self, in_shape: tuple[int, ...], num_classes: int, ch: int, norm: str):
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, ch: int, norm: str, label_input: bool = False):
         super().__init__()
         self.num_classes = num_classes
+        self.label_input = label_input and num_classes > 0
         res = _resolutions("dcgan", in_shape)[::-1]  # res, res/2, ..., b
         full = res[0]
-        chs = [in_shape[0]] + [ch * full // r // 2 for r in res[1:]]
+        chs = [in_shape[0] + (num_classes if self.label_input else 0)] + [ch * full // r // 2 for r in res[1:]]
         layers: list[nn.Module] = []
         for i in range(len(chs) - 1):
             layers.append(nn.Conv2d(chs[i], chs[i + 1], 4, 2, 1))
@@ -75,6 +80,11 @@ class DCGANDiscriminator(Discriminator):
         self.head = ProjectionHead(chs[-1] * res[-1] ** 2, num_classes)
 
     def forward(self, x: Tensor, y: Optional[Tensor] = None, return_features: bool = False):
+        if self.label_input:
+            if y is None:
+                raise ValueError("this D is class-conditional: pass labels y")
+            maps = one_hot(y, self.num_classes, x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+            x = torch.cat([x, maps], 1)
         h = self.convs(x).flatten(1)
         out = self.head(h, y if self.num_classes else None)
         return (out, h) if return_features else out
@@ -82,8 +92,8 @@ class DCGANDiscriminator(Discriminator):
 
 def build_dcgan(cfg, info) -> tuple[Generator, Discriminator]:
     num_classes = class_count(cfg, info)
-    G = DCGANGenerator(cfg.z_dim, info.shape, num_classes, cfg.dcgan.G_ch)
-    D = DCGANDiscriminator(info.shape, num_classes, cfg.dcgan.D_ch, cfg.dcgan.D_norm)
+    G = DCGANGenerator(cfg.z_dim, info.shape, num_classes, cfg.dcgan.G_ch, cfg.dcgan.label_input)
+    D = DCGANDiscriminator(info.shape, num_classes, cfg.dcgan.D_ch, cfg.dcgan.D_norm, cfg.dcgan.label_input)
     init_weights(G, "normal")
     init_weights(D, "normal")
     return G, D
