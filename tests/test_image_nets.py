@@ -296,7 +296,7 @@ def test_biggan_trains_with_the_orthogonal_penalty_inside_the_single_g_step():
 
     cfg = load_config([], ["model.arch=biggan", "model.z_dim=32", "model.biggan.G_ch=2", "model.biggan.D_ch=2",
                            "model.biggan.attn_res=16", "model.biggan.shared_dim=8", "loss.name=hinge", "gan.n_disc=2",
-                           "data.batch_size=4", "gan.ema.start_iter=0", "trainer.max_iters=2"])
+                           "data.batch_size=4", "gan.ema.start_iter=0", "trainer.max_iters=2", "reg.r1_gamma=0"])
     dm = _RandomImages(cfg)
     module = GANModule(cfg, dm.info)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,

@@ -37,7 +37,7 @@ class Snapshot(L.Callback):
 
 def test_nan_in_d_loss_at_one_iteration_is_skipped(train_in_process):
     snap = Snapshot([6, 7])
-    run = train_in_process("one", "trainer.max_iters=12", "gan.n_disc=2", "guard.debug_nan_d_loss_at=[7]",
+    run = train_in_process("one", "trainer.max_iters=12", "reg.r1_gamma=0", "gan.n_disc=2", "guard.debug_nan_d_loss_at=[7]",
                            callbacks=[snap])
     m = run.module
     assert m.num_skipped == {"D": 2, "G": 0}  # both D steps of iteration 7, nothing else
@@ -58,7 +58,7 @@ def test_persistent_nan_rolls_back_to_the_checkpoint_before_the_streak(train_in_
     # NaN in every D step of iterations 12..17; K=3: the streak 12,13,14 rolls back to iter_10, the
     # streak 15,16,17 to iter_15 (written right after the first rollback); then training goes on.
     snap = Snapshot([14])
-    run = train_in_process("roll", "trainer.max_iters=25", "trainer.ckpt_every=5", "checkpoint.keep_last=10",
+    run = train_in_process("roll", "trainer.max_iters=25", "reg.r1_gamma=0", "trainer.ckpt_every=5", "checkpoint.keep_last=10",
                            "guard.debug_nan_d_loss_at=[12,13,14,15,16,17]", "guard.max_consecutive_skips=3",
                            "guard.lr_factor=0.5", "guard.max_rollbacks=3", callbacks=[snap])
     assert run.module.iteration == 25
@@ -72,7 +72,7 @@ def test_persistent_nan_rolls_back_to_the_checkpoint_before_the_streak(train_in_
         assert torch.equal(v, ckpt10[k]), k
         assert torch.equal(v, ckpt15[k]), k  # iter_15 was written from the rolled-back state
     for opt in run.trainer.optimizers:
-        assert math.isclose(opt.param_groups[0]["lr"], 2e-4 * 0.25)
+        assert math.isclose(opt.param_groups[0]["lr"], run.cfg.optim.G.lr * 0.25)  # G and D share the lr here
     final = load_ckpt(tmp_path / "roll" / "checkpoints" / "iter_00000025.ckpt")
     guard_state = next(v for k, v in final["callbacks"].items() if "NonFiniteGuard" in k)
     assert guard_state == {"num_rollbacks": 2, "lr_scale": 0.25}
