@@ -86,3 +86,19 @@ def test_console_entry_point_and_help():
     assert e.value.code == 0
     r = cli("train", "--help")
     assert r.returncode == 0 and "key=value" in r.stdout
+
+
+def test_in_process_runs_do_not_share_a_run_directory(tmp_path):
+    import os as _os
+
+    from ganscale.config import load_config
+    from ganscale.train.run import RUN_DIR_ENV, main
+
+    _os.environ.pop(RUN_DIR_ENV, None)
+    dirs = []
+    for name in ("one", "two"):
+        cfg = load_config([], [f"run.root={tmp_path}", f"run.name={name}", "trainer.max_iters=2",
+                               "trainer.progress_bar=false"])
+        dirs.append(main(cfg).run_dir)
+    assert [_os.path.basename(d) for d in dirs] == ["one", "two"]
+    assert RUN_DIR_ENV not in _os.environ

@@ -121,6 +121,18 @@ def fit(run: Run) -> None:
 
 
 def main(cfg) -> Run:
+    # The run directory travels to launched children through the environment; a run started in a
+    # process that had none (a test, a benchmark worker running several configs) must not leave it
+    # behind for the next run of that process.
+    inherited = RUN_DIR_ENV in os.environ
+    try:
+        return _main(cfg)
+    finally:
+        if not inherited:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _main(cfg) -> Run:
     run = setup(cfg)
     if run.trainer.is_global_zero:
         resumed = f", resuming from {os.path.basename(run.ckpt_path)}" if run.ckpt_path else ""
