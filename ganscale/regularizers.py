@@ -16,7 +16,10 @@ DFn = Callable[[Tensor], Tensor]
 
 
 def _input_grad(d_fn: DFn, x: Tensor) -> Tensor:
-    x = x.detach().requires_grad_(True)
+    # An x already in a graph (fakes inside an unrolled look-ahead) stays in it, so G's gradient
+    # also flows through the penalty; otherwise x becomes a leaf of its own.
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
     out = d_fn(x)
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return grad.flatten(1)
@@ -29,7 +32,7 @@ def gradient_penalty(
     x_hat = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per sample. The caller multiplies by lambda."""
     if eps is None:
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = eps * real.detach() + (1 - eps) * fake.detach()
+    x_hat = eps * real + (1 - eps) * fake
     norms = _input_grad(d_fn, x_hat).norm(2, dim=1)
     return (norms - center).pow(2).mean()
 

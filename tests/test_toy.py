@@ -59,5 +59,6 @@ def test_mode_metrics_by_hand():
     m = mode_metrics(s, means, std)
     assert m["modes"] == 2
     assert m["hq_fraction"] == pytest.approx(3 / 4)
-    p = [3 / 4, 1 / 4]
+    # PacGAN's reverse KL is over the histogram of the HQ samples only: 2 at mode 0, 1 at mode 1
+    p = [2 / 3, 1 / 3]
     assert m["kl"] == pytest.approx(sum(q * math.log(q * 3) for q in p))

@@ -2,6 +2,7 @@
 
     ganscale train [CONFIG.yaml ...] [key=value ...]
     ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out FILE.npy [--seed S]
+    ganscale launch slurm [CONFIG.yaml ...] [key=value ...] --nodes N --gpus-per-node G --time T --partition P
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
     ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall)
     ganscale classifier train|test --data MNIST_DIR ...       (feature network for digit data)
@@ -13,10 +14,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import classifier, data, evaluate, sample, train
+from ganscale.cli import classifier, data, evaluate, launch, sample, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, data, evaluate, classifier]
+COMMANDS = [train, sample, data, evaluate, classifier, launch]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ganscale.ops.config import signal_number
+    from ganscale.ops.signals import install
+
+    cfg = load_from_args(args.config)
+    install(signal_number(cfg.slurm.signal))  # before the slow imports: a preemption signal must not kill us
     from ganscale.train.run import main
 
-    main(load_from_args(args.config))
+    main(cfg)
     return 0

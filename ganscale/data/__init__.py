@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from ganscale.data.base import DataInfo, GANDataModule
+from typing import TYPE_CHECKING
+
 from ganscale.registry import Registry
+
+if TYPE_CHECKING:
+    from ganscale.data.base import DataInfo, GANDataModule
+
+
+def __getattr__(name: str):
+    # Lazy: importing ganscale.data.<submodule> (config, packing, a spawned DataLoader worker
+    # unpickling the shard stream) must not pay for importing Lightning.
+    if name in ("DataInfo", "GANDataModule"):
+        from ganscale.data import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DATASETS: Registry[type] = Registry("data kind")
 

@@ -15,7 +15,7 @@ ARCHS: Registry[Builder] = Registry("network architecture")
 
 @ARCHS.register("mlp")
 def build_mlp(cfg: ModelConfig, info) -> tuple[Generator, Discriminator]:
-    return MLPGenerator(cfg.z_dim, info.shape, cfg.mlp.G), MLPDiscriminator(info.shape, cfg.mlp.D)
+    return MLPGenerator(cfg.z_dim, info.shape, cfg.mlp.G), MLPDiscriminator(info.shape, cfg.mlp.D, cfg.remedies)
 
 
 # image families (one file each); registered here so nets/__init__ stays the single registry

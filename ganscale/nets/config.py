@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ganscale.nets.remedies import RemediesConfig
+
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
@@ -151,6 +153,8 @@ class ModelConfig:
     """Settings of the SNGAN ResNet family (arch=sngan)."""
     biggan: BigGANConfig = field(default_factory=BigGANConfig)
     """Settings of the BigGAN family (arch=biggan)."""
+    remedies: RemediesConfig = field(default_factory=RemediesConfig)
+    """Mode-collapse remedies: packing, minibatch discrimination / stddev layers in D, feature matching."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.nets import ARCHS

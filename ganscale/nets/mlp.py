@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ganscale.nets.base import Discriminator, Generator
 from ganscale.nets.config import MLPNetConfig
+from ganscale.nets.remedies import RemediesConfig, build_batch_layers, pack_samples
 
 _ACT = {
     "relu": nn.ReLU,
@@ -50,13 +51,18 @@ class MLPGenerator(Generator):
 
 
 class MLPDiscriminator(Discriminator):
-    def __init__(self, in_shape: tuple[int, ...], cfg: MLPNetConfig):
+    """trunk -> batch-level remedy layers (if any) -> linear head. With packing m, D maps N inputs
+    to N/m logits; the features returned are the trunk's output (before the batch layers)."""
+
+    def __init__(self, in_shape: tuple[int, ...], cfg: MLPNetConfig, remedies: Optional[RemediesConfig] = None):
         super().__init__()
         self.in_dim = math.prod(in_shape)
-        self.trunk = mlp_trunk(self.in_dim, cfg)
-        self.head = nn.Linear(cfg.width, 1)
+        self.pack = remedies.pack if remedies is not None else 1
+        self.trunk = mlp_trunk(self.in_dim * self.pack, cfg)
+        self.batch_layers, width = build_batch_layers(remedies, cfg.width)
+        self.head = nn.Linear(width, 1)
 
     def forward(self, x: Tensor, y: Optional[Tensor] = None, return_features: bool = False):
-        h = self.trunk(x.reshape(x.shape[0], -1))
-        out = self.head(h).squeeze(1)
+        h = self.trunk(pack_samples(x.reshape(x.shape[0], -1), self.pack))
+        out = self.head(self.batch_layers(h)).squeeze(1)
         return (out, h) if return_features else out

@@ -3,7 +3,6 @@ optimizer.step() under manual optimization, i.e. n_disc + 1 or more per iteratio
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -13,6 +12,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
+
+# Checkpoints (atomic, with completion markers) live in ganscale.ops.checkpoint; re-exported here
+# for the code that lists a run's checkpoints.
+from ganscale.ops.checkpoint.store import checkpoint_path, list_checkpoints  # noqa: F401
 
 
 def _due(iteration: int, every: int, last: int) -> bool:
@@ -52,6 +55,8 @@ class TrainLogger(L.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0, self._it0 = time.perf_counter(), pl_module.iteration
+        if pl_module.iteration >= self.cfg.trainer.max_iters:  # resumed from the final checkpoint
+            trainer.should_stop = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
@@ -68,6 +73,7 @@ class TrainLogger(L.Callback):
                 "iter": it,
                 "perf/it_per_s": its,
                 "perf/samples_per_s": its * global_batch * (self.cfg.gan.n_disc + 1),
+                "batch/global": global_batch,
                 "skipped/D": pl_module.num_skipped["D"],
                 "skipped/G": pl_module.num_skipped["G"],
             })
@@ -101,6 +107,8 @@ class EvalAndPlot(L.Callback):
 
     def __init__(self, cfg, run_dir: str):
         self.cfg, self.run_dir = cfg, run_dir
+        self.latest_metrics: dict = {}
+        """The newest evaluation, {"iter": it, **metrics} (the checkpoint callback reads it)."""
 
     def on_train_start(self, trainer, pl_module) -> None:
         # build the image evaluator now: a missing weight file fails before training, not at the first eval
@@ -121,6 +129,7 @@ class EvalAndPlot(L.Callback):
         if _due(it, self.cfg.trainer.eval_every, last):
             metrics = dm.evaluate(self._sample_fn(pl_module), it)
             if metrics:
+                self.latest_metrics = {"iter": it, **metrics}
                 pl_module.record_eval(it, metrics)  # kept in the checkpoint written after this callback
                 self._write(trainer, it, metrics, final=(it == last))
         if _due(it, self.cfg.trainer.plot_every, last):
@@ -129,7 +138,10 @@ class EvalAndPlot(L.Callback):
     @rank_zero_only
     def _plot(self, trainer, pl_module, it: int) -> None:
         path = os.path.join(self.run_dir, "plots", f"samples_{it:08d}.png")
-        trainer.datamodule.plot(self._sample_fn(pl_module), path, title=f"G_ema, iteration {it}")
+        path = trainer.datamodule.plot(self._sample_fn(pl_module), path, title=f"G_ema, iteration {it}")
+        for logger in trainer.loggers:  # e.g. W&B shows the plots next to the curves
+            if path and hasattr(logger, "log_image"):
+                logger.log_image("samples", [path], step=it)
 
     @rank_zero_only
     def _write(self, trainer, it: int, metrics: dict, final: bool) -> None:
@@ -140,30 +152,3 @@ class EvalAndPlot(L.Callback):
         if final:
             with open(os.path.join(self.run_dir, "final_metrics.json"), "w") as f:
                 json.dump({"iter": it, **metrics}, f, indent=2)
-
-
-class IterationCheckpoint(L.Callback):
-    """Checkpoint every `trainer.ckpt_every` iterations and at the end, keeping the newest few."""
-
-    def __init__(self, cfg, ckpt_dir: str, keep_last: int = 3):
-        self.cfg, self.ckpt_dir, self.keep_last = cfg, ckpt_dir, keep_last
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        it = pl_module.iteration
-        if _due(it, self.cfg.trainer.ckpt_every, self.cfg.trainer.max_iters):
-            trainer.save_checkpoint(checkpoint_path(self.ckpt_dir, it))  # all ranks call; rank 0 writes
-            self._prune(trainer)
-
-    @rank_zero_only
-    def _prune(self, trainer) -> None:
-        for old in list_checkpoints(self.ckpt_dir)[: -self.keep_last]:
-            os.remove(old)
-
-
-def checkpoint_path(ckpt_dir: str, iteration: int) -> str:
-    return os.path.join(ckpt_dir, f"iter_{iteration:08d}.ckpt")
-
-
-def list_checkpoints(ckpt_dir: str) -> list[str]:
-    """Checkpoints oldest first (names sort by iteration)."""
-    return sorted(glob.glob(os.path.join(ckpt_dir, "iter_*.ckpt")))

@@ -4,7 +4,9 @@ One `training_step` is one ganscale iteration:
 
     D_main  x n_disc   each on its own chunk of real data and fresh noise
     D_reg              lazy R1 every reg.r1_interval iterations (interval-corrected)
-    G_main             G's adversarial loss through a frozen D
+    G_main             G's adversarial loss through a frozen D, or through D after unroll.steps
+                       differentiable look-ahead updates (ganscale.train.unroll); plus feature
+                       matching when model.remedies.feature_matching.weight > 0
     G_reg              G-side penalties registered by the net family (none for MLPs)
     EMA                G_ema <- lerp(G_ema, G, 1 - decay)
 
@@ -19,7 +21,7 @@ ranks with per-rank batch b draw exactly the noise one process with batch N*b dr
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import lightning as L
 import torch
@@ -27,10 +29,14 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganscale.config.load import to_dict
+from ganscale.distributed.players import player_step
+from ganscale.distributed.precision import cast_like
 from ganscale.losses import get_loss
 from ganscale.nets import build_nets
+from ganscale.nets.remedies import feature_matching_loss
 from ganscale.regularizers import apply_spectral_norm, gradient_penalty, r1_penalty
 from ganscale.train.optim import build_optimizer
+from ganscale.train.unroll import DLookahead, FunctionalD
 
 PHASE_IDS = {"D_main": 0, "D_reg": 1, "G_main": 2, "G_reg": 3}
 
@@ -61,6 +67,9 @@ class GANModule(L.LightningModule):
         self.stats: dict[str, Tensor] = {}
         self.eval_metrics: dict = {}
         """Latest evaluation ({"iter": i, "fid": ...}) and `best` (by eval.best_metric); saved in checkpoints."""
+        self.reals: list[tuple[Tensor, Optional[Tensor]]] = []
+        """This iteration's (real, y) chunks, one per D step; the G phase's look-ahead and
+        feature matching use them."""
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -83,15 +92,18 @@ class GANModule(L.LightningModule):
     def _rank_slice(self, t: Tensor, per_rank: int) -> Tensor:
         return t[self._rank * per_rank:(self._rank + 1) * per_rank]
 
-    def noise(self, per_rank: int, phase: str, sub: int = 0) -> Tensor:
-        """This rank's slice of the global batch of latents for (iteration, phase, sub)."""
-        z = self.G.sample_z(per_rank * self._world, generator=self._phase_generator(phase, sub), device=self.device)
+    def noise(self, per_rank: int, phase: str, sub: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
+        """This rank's slice of the global batch of latents for (iteration, phase, sub), or the
+        next draw of `generator` when one is given."""
+        g = generator or self._phase_generator(phase, sub)
+        z = self.G.sample_z(per_rank * self._world, generator=g, device=self.device)
         return self._rank_slice(z, per_rank)
 
-    def fake_labels(self, per_rank: int, phase: str, sub: int = 0) -> Optional[Tensor]:
+    def fake_labels(self, per_rank: int, phase: str, sub: int = 0,
+                    generator: Optional[torch.Generator] = None) -> Optional[Tensor]:
         if not self.info.num_classes:
             return None
-        g = self._phase_generator(phase, sub + 8)
+        g = generator or self._phase_generator(phase, sub + 8)
         y = torch.randint(self.info.num_classes, (per_rank * self._world,), generator=g, device=self.device)
         return self._rank_slice(y, per_rank)
 
@@ -101,34 +113,33 @@ class GANModule(L.LightningModule):
         self.D.requires_grad_(player == "D")
 
     def _player_step(self, name: str, loss: Tensor) -> bool:
-        """Backward, synchronise, guard, step. Returns False when the step was skipped."""
-        opt = self._optimizers[name]
-        params = [p for p in (self.G if name == "G" else self.D).parameters() if p.requires_grad]
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        sync = getattr(self.trainer.strategy, "sync_player_grads", None)
-        if sync is not None:
-            sync(name, params)
-        grads = [p.grad for p in params if p.grad is not None]
-        gnorm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) if grads \
-            else torch.zeros((), device=self.device)
-        ok = torch.isfinite(loss.detach()) & torch.isfinite(gnorm)
-        if self._world > 1:
-            # all ranks must agree, otherwise one rank steps and the replicas diverge
-            ok = self.trainer.strategy.reduce_boolean_decision(bool(ok.item()), all=True)
-        else:
-            ok = bool(ok.item())  # host-device sync: one per player step
-        self.stats[f"grad_norm/{name}"] = gnorm.detach()
-        if not ok:
-            opt.zero_grad(set_to_none=True)
-            self.num_skipped[name] += 1
-            return False
-        opt.step()
-        return True
+        """Backward, synchronise, guard, step (ganscale.distributed.players, the same for one process,
+        DDP and DeepSpeed). Returns False when the step was skipped on every rank."""
+        return player_step(self, name, loss)
 
     # ----------------------------------------------------------------- phases
-    def d_logits(self, x: Tensor, y: Optional[Tensor]) -> Tensor:
-        return self.D(x, y)
+    def d_logits(self, x: Tensor, y: Optional[Tensor], **kwargs) -> Tensor:
+        return self.D(x, y, **kwargs)
+
+    def d_main_loss(self, d, real: Tensor, y_real: Optional[Tensor], fake: Tensor, y_fake: Optional[Tensor],
+                    gp_generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's loss in the D_main phase, for the D callable `d` (self.d_logits, or D inside an
+        unrolled look-ahead step, which minimises exactly this loss), and its detached stats."""
+        r, f = d(real, y_real), d(fake, y_fake)
+        loss_real, loss_fake = self.loss_fn.d_real(r), self.loss_fn.d_fake(f)
+        loss = loss_real + loss_fake
+        stats = {}
+        if self.cfg.reg.gp_weight > 0:
+            b = real.shape[0]
+            eps = torch.rand(b * self._world, *([1] * (real.dim() - 1)), generator=gp_generator, device=self.device)
+            gp = gradient_penalty(lambda t: d(t, y_real), real, fake, self.cfg.reg.gp_center, self._rank_slice(eps, b))
+            loss = loss + self.cfg.reg.gp_weight * gp
+            stats["reg/D/gp"] = gp.detach()
+        stats.update({
+            "loss/D/real": loss_real.detach(), "loss/D/fake": loss_fake.detach(), "loss/D": loss.detach(),
+            "D/real": r.detach().mean(), "D/fake": f.detach().mean(),
+        })
+        return loss, stats
 
     def phase_D_main(self, real: Tensor, y_real: Optional[Tensor], sub: int) -> None:
         self._train("D")
@@ -136,21 +147,10 @@ class GANModule(L.LightningModule):
         with torch.no_grad():
             y_fake = self.fake_labels(b, "D_main", sub)
             fake = self.G(self.noise(b, "D_main", sub), y_fake)
-        r, f = self.d_logits(real, y_real), self.d_logits(fake, y_fake)
-        loss_real, loss_fake = self.loss_fn.d_real(r), self.loss_fn.d_fake(f)
-        loss = loss_real + loss_fake
-        if self.cfg.reg.gp_weight > 0:
-            eps = torch.rand(b * self._world, *([1] * (real.dim() - 1)),
-                             generator=self._phase_generator("D_main", sub + 4), device=self.device)
-            gp = gradient_penalty(lambda t: self.d_logits(t, y_real), real, fake,
-                                  self.cfg.reg.gp_center, self._rank_slice(eps, b))
-            loss = loss + self.cfg.reg.gp_weight * gp
-            self.stats["reg/D/gp"] = gp.detach()
+        loss, stats = self.d_main_loss(self.d_logits, real, y_real, fake, y_fake,
+                                       self._phase_generator("D_main", sub + 4))
         self._player_step("D", loss)
-        self.stats.update({
-            "loss/D/real": loss_real.detach(), "loss/D/fake": loss_fake.detach(), "loss/D": loss.detach(),
-            "D/real": r.detach().mean(), "D/fake": f.detach().mean(),
-        })
+        self.stats.update(stats)
 
     def phase_D_reg(self, real: Tensor, y_real: Optional[Tensor]) -> None:
         self._train("D")
@@ -159,10 +159,49 @@ class GANModule(L.LightningModule):
         self._player_step("D", loss)
         self.stats["reg/D/r1"] = r1.detach()
 
+    def unrolled_D(self, reals: Sequence[tuple[Tensor, Optional[Tensor]]]) -> FunctionalD:
+        """D after unroll.steps look-ahead updates from its current state (ganscale.train.unroll).
+        Look-ahead step j minimises d_main_loss on real chunk j mod n_disc of this iteration and on
+        fresh fakes of G (drawn from the G_main phase's generators 1/5/9), kept in the graph for
+        second order. The strategy may define `unroll_grad_sync` (a differentiable cross-rank mean)."""
+        if not reals:
+            raise ValueError("the unrolled G loss needs this iteration's real chunks in self.reals")
+        b = reals[0][0].shape[0]
+        g_z, g_y, g_eps = (self._phase_generator("G_main", s) for s in (1, 9, 5))
+
+        def step_loss(j: int, d: FunctionalD, keep_graph: bool) -> Tensor:
+            real, y_real = reals[j % len(reals)]
+            z, y_fake = self.noise(b, "G_main", generator=g_z), self.fake_labels(b, "G_main", generator=g_y)
+            with torch.set_grad_enabled(keep_graph):  # first order needs no graph to G here
+                fake = self.G(z, y_fake)
+            loss, stats = self.d_main_loss(d, real, y_real, fake, y_fake, g_eps)
+            self.stats["unroll/loss/D"] = stats["loss/D"]
+            return loss
+
+        sync = getattr(self.trainer.strategy, "unroll_grad_sync", None)
+        # under ZeRO, D's optimizer state is partitioned: the strategy then gives a full view of it
+        view = getattr(self.trainer.strategy, "unroll_optimizer", None)
+        lookahead = DLookahead(self.D, view("D") if view else self._optimizers["D"], self.cfg.unroll.steps,
+                               self.cfg.unroll.second_order, grad_sync=sync)
+        return lookahead.run(step_loss)
+
     def g_loss(self, b: int) -> Tensor:
+        reals = self.reals
         y_fake = self.fake_labels(b, "G_main")
         fake = self.G(self.noise(b, "G_main"), y_fake)
-        return self.loss_fn.g(self.d_logits(fake, y_fake))
+        d = self.unrolled_D(reals) if self.cfg.unroll.steps > 0 else self.d_logits
+        fm = self.cfg.model.remedies.feature_matching
+        if fm.weight == 0:
+            return self.loss_fn.g(d(fake, y_fake))
+        logits, features = d(fake, y_fake, return_features=True)
+        real, y_real = reals[-1]
+        _, real_features = d(real, y_real, return_features=True)
+        loss_fm = feature_matching_loss(real_features, features)
+        self.stats["loss/G/feature_matching"] = loss_fm.detach()
+        loss = fm.weight * loss_fm
+        if fm.adversarial_weight > 0:
+            loss = loss + fm.adversarial_weight * self.loss_fn.g(logits)
+        return loss
 
     def phase_G_main(self, b: int) -> None:
         self._train("G")
@@ -199,7 +238,7 @@ class GANModule(L.LightningModule):
             return
         if self.iteration < self.cfg.gan.ema.start_iter:
             self.G_ema.n_averaged.zero_()  # the next update copies G instead of averaging
-        self.G_ema.update_parameters(self.G)
+        self.G_ema.update_parameters(cast_like(self.G, self.G_ema.module))
 
     # ----------------------------------------------------------------- Lightning hooks
     def configure_optimizers(self):
@@ -215,14 +254,17 @@ class GANModule(L.LightningModule):
         x, y = batch["x"], batch.get("y")
         n_disc = self.cfg.gan.n_disc
         b = x.shape[0] // n_disc  # per-rank batch
-        for i in range(n_disc):
-            real = x[i * b:(i + 1) * b]
-            self.phase_D_main(real, None if y is None else y[i * b:(i + 1) * b], i)
+        self.reals = [(x[i * b:(i + 1) * b], None if y is None else y[i * b:(i + 1) * b]) for i in range(n_disc)]
+        for i, (real, y_real) in enumerate(self.reals):
+            self.phase_D_main(real, y_real, i)
         if self.cfg.reg.r1_gamma > 0 and self.iteration % self.cfg.reg.r1_interval == 0:
-            self.phase_D_reg(real, None if y is None else y[-b:])
+            self.phase_D_reg(*self.reals[-1])
         self.phase_G_main(b)
         self.phase_G_reg()
         self._train(None)
+        sync = getattr(self.trainer.strategy, "sync_replica_buffers", None)
+        if sync is not None:
+            sync()  # BatchNorm statistics equal on every rank before G_ema averages them
         self.update_ema()
         self.iteration += 1
 

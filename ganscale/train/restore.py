@@ -9,7 +9,7 @@ import torch
 from ganscale.config import config_from_dict
 from ganscale.data.base import DataInfo
 from ganscale.errors import UserError
-from ganscale.train.callbacks import list_checkpoints
+from ganscale.ops.checkpoint import list_checkpoints
 from ganscale.train.module import GANModule
 
 
@@ -21,8 +21,8 @@ def find_checkpoint(path: str) -> str:
         ckpts = list_checkpoints(os.path.join(path, "checkpoints")) or list_checkpoints(path)
         if ckpts:
             return ckpts[-1]
-        raise UserError(f"{path} holds no checkpoint (looked for checkpoints/iter_*.ckpt); "
-                        "train first or pass a .ckpt file")
+        raise UserError(f"{path} holds no checkpoint (looked for checkpoints/iter_*.ckpt with its .complete "
+                        "marker); train first or pass a .ckpt file")
     raise UserError(f"{path} does not exist; pass a run directory or a .ckpt file")
 
 

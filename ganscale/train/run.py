@@ -16,18 +16,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger
 
 from ganscale.config.load import save_config
 from ganscale.data import GANDataModule, build_datamodule
+from ganscale.distributed import trainer_kwargs, world_size_of
 from ganscale.errors import UserError
-from ganscale.train.callbacks import (
-    EvalAndPlot,
-    IterationCheckpoint,
-    IterationProgressBar,
-    TrainLogger,
-    list_checkpoints,
-)
+from ganscale.ops import after_fit, ops_callbacks, ops_loggers, ops_plugins, prepare_run_dir
+from ganscale.ops.checkpoint import list_checkpoints
+from ganscale.train.callbacks import EvalAndPlot, IterationProgressBar, TrainLogger
 from ganscale.train.module import GANModule
 
 RUN_DIR_ENV = "GANSCALE_RUN_DIR"
@@ -48,12 +44,18 @@ def resolve_run_dir(cfg) -> str:
     # directory, so the first process fixes it in the environment they inherit.
     if os.environ.get(RUN_DIR_ENV):
         return os.environ[RUN_DIR_ENV]
-    name = cfg.run.name or f"{cfg.config_name or 'default'}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    # Processes started by torchrun or srun each resolve it themselves: name it after the job so
+    # they agree (a timestamp could differ by a second between them).
+    job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+    stamp = f"job{job}" if job and job != "none" else time.strftime('%Y%m%d-%H%M%S', time.gmtime())
+    name = cfg.run.name or f"{cfg.config_name or 'default'}-{stamp}"
     return os.path.abspath(os.path.join(cfg.run.root, name))
 
 
 def _is_launcher_child() -> bool:
-    return int(os.environ.get("LOCAL_RANK", "0")) != 0 or int(os.environ.get("NODE_RANK", "0")) != 0
+    # LOCAL_RANK/NODE_RANK: Lightning's launcher; RANK/GROUP_RANK: torchrun; SLURM_PROCID: srun
+    keys = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID")
+    return any(int(os.environ.get(k, "0") or 0) != 0 for k in keys)
 
 
 def quiet_known_warnings() -> None:
@@ -65,25 +67,27 @@ def quiet_known_warnings() -> None:
 
 
 def build_callbacks(cfg, run_dir: str) -> list:
-    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), IterationCheckpoint(cfg, os.path.join(run_dir, "checkpoints"))]
+    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), *ops_callbacks(cfg, run_dir)]
     if cfg.trainer.progress_bar:
         cbs.append(IterationProgressBar(refresh_rate=10))
     return cbs
 
 
 def build_trainer(cfg, run_dir: str, callbacks: list) -> L.Trainer:
+    kw = trainer_kwargs(cfg)  # strategy, precision, plugins (ganscale.distributed)
+    kw["plugins"] = [*kw.get("plugins", []), *ops_plugins(cfg)]  # + atomic checkpoint IO (ganscale.ops)
     return L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes,
-        precision=cfg.trainer.precision,
+        **kw,
         max_steps=-1,
         max_epochs=-1,
         num_sanity_val_steps=0,
-        enable_checkpointing=False,  # IterationCheckpoint counts in ganscale iterations
+        enable_checkpointing=False,  # ops' FullStateCheckpoint counts in ganscale iterations
         enable_progress_bar=cfg.trainer.progress_bar,
         enable_model_summary=False,
-        logger=[CSVLogger(run_dir, name="", version="")],
+        logger=ops_loggers(cfg, run_dir),  # metrics.csv (kept across resumes) and W&B
         callbacks=callbacks,
         deterministic=cfg.trainer.deterministic,
         default_root_dir=run_dir,
@@ -94,6 +98,8 @@ def build_trainer(cfg, run_dir: str, callbacks: list) -> L.Trainer:
 def setup(cfg) -> Run:
     run_dir = resolve_run_dir(cfg)
     os.environ[RUN_DIR_ENV] = run_dir
+    if not _is_launcher_child():
+        prepare_run_dir(run_dir)  # drop what an interrupted checkpoint write left behind
     ckpts = list_checkpoints(os.path.join(run_dir, "checkpoints"))
     if ckpts and cfg.run.resume == "never":
         raise UserError(f"run directory {run_dir} already has checkpoints and run.resume=never; "
@@ -119,7 +125,16 @@ def main(cfg) -> Run:
     if run.trainer.is_global_zero:
         resumed = f", resuming from {os.path.basename(run.ckpt_path)}" if run.ckpt_path else ""
         print(f"ganscale: run directory {run.run_dir}{resumed}", flush=True)
-    fit(run)
+        world = world_size_of(cfg)
+        print(f"ganscale: global batch {cfg.data.batch_size * world} = per-rank batch {cfg.data.batch_size} "
+              f"x world size {world} (strategy {type(run.trainer.strategy).__name__})", flush=True)
+    try:
+        fit(run)
+    except BaseException:
+        after_fit(run, failed=True)
+        raise
+    if after_fit(run) == "preempted":
+        return run
     if run.trainer.is_global_zero:
         print(f"ganscale: finished {run.module.iteration} iterations; run directory {run.run_dir}", flush=True)
     return run

@@ -118,7 +118,8 @@ def folder_source(root: str) -> Source:
             files, n_ignored = _walk_images(os.path.join(root, name))
             ignored += n_ignored
             if not files:
-                notes.append(f"{os.path.join(root, name)}: class folder holds no images (class {label} will have no samples)")
+                notes.append(f"{os.path.join(root, name)}: class folder holds no images "
+                             f"(class {label} will have no samples)")
             items += [Item(source=os.path.relpath(f, root), path=f, label=label) for f in files]
         classes = class_dirs
         if ignored:

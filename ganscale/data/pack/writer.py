@@ -129,7 +129,8 @@ def pack(source: Source, out_dir: str, opts: PackOptions = PackOptions(),
     if written == 0:
         for e in entries:
             os.remove(os.path.join(out_dir, e.name))
-        raise UserError(f"nothing packed: all {len(skipped)} inputs were skipped (first: {skipped[0] if skipped else '?'})")
+        first = skipped[0] if skipped else "?"
+        raise UserError(f"nothing packed: all {len(skipped)} inputs were skipped (first: {first})")
     for note in source.notes:
         log(f"warning: {note}")
     if len(emb_dims - {0}) > 1 or (0 in emb_dims and len(emb_dims) > 1):

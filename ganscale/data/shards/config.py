@@ -80,7 +80,8 @@ class ShardsConfig:
         out = []
         specs = [self.urls] if isinstance(self.urls, str) else self.urls
         if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
-            out.append(f"urls={self.urls!r} must be a string or a list of strings (paths, brace patterns, pipe: commands)")
+            out.append(f"urls={self.urls!r} must be a string or a list of strings "
+                       "(paths, brace patterns, pipe: commands)")
         elif root.data.kind == "shards" and not any(s.strip() for s in specs) and not self.manifest:
             out.append("data.kind=shards needs data.shards.urls=FOLDER_OR_SPEC (or data.shards.manifest=PATH); "
                        "make shards with `ganscale data pack SRC OUT`")

@@ -111,15 +111,19 @@ class ShardsDataModule(GANDataModule):
             warnings.warn(f"data stream: the checkpoint was written with world_size={s.get('world_size')}, "
                           f"num_workers={s.get('num_workers')}, epoch_batches={s.get('epoch_batches')}; now "
                           f"{world_size}, {self.num_workers}, {self.epoch_batches(world_size)}. The stream continues "
-                          f"at batch {self.start_batch} but cannot replay the old order exactly.")
+                          f"at batch {self._start_batch(rank)} but cannot replay the old order exactly.")
             return {}
         rows = s["positions"][rank]
         return {w: SlotPosition(*row) for w, row in enumerate(rows) if row[0] >= 0}
 
+    def _start_batch(self, rank: int) -> int:
+        per_rank = (self._restored or {}).get("batches_consumed_per_rank", [])
+        return int(per_rank[rank]) if rank < len(per_rank) else self.start_batch
+
     def train_stream(self, rank: Optional[int] = None, world_size: Optional[int] = None) -> ShardStream:
         rank = self.rank if rank is None else rank
         world_size = self.world_size if world_size is None else world_size
-        return ShardStream(self.plan(rank, world_size), self.decoder, self.start_batch,
+        return ShardStream(self.plan(rank, world_size), self.decoder, self._start_batch(rank),
                            self._restored_positions(rank, world_size))
 
     def make_loader(self, dataset, num_workers: Optional[int] = None) -> DataLoader:
@@ -132,7 +136,7 @@ class ShardsDataModule(GANDataModule):
         return DataLoader(dataset, batch_size=None, num_workers=nw, pin_memory=pin, **kw)
 
     def train_dataloader(self) -> DataLoader:
-        self._consumed = self.start_batch
+        self._consumed = self._start_batch(self.rank)
         if self._restored:
             rows = self._restored.get("skipped", [])
             self._skipped_before = list(rows[self.rank]) if self.rank < len(rows) else [0, 0]
@@ -172,7 +176,8 @@ class ShardsDataModule(GANDataModule):
         local = self._local_state()
         d = _dist()
         if d is not None and d.get_world_size() > 1:
-            device = torch.device("cuda", torch.cuda.current_device()) if d.get_backend() == "nccl" else torch.device("cpu")
+            nccl = d.get_backend() == "nccl"  # NCCL only moves CUDA tensors
+            device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
             parts = [torch.empty_like(local, device=device) for _ in range(d.get_world_size())]
             d.all_gather(parts, local.to(device))
             rows = [p.cpu() for p in parts]
@@ -181,6 +186,7 @@ class ShardsDataModule(GANDataModule):
         world_size = len(rows)
         return {
             "batches_consumed": int(rows[0][0]),
+            "batches_consumed_per_rank": [int(r[0]) for r in rows],
             "world_size": world_size,
             "num_workers": self.num_workers,
             "epoch_batches": self.epoch_batches(world_size),

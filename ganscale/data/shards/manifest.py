@@ -82,9 +82,10 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict, where: str) -> "Manifest":
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise UserError(f"{where} is not a ganscale shard manifest (format {data.get('format') if isinstance(data, dict) else None!r}, "
-                            f"expected {FORMAT!r}); create shards with `ganscale data pack`")
+        found = data.get("format") if isinstance(data, dict) else None
+        if found != FORMAT:
+            raise UserError(f"{where} is not a ganscale shard manifest (format {found!r}, expected {FORMAT!r}); "
+                            "create shards with `ganscale data pack`")
         try:
             shards = [ShardEntry(**s) for s in data["shards"]]
             rest = {k: v for k, v in data.items() if k != "shards"}

@@ -60,6 +60,10 @@ def resolve_shards(urls, manifest: str = "") -> ShardSet:
             folder_manifest = folder_manifest or os.path.join(local_path(spec), MANIFEST_NAME)
             m = Manifest.load(os.path.join(local_path(spec), MANIFEST_NAME))
             expanded += [os.path.join(local_path(spec), s.name) for s in m.shards]
+        elif is_local(spec) and "{" not in spec and not os.path.exists(local_path(spec)):
+            raise UserError(f"shard path {spec} does not exist; pass data.shards.urls=FOLDER (holding "
+                            "manifest.json and the shards), a .tar path, a brace pattern "
+                            "data-{000000..000099}.tar or a pipe: command")
         else:
             expanded += list(braceexpand.braceexpand(spec))
     manifest_url = manifest or folder_manifest or (_join(expanded[0], MANIFEST_NAME) if expanded else "")
@@ -71,15 +75,15 @@ def resolve_shards(urls, manifest: str = "") -> ShardSet:
     m = Manifest.load(manifest_url)
     if not expanded:
         expanded = [_join(manifest_url, s.name) for s in m.shards]
+    missing = [u for u in expanded if is_local(u) and not os.path.isfile(local_path(u))]
+    if missing:
+        raise UserError(f"{len(missing)} of {len(expanded)} shard file(s) do not exist, e.g. {missing[0]}; "
+                        "check data.shards.urls (brace ranges must match the files on disk)")
     known = m.shard_sizes()
     unknown = [u for u in expanded if shard_name(u) not in known]
     if unknown:
         raise UserError(f"{len(unknown)} shard(s) are not in the manifest {manifest_url}, e.g. {unknown[0]}; "
                         "check data.shards.urls (shard names must match the manifest) or pass the right manifest")
-    missing = [u for u in expanded if is_local(u) and not os.path.isfile(local_path(u))]
-    if missing:
-        raise UserError(f"{len(missing)} of {len(expanded)} shard file(s) do not exist, e.g. {missing[0]}; "
-                        "check data.shards.urls (brace ranges must match the files on disk)")
     sizes = tuple(known[shard_name(u)] for u in expanded)
     if sum(sizes) == 0:
         raise UserError(f"the shards in {manifest_url} hold no samples; re-pack the data")

@@ -1,23 +1,22 @@
 """The deterministic shard stream behind `data.kind=shards`.
 
-Who reads what. Rank r of R with DataLoader worker w of W owns a *slot*. For every epoch e the
-slot reads a sequence of shards:
-  resampled (training default)  shards drawn with replacement, seeded by (seed, e, r, w)
+Batches and slots. Every rank yields exactly `epoch_batches` batches per epoch, whatever the shard
+sizes, so uneven shards can never leave one rank waiting in a collective. With W DataLoader workers
+(W=1 without workers) batch i of a rank belongs to *slot* i % W: the slot fixes which shards and
+seeds make the batch, and the DataLoader's round robin has one worker make every W-th batch.
+
+Who reads what. For epoch e, slot s of rank r of R reads a sequence of shards:
+  resampled (training default)  shards drawn with replacement, seeded by (seed, e, r, s)
   split     (resampled=false)   a permutation of all shards seeded by (seed, e), shared by every
-                                rank; slot r*W+w takes every (R*W)-th shard, so slots are disjoint;
+                                rank; slot r*W+s takes every (R*W)-th shard, so slots are disjoint;
                                 training tops a short slot up with resampled shards
 Shards are read whole into *blocks* of about `shuffle_buffer` samples; each block is permuted with
-a seed of (seed, e, r, w, block). A slot's position is therefore just (epoch, block, offset).
-
-Batches. Every rank yields exactly `epoch_batches` batches per epoch, whatever the shard sizes,
-so uneven shards can never leave one rank waiting in a collective. Batch i of a rank comes from
-worker i % W (the DataLoader's round robin), so each worker knows which global batch indices it
-makes and to which epoch each belongs. Random crops, flips and caption choices use a generator
-seeded by (seed, r, i).
+a seed of (seed, e, r, s, block). A slot's position is therefore just (epoch, block, offset).
+Random crops, flips and caption choices use a generator seeded by (seed, r, i).
 
 Exact resume. Each batch carries its slot position; the data module keeps the position of the
-last *consumed* batch of every worker and saves it in the checkpoint. A rebuilt stream starts each
-worker at its saved (epoch, block, offset): it re-reads one block, never the epoch.
+last *consumed* batch of every slot and saves it in the checkpoint. A rebuilt stream starts each
+slot at its saved (epoch, block, offset): it re-reads one block, never the epoch.
 
 Bad data. A sample that does not decode or lacks a key is skipped; a shard that cannot be opened
 or is truncated contributes the samples read before the error. Both are counted, warned about
@@ -41,12 +40,14 @@ from ganscale.data.shards.decode import CorruptSample, Decoder
 from ganscale.errors import UserError
 
 POS_KEY = "__stream_pos__"
-"""Batch entry: int64 [worker, batch index, epoch, block, offset] after this batch."""
+"""Batch entry: int64 [slot, batch index, epoch, block, offset] after this batch."""
 STATS_KEY = "__stream_stats__"
-"""Batch entry: int64 [skipped samples, skipped shards] of this worker so far."""
+"""Batch entry: int64 [skipped samples, skipped shards] of this slot so far (this session)."""
 TAG_RESAMPLE, TAG_PERM, TAG_BLOCK, TAG_BATCH = 11, 12, 13, 14
 MAX_BAD_SAMPLES_IN_A_ROW = 10_000
-MAX_BAD_BLOCKS_IN_A_ROW = 200
+"""Undecodable samples in a row before giving up: the data is unusable, not merely dirty."""
+MIN_EMPTY_SHARDS_IN_A_ROW = 100
+"""Shards in a row without a sample (and at least 4x the number of shards) before giving up."""
 
 
 class CorruptDataWarning(UserWarning):
@@ -59,16 +60,16 @@ def make_rng(*key: int) -> np.random.Generator:
 
 
 class DataStats:
-    """Skip counters of one worker, with rate-limited warnings (1..10, then every power of ten)."""
+    """Skip counters of one slot, with rate-limited warnings (1..10, then every power of ten)."""
 
-    def __init__(self, rank: int, worker: int):
-        self.rank, self.worker = rank, worker
+    def __init__(self, rank: int, slot: int):
+        self.rank, self.slot = rank, slot
         self.samples = self.shards = 0
         self.bad_in_a_row = 0
 
     def _warn(self, n: int, msg: str) -> None:
         if n <= 10 or math.log10(n).is_integer():
-            warnings.warn(f"ganscale data (rank {self.rank}, worker {self.worker}): {msg} "
+            warnings.warn(f"ganscale data (rank {self.rank}, slot {self.slot}): {msg} "
                           f"[{n} skipped so far{'; further warnings are thinned' if n == 10 else ''}]",
                           CorruptDataWarning, stacklevel=3)
 
@@ -77,8 +78,8 @@ class DataStats:
         self.bad_in_a_row += 1
         self._warn(self.samples, f"skipped sample {sample.get('__key__')!r} of {sample.get('__url__')}: {reason}")
         if self.bad_in_a_row >= MAX_BAD_SAMPLES_IN_A_ROW:
-            raise UserError(f"rank {self.rank} worker {self.worker}: the last {self.bad_in_a_row} samples read were all "
-                            f"unusable (last: {reason}); check the shards with `ganscale data verify`")
+            raise UserError(f"rank {self.rank} slot {self.slot}: the last {self.bad_in_a_row} samples read were "
+                            f"all unusable (last: {reason}); check the shards with `ganscale data verify`")
 
     def skip_shard(self, url: str, reason: str, kept: int) -> None:
         self.shards += 1
@@ -124,18 +125,22 @@ def epoch_batches(num_samples: int, world_size: int, batch: int) -> int:
     return max(1, num_samples // (world_size * batch))
 
 
-def shard_order(plan: StreamPlan, epoch: int, worker: int, num_workers: int, finite: bool = False) -> Iterator[int]:
-    """Shard indices slot (plan.rank, worker) reads in `epoch` (see the module docstring)."""
-    n = len(plan.urls)
+def shard_blocks(plan: StreamPlan, epoch: int, slot: int, num_slots_per_rank: int,
+                 finite: bool = False) -> Iterator[list[int]]:
+    """The blocks (lists of shard indices) slot `slot` of plan.rank reads in `epoch`; see the
+    module docstring. In split mode the slot's own shards never share a block with top-up shards,
+    so a slot whose share fills its quota reads exactly its share."""
+    n, k = len(plan.urls), plan.shards_per_block
     if not plan.resampled:
         perm = make_rng(plan.seed, epoch, TAG_PERM).permutation(n) if plan.shuffle else np.arange(n)
-        slot, num_slots = plan.rank * num_workers + worker, plan.world_size * num_workers
-        yield from (int(s) for s in perm[slot::num_slots])
+        own = [int(s) for s in perm[plan.rank * num_slots_per_rank + slot::plan.world_size * num_slots_per_rank]]
+        for j in range(0, len(own), k):
+            yield own[j:j + k]
         if finite:
             return
-    g = make_rng(plan.seed, epoch, plan.rank, worker, TAG_RESAMPLE)
+    g = make_rng(plan.seed, epoch, plan.rank, slot, TAG_RESAMPLE)
     while True:
-        yield int(g.integers(n))
+        yield [int(s) for s in g.integers(n, size=k)]
 
 
 def read_shard(url: str, stats: DataStats) -> list[dict]:
@@ -174,43 +179,43 @@ def read_shard(url: str, stats: DataStats) -> list[dict]:
 class SampleSource:
     """The raw samples of one slot in one epoch, block by block, from position (block, offset)."""
 
-    def __init__(self, plan: StreamPlan, epoch: int, worker: int, num_workers: int, stats: DataStats,
+    def __init__(self, plan: StreamPlan, epoch: int, slot: int, num_slots: int, stats: DataStats,
                  block: int = 0, offset: int = 0, finite: bool = False):
-        self.plan, self.epoch, self.worker, self.stats = plan, epoch, worker, stats
-        self.order = shard_order(plan, epoch, worker, num_workers, finite)
-        self.k = plan.shards_per_block
-        for _ in islice(self.order, block * self.k):  # skip earlier blocks: seeds only, no I/O
+        self.plan, self.epoch, self.slot, self.stats = plan, epoch, slot, stats
+        self.blocks = shard_blocks(plan, epoch, slot, num_slots, finite)
+        for _ in islice(self.blocks, block):  # skip earlier blocks: seeds only, no I/O
             pass
         self.block, self.offset = block, offset
         self.samples: Optional[list[dict]] = None
         self.exhausted = False
+        self.empty_shards_in_a_row = 0
 
     def _load_block(self) -> bool:
-        shards = list(islice(self.order, self.k))
-        if not shards:
+        shards = next(self.blocks, None)
+        if shards is None:
             return False
         samples: list[dict] = []
         for s in shards:
-            samples += read_shard(self.plan.urls[s], self.stats)
+            got = read_shard(self.plan.urls[s], self.stats)
+            self.empty_shards_in_a_row = 0 if got else self.empty_shards_in_a_row + 1
+            if self.empty_shards_in_a_row >= max(MIN_EMPTY_SHARDS_IN_A_ROW, 4 * len(self.plan.urls)):
+                raise UserError(f"rank {self.plan.rank} slot {self.slot}: the last {self.empty_shards_in_a_row} "
+                                "shards read gave no samples; the shards seem unreadable; check data.shards.urls "
+                                "and run `ganscale data verify`")
+            samples += got
         if self.plan.shuffle and samples:
-            perm = make_rng(self.plan.seed, self.epoch, self.plan.rank, self.worker, self.block, TAG_BLOCK)
+            perm = make_rng(self.plan.seed, self.epoch, self.plan.rank, self.slot, self.block, TAG_BLOCK)
             samples = [samples[int(i)] for i in perm.permutation(len(samples))]
         self.samples = samples
         return True
 
     def next(self) -> Optional[dict]:
         """The next raw sample, or None when a finite source is used up."""
-        empty_blocks = 0
         while True:
             if self.samples is not None:
                 if self.offset < len(self.samples):
                     self.offset += 1
                     return self.samples[self.offset - 1]
-                empty_blocks = 0 if self.samples else empty_blocks + 1
-                if empty_blocks >= MAX_BAD_BLOCKS_IN_A_ROW:
-                    raise UserError(f"rank {self.plan.rank} worker {self.worker}: {empty_blocks} blocks of shards in a "
-                                    "row gave no samples; every shard seems unreadable; check data.shards.urls "
-                                    "and run `ganscale data verify`")
                 self.block, self.offset, self.samples = self.block + 1, 0, None
             if self.exhausted or not self._load_block():
                 self.exhausted = True
@@ -218,8 +223,10 @@ class SampleSource:
 
 
 def collate(items: list[dict]) -> dict:
-    """uint8 images N x C x H x W (normalised to [-1, 1] after the transfer to the device)."""
-    out = {"x": torch.from_numpy(np.stack([d["x"] for d in items])).permute(0, 3, 1, 2).contiguous()}
+    """uint8 images N x C x H x W (normalised to [-1, 1] after the transfer to the device) and the
+    sample keys (for tracing a sample back to its shard)."""
+    out = {"x": torch.from_numpy(np.stack([d["x"] for d in items])).permute(0, 3, 1, 2).contiguous(),
+           "key": [d["key"] for d in items]}
     if "y" in items[0]:
         out["y"] = torch.tensor([d["y"] for d in items], dtype=torch.long)
     if "text" in items[0]:
@@ -238,7 +245,9 @@ def take_decoded(source: SampleSource, decoder: Decoder, n: int, g: np.random.Ge
         if raw is None:
             break
         try:
-            items.append(decoder(raw, g))
+            item = decoder(raw, g)
+            item["key"] = raw["__key__"]
+            items.append(item)
             stats.bad_in_a_row = 0
         except CorruptSample as e:
             stats.skip_sample(raw, str(e))
@@ -262,43 +271,47 @@ class ShardStream(IterableDataset):
         self.start_batch = start_batch
         self.positions = positions or {}
 
-    def _source_for(self, epoch: int, i: int, w: int, nw: int, stats: DataStats) -> SampleSource:
-        p = self.positions.get(w)
+    def _source_for(self, epoch: int, i: int, slot: int, nw: int, stats: DataStats) -> SampleSource:
+        p = self.positions.get(slot)
         if p is not None and p.epoch == epoch and p.batch + nw == i:
-            return SampleSource(self.plan, epoch, w, nw, stats, p.block, p.offset)
-        return SampleSource(self.plan, epoch, w, nw, stats)
+            return SampleSource(self.plan, epoch, slot, nw, stats, p.block, p.offset)
+        return SampleSource(self.plan, epoch, slot, nw, stats)
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         w, nw = (info.id, info.num_workers) if info is not None else (0, 1)
         plan = self.plan
-        stats = DataStats(plan.rank, w)
-        i = self.start_batch + (w - self.start_batch) % nw  # first batch index this worker makes
+        # The DataLoader asks its workers in turn starting from worker 0, so worker w makes batches
+        # start + w, start + w + nw, ... Batch i always belongs to slot i % nw (its seeds and saved
+        # position), so after a resume at an odd batch a worker simply plays another slot.
+        i = self.start_batch + w
+        slot = i % nw
+        stats = DataStats(plan.rank, slot)
         epoch, source = -1, None
         while True:
             e = i // plan.epoch_batches
             if plan.max_epochs and e >= plan.max_epochs:
                 return
             if e != epoch:
-                epoch, source = e, self._source_for(e, i, w, nw, stats)
+                epoch, source = e, self._source_for(e, i, slot, nw, stats)
             g = make_rng(plan.seed, plan.rank, i, TAG_BATCH)
             items = take_decoded(source, self.decoder, plan.batch, g, stats)
             if len(items) < plan.batch:  # only a finite split source can run dry
                 return
             batch = collate(items)
-            batch[POS_KEY] = torch.tensor([w, i, e, source.block, source.offset], dtype=torch.long)
+            batch[POS_KEY] = torch.tensor([slot, i, e, source.block, source.offset], dtype=torch.long)
             batch[STATS_KEY] = stats.as_tensor()
             yield batch
             i += nw
 
 
-def iter_samples(plan: StreamPlan, decoder: Decoder, worker: int = 0, num_workers: int = 1,
+def iter_samples(plan: StreamPlan, decoder: Decoder, slot: int = 0, num_slots: int = 1,
                  epoch: int = 0, stats: Optional[DataStats] = None) -> Iterator[dict]:
-    """Every decoded sample of slot (plan.rank, worker) once (split order, no top-up): for
+    """Every decoded sample of slot (plan.rank, slot) once (split order, no top-up): for
     evaluation, plots and tests. Use a plan with resampled=False."""
-    stats = stats or DataStats(plan.rank, worker)
-    source = SampleSource(plan, epoch, worker, num_workers, stats, finite=True)
-    g = make_rng(plan.seed, plan.rank, epoch, worker, TAG_BATCH)
+    stats = stats or DataStats(plan.rank, slot)
+    source = SampleSource(plan, epoch, slot, num_slots, stats, finite=True)
+    g = make_rng(plan.seed, plan.rank, epoch, slot, TAG_BATCH)
     while True:
         items = take_decoded(source, decoder, 1, g, stats)
         if not items:

@@ -54,6 +54,7 @@ def verify(path: str, quick: bool = False) -> tuple[list[str], Manifest]:
             continue
         if n != s.num_samples:
             problems.append(f"{s.name}: {n} samples, manifest says {s.num_samples}")
-    if sum(s.num_samples for s in m.shards) != m.num_samples:
-        problems.append(f"manifest: shard counts sum to {sum(s.num_samples for s in m.shards)}, num_samples is {m.num_samples}")
+    total = sum(s.num_samples for s in m.shards)
+    if total != m.num_samples:
+        problems.append(f"manifest: shard counts sum to {total}, num_samples is {m.num_samples}")
     return problems, m

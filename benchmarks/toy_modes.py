@@ -1,0 +1,256 @@
+"""Mode collapse on the 2D ring and grid: the PacGAN/VEEGAN protocol over several seeds.
+
+    nice -n 10 python benchmarks/toy_modes.py                 # the published table (docs/toy_modes.md)
+    python benchmarks/toy_modes.py --mixtures ring --methods gan,pack4 --seeds 2 \\
+        --set trainer.max_iters=500 --out-dir /tmp/toy                     # a quick look
+
+Every method is the shipped config (configs/toy/<mixture>.yaml) with the remedies of the shipped
+config switched off and the method's own switched on, so rows differ only in the remedy: same
+networks, learning rates, iterations and evaluation. `default` is the shipped config unchanged.
+Each run trains through `ganscale.train.run.main` (the same code as `ganscale train`) in a process
+pool and is evaluated by `ganscale.metrics.modes` (2,500 samples of the run's sampler, HQ within 3
+std, a mode is captured if an HQ sample is nearest to it, reverse KL over the HQ histogram).
+
+Writes <out-dir>/toy_modes.md (mean ± standard error over seeds, per-seed modes, published rows),
+<out-dir>/toy_modes.png (one scatter per method and mixture, first seed) and toy_modes.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import signal
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Switch off every remedy a shipped config may use; a method then switches on its own.
+PLAIN = [
+    "unroll.steps=0",
+    "model.remedies.pack=1",
+    "model.remedies.minibatch_discrimination.enabled=false",
+    "model.remedies.minibatch_stddev.enabled=false",
+    "model.remedies.feature_matching.weight=0",
+    "model.remedies.feature_matching.adversarial_weight=1",
+]
+
+# name -> (label, overrides after PLAIN; None = the shipped config unchanged)
+METHODS: dict[str, tuple[str, list[str] | None]] = {
+    "gan": ("plain GAN", []),
+    "unroll5": ("unrolled k=5", ["unroll.steps=5"]),
+    "unroll10": ("unrolled k=10", ["unroll.steps=10"]),
+    "pack2": ("PacGAN m=2", ["model.remedies.pack=2"]),
+    "pack4": ("PacGAN m=4", ["model.remedies.pack=4"]),
+    "mbd": ("minibatch discrimination", ["model.remedies.minibatch_discrimination.enabled=true"]),
+    "default": ("shipped default", None),
+}
+
+# Published rows (modes captured, % HQ): Lin et al. 2018 (PacGAN) Table 1 and Elfeki et al. 2019
+# (GDPP) Table 1; VEEGAN's and the unrolled GAN's ring rows are from Srivastava et al. 2017.
+PUBLISHED = {
+    "ring": [("GAN", 6.3, 98.2), ("PacGAN4", 7.8, 95.9), ("GDPP", 8.0, 71.7), ("VEEGAN", 8.0, 52.9),
+             ("unrolled GAN (VEEGAN's run)", 7.6, 35.6)],
+    "grid": [("GAN", 17.3, 94.8), ("PacGAN4", 24.8, 93.6), ("GDPP", 24.8, 68.5)],
+}
+
+
+def method_overrides(method: str) -> list[str]:
+    label, extra = METHODS[method]
+    return [] if extra is None else [*PLAIN, *extra]
+
+
+def run_one(job: dict) -> dict:
+    """Train one (mixture, method, seed) in this worker process; returns metrics and samples."""
+    import torch
+
+    torch.set_num_threads(1)
+    from ganscale.config import load_config
+    from ganscale.train.run import main
+
+    run_dir = os.path.join(job["work_dir"], job["mixture"], f"{job['method']}-s{job['seed']}")
+    os.makedirs(run_dir, exist_ok=True)
+    overrides = ["trainer.progress_bar=false", "trainer.plot_every=0", "trainer.eval_every=0",
+                 "trainer.ckpt_every=0", *method_overrides(job["method"]), *job["extra"], f"seed={job['seed']}",
+                 f"run.root={os.path.dirname(run_dir)}", f"run.name={os.path.basename(run_dir)}",
+                 "run.resume=never", f"config_name={job['mixture']}"]
+    cfg = load_config([os.path.join(REPO, "configs", "toy", f"{job['mixture']}.yaml")], overrides)
+    t0 = time.perf_counter()
+    with open(os.path.join(run_dir, "train.log"), "w") as log:
+        # this worker process serves one job (maxtasksperchild=1): send everything to the run's log
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        run = main(cfg)
+    seconds = time.perf_counter() - t0
+    with open(os.path.join(run_dir, "final_metrics.json")) as f:
+        metrics = json.load(f)
+    samples = run.module.sample(2500, seed=cfg.seed + 12345)  # the samples EvalAndPlot evaluated
+    return {**{k: job[k] for k in ("mixture", "method", "seed")}, "metrics": metrics,
+            "seconds": seconds, "iters": cfg.trainer.max_iters, "samples": samples.numpy().tolist()}
+
+
+def mean_se(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, float("nan")
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    return m, math.sqrt(var / len(xs))
+
+
+def fmt(xs: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    m, se = mean_se([x * scale for x in xs])
+    return f"{m:.{digits}f}" if math.isnan(se) else f"{m:.{digits}f} ± {se:.{digits}f}"
+
+
+def summarize(results: list[dict], mixture: str, method: str) -> dict:
+    rs = sorted((r for r in results if r["mixture"] == mixture and r["method"] == method), key=lambda r: r["seed"])
+    k = rs[0]["metrics"]["num_modes"]
+    return {
+        "rows": rs, "num_modes": k,
+        "modes": [r["metrics"]["modes"] for r in rs],
+        "hq": [r["metrics"]["hq_fraction"] for r in rs],
+        "kl": [r["metrics"]["kl"] for r in rs],
+        "all_modes": sum(r["metrics"]["modes"] == k for r in rs),
+        "seconds": [r["seconds"] for r in rs],
+        "iters": rs[0]["iters"],
+    }
+
+
+def write_markdown(results: list[dict], args, path: str, fig_name: str, wall: float) -> str:
+    import torch
+
+    lines = [
+        "# Mode collapse on the 2D ring and grid (PacGAN/VEEGAN protocol)",
+        "",
+        f"Generated by `{args.command}` in {wall / 60:.1f} min on {time.strftime('%Y-%m-%d', time.gmtime())} "
+        f"({len(args.seed_list)} seeds: {', '.join(map(str, args.seed_list))}; torch {torch.__version__}, "
+        f"{platform.machine()} CPU, {args.jobs} worker processes of one thread each, on a shared machine). "
+        "Do not edit by hand: rerun the command.",
+        "",
+        "Protocol (ganscale/metrics/modes.py): 2,500 samples of the trained sampler (G_ema when the config "
+        "keeps one); a sample is high quality (HQ) if it is within 3 std of its nearest mode; a mode is "
+        "captured if at least one HQ sample is nearest to it; KL is PacGAN's reverse KL(p || uniform) of "
+        "the HQ samples' histogram over the modes. Mean ± standard error over seeds.",
+        "",
+        "Every row is the shipped config (`configs/toy/<mixture>.yaml`) with its remedies switched off "
+        "and the row's remedy switched on; `shipped default` is the config unchanged. Extra overrides: "
+        f"`{' '.join(args.set) or 'none'}`.",
+        "",
+    ]
+    for mixture in args.mixture_list:
+        first = summarize(results, mixture, args.method_list[0])
+        k = first["num_modes"]
+        lines += [f"## {mixture} ({k} modes)", "",
+                  f"| method | modes (of {k}) | % HQ | KL | all {k} modes in | iterations | s / run | modes per seed |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for method in args.method_list:
+            s = summarize(results, mixture, method)
+            label, extra = METHODS[method]
+            cfg = "shipped config" if extra is None else (" ".join(extra) or "remedies off")
+            lines.append(
+                f"| {label} (`{cfg}`) | {fmt(s['modes'])} | {fmt(s['hq'], 100)} | {fmt(s['kl'], 1, 3)} | "
+                f"{s['all_modes']}/{len(s['modes'])} | {s['iters']} | {fmt(s['seconds'], 1, 0)} | "
+                f"{', '.join(map(str, s['modes']))} |")
+        for name, modes, hq in PUBLISHED.get(mixture, []):
+            lines.append(f"| published: {name} | {modes} | {hq} | – | – | – | – | – |")
+        lines.append("")
+    lines += [f"![samples of the first seed per method]({fig_name})", ""]
+    text = "\n".join(lines)
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def write_figure(results: list[dict], args, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ganscale.config import load_config
+    from ganscale.data.toy import mixture_means
+
+    rows, cols = len(args.mixture_list), len(args.method_list)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.5 * rows), dpi=110, squeeze=False)
+    for i, mixture in enumerate(args.mixture_list):
+        means = mixture_means(load_config([os.path.join(REPO, "configs", "toy", f"{mixture}.yaml")]).data.toy).numpy()
+        span = float(abs(means).max()) * 1.4 + 0.3
+        for j, method in enumerate(args.method_list):
+            s = summarize(results, mixture, method)
+            r = s["rows"][0]
+            x = np.asarray(r["samples"])
+            ax = axes[i][j]
+            ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.3, color="tab:blue", rasterized=True)
+            ax.scatter(means[:, 0], means[:, 1], s=12, marker="x", color="tab:red", linewidths=0.8)
+            ax.set_xlim(-span, span)
+            ax.set_ylim(-span, span)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            m = r["metrics"]
+            ax.set_title(f"{METHODS[method][0]}\n{mixture}, seed {r['seed']}: {m['modes']}/{m['num_modes']}, "
+                         f"{100 * m['hq_fraction']:.0f}% HQ", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mixtures", default="ring,grid", help="comma list of ring, grid")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every run")
+    p.add_argument("--out-dir", default=os.path.join(REPO, "docs"), help="where the table and figure go")
+    p.add_argument("--work-dir", default=os.path.join(REPO, "runs", "toy_modes"), help="run directories")
+    args = p.parse_args(argv)
+    args.mixture_list = [m for m in args.mixtures.split(",") if m]
+    args.method_list = [m for m in args.methods.split(",") if m]
+    bad = [m for m in args.mixture_list if m not in ("ring", "grid")] + \
+          [m for m in args.method_list if m not in METHODS]
+    if bad or args.seeds < 1 or args.jobs < 1:
+        p.error(f"unknown mixtures/methods {bad} (choose from ring, grid and {', '.join(METHODS)}), "
+                "or --seeds/--jobs < 1")
+    args.seed_list = list(range(args.seeds))
+    args.command = "python benchmarks/toy_modes.py" + ("" if argv is None and len(sys.argv) == 1
+                                                       else " " + " ".join(sys.argv[1:] if argv is None else argv))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    jobs = [{"mixture": mx, "method": me, "seed": s, "extra": args.set, "work_dir": args.work_dir}
+            for mx in args.mixture_list for me in args.method_list for s in args.seed_list]
+    # Longest first (unrolling costs most) so the pool does not end on one straggler.
+    jobs.sort(key=lambda j: -int(j["method"][6:]) if j["method"].startswith("unroll") else 0)
+    t0 = time.perf_counter()
+    results = []
+    # on SIGTERM leave through the `with` below, which terminates the pool's workers too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:
+        for r in pool.imap_unordered(run_one, jobs):
+            results.append(r)
+            m = r["metrics"]
+            print(f"[{len(results)}/{len(jobs)}] {r['mixture']:4s} {r['method']:8s} seed {r['seed']}: "
+                  f"{m['modes']}/{m['num_modes']} modes, {100 * m['hq_fraction']:.1f}% HQ, KL {m['kl']:.3f} "
+                  f"({r['seconds']:.0f} s)", flush=True)
+    wall = time.perf_counter() - t0
+    with open(os.path.join(args.out_dir, "toy_modes.json"), "w") as f:
+        json.dump([{k: v for k, v in r.items() if k != "samples"} for r in results], f, indent=1)
+    write_figure(results, args, os.path.join(args.out_dir, "toy_modes.png"))
+    print(write_markdown(results, args, os.path.join(args.out_dir, "toy_modes.md"), "toy_modes.png", wall))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

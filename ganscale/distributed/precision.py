@@ -1,0 +1,66 @@
+"""Mixed precision with one loss scaler per player.
+
+Lightning's MixedPrecision has one GradScaler for all optimizers. In a GAN the two players' losses
+and gradients live on different scales (and D's R1 term even more so), so a D overflow must not
+shrink G's scale: `PlayerMixedPrecision` keeps a GradScaler per player and uses the one of the
+player whose step is running (`active_player`, set by ganscale.distributed.players).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
+
+PLAYERS = ("G", "D")
+
+
+class PlayerMixedPrecision(MixedPrecision):
+    """torch.autocast (bf16 or fp16) with a GradScaler per player under fp16."""
+
+    def __init__(self, precision: str, device: str, initial_scale_power: int = 16):
+        super().__init__(precision, device, scaler=None)  # type: ignore[arg-type]
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        if precision == "16-mixed":
+            self.scalers = {p: torch.amp.GradScaler(device=device, init_scale=2.0 ** initial_scale_power)
+                            for p in PLAYERS}
+        self.active_player: Optional[str] = None
+
+    # MixedPrecision reads and writes `self.scaler`; route it to the active player's scaler.
+    @property  # type: ignore[override]
+    def scaler(self) -> Optional[torch.amp.GradScaler]:
+        if not self.scalers:
+            return None
+        if self.active_player is None:
+            raise RuntimeError("a loss-scaled backward or step ran outside a player phase; "
+                               "call it through GANModule._player_step")
+        return self.scalers[self.active_player]
+
+    @scaler.setter
+    def scaler(self, value) -> None:
+        pass  # MixedPrecision.__init__ assigns its single shared scaler; the per-player ones replace it
+
+    def state_dict(self) -> dict[str, Any]:
+        return {p: s.state_dict() for p, s in self.scalers.items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for p, s in self.scalers.items():
+            if p in state_dict:
+                s.load_state_dict(state_dict[p])
+
+
+class cast_like:  # noqa: N801 - used like a function: G_ema.update_parameters(cast_like(G, G_ema.module))
+    """A module's parameters and buffers cast to the dtypes of `reference`'s (same structure), for
+    AveragedModel.update_parameters: G_ema keeps its precision (fp32) when G's weights are half
+    precision (DeepSpeed bf16/fp16 engines). No copy where the dtypes already agree."""
+
+    def __init__(self, module: torch.nn.Module, reference: torch.nn.Module):
+        self.module, self.reference = module, reference
+
+    def parameters(self):
+        return (p.to(r.dtype) for p, r in zip(self.module.parameters(), self.reference.parameters()))
+
+    def buffers(self):
+        return (b.to(r.dtype) if b.is_floating_point() else b
+                for b, r in zip(self.module.buffers(), self.reference.buffers()))

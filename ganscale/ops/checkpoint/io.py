@@ -1,0 +1,65 @@
+"""A Lightning CheckpointIO plugin that writes checkpoints atomically and marks them complete.
+
+    write  <dir>/.iter_N.ckpt.tmp-PID  ->  flush + fsync  ->  rename to <dir>/iter_N.ckpt
+           ->  fsync <dir>  ->  write the marker iter_N.ckpt.complete (atomically, too)
+
+Readers (resume, rollback, `ganscale sample`) only take checkpoints that have a marker, so a
+process killed while writing leaves the previous checkpoint as the newest usable one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ganscale.errors import UserError
+from ganscale.ops.checkpoint import store
+
+
+def checkpoint_meta(checkpoint: dict) -> dict:
+    """What the marker records about a checkpoint (read by pruning and best-checkpoint selection)."""
+    core = checkpoint.get("ganscale", {})
+    ops = checkpoint.get("ganscale_ops", {})
+    return {"iteration": int(core.get("iteration", -1)), "metrics": ops.get("metrics") or {}}
+
+
+def atomic_torch_save(obj: Any, path: str) -> int:
+    """torch.save to a temporary name in the same folder, fsync, rename over `path`; returns bytes."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = store.temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        nbytes = os.path.getsize(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    store.fsync_dir(folder)
+    return nbytes
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """TorchCheckpointIO with atomic writes, completion markers and refusal of incomplete files."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
+        path = os.fspath(path)
+        nbytes = atomic_torch_save(checkpoint, path)
+        store.write_marker(path, {"bytes": nbytes, **checkpoint_meta(checkpoint)})
+
+    def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None):
+        path = os.fspath(path)
+        if not store.is_complete(path):
+            raise UserError(f"checkpoint {path} has no completion marker ({os.path.basename(store.marker_path(path))}): "
+                            "its write was interrupted; resume from an older checkpoint of the same folder")
+        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
+    def remove_checkpoint(self, path) -> None:
+        store.remove(os.fspath(path))

@@ -1,0 +1,230 @@
+"""Equivalence runs for the distributed tests (not collected by pytest: no test_ prefix).
+
+    torchrun --standalone --nproc_per_node=2 tests/dist_worker.py OUT_DIR [STRATEGY ...]
+
+Every rank trains each CASE under each STRATEGY (ddp, zero1, zero2) for ITERS iterations with
+per-rank batch B on its slice of a fixed global real batch, and saves G, D, G_ema, the skip counts
+and the logged (cross-rank reduced) metrics to OUT_DIR/<case>-<strategy>-rank<r>.pt.
+tests/test_distributed_equivalence.py compares them with `run_case(case, "single", ...)` run in
+one process with batch 2B. One launch serves all cases: process start-up (torch, Lightning,
+DeepSpeed imports) dominates on CPU.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import traceback
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers.logger import Logger
+from torch.utils.data import DataLoader, IterableDataset
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from ganscale.config import load_config  # noqa: E402
+from ganscale.data.base import DataInfo, GANDataModule  # noqa: E402
+from ganscale.data.toy import mixture_means, sample_mixture  # noqa: E402
+from ganscale.distributed import trainer_kwargs  # noqa: E402
+from ganscale.train.callbacks import TrainLogger  # noqa: E402
+from ganscale.train.module import GANModule  # noqa: E402
+
+B = 8  # per-rank batch of the distributed runs; the reference uses 2 * B in one process
+ITERS = 3
+NAN_AT = 1  # iteration whose global batch has NaNs in its second half (rank 1's slice) in case nonfinite,
+#            or whose second-half samples send NaN gradients back from D's logits in case nonfinite_grad
+BASE = ["model.mlp.G.width=32", "model.mlp.G.depth=2", "model.mlp.D.width=32", "model.mlp.D.depth=2",
+        "optim.G.lr=1e-3", "optim.D.lr=1e-3", "gan.ema.decay=0.9", f"trainer.max_iters={ITERS}",
+        "reg.r1_gamma=0.0", "trainer.log_every=1", "trainer.progress_bar=false", "seed=3"]
+CASES = {
+    "plain": [],
+    "n_disc2": ["gan.n_disc=2"],
+    "unroll3": ["unroll.steps=3", "unroll.second_order=true"],
+    "r1": ["reg.r1_gamma=1.0"],
+    "gp": ["reg.gp_weight=10.0"],
+    "nonfinite": [],
+    "nonfinite_grad": [],
+}
+STRATEGIES = {
+    "single": ["strategy.name=single"],
+    "ddp": ["strategy.name=ddp"],
+    "zero1": ["strategy.name=deepspeed", "strategy.zero_stage=1"],
+    "zero2": ["strategy.name=deepspeed", "strategy.zero_stage=2"],
+}
+
+
+class _GlobalBatchStream(IterableDataset):
+    def __init__(self, dm: "SplitGlobalBatches"):
+        self.dm = dm
+
+    def __iter__(self):
+        dm = self.dm
+        n_disc, b, world, rank = dm.cfg.gan.n_disc, dm.cfg.data.batch_size, dm.world_size, dm.rank
+        for i in itertools.count():
+            g = torch.Generator().manual_seed(1000 + i)
+            x = sample_mixture(dm.means, dm.cfg.data.toy.std, n_disc * world * b, g).view(n_disc, world * b, 2)
+            if dm.nan_at == i:
+                x[:, world * b // 2:] = float("nan")
+            yield {"x": x[:, rank * b:(rank + 1) * b].reshape(n_disc * b, 2)}
+
+
+class SplitGlobalBatches(GANDataModule):
+    """Iteration i's global real batch (n_disc chunks of world x b ring samples); each rank gets
+    its slice of every chunk, so N ranks with b see exactly what one process with N x b sees."""
+
+    def __init__(self, cfg, nan_at=None):
+        super().__init__(cfg)
+        self.info = DataInfo("points", (2,), 0)
+        self.means = mixture_means(cfg.data.toy)
+        self.nan_at = nan_at
+
+    def train_dataloader(self):
+        return DataLoader(_GlobalBatchStream(self), batch_size=None)
+
+
+class MemoryLogger(Logger):
+    """Keeps what TrainLogger logs (already reduced across ranks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict] = []
+
+    @property
+    def name(self):
+        return "memory"
+
+    @property
+    def version(self):
+        return 0
+
+    def log_hyperparams(self, *args, **kwargs):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        self.rows.append(dict(metrics))
+
+
+def poison_d_gradients(module: GANModule) -> None:
+    """In D's phases of iteration NAN_AT, the samples in the second half of the global batch send
+    NaN gradients back from D's logits: the losses stay finite, the gradients do not."""
+
+    def hook(net, args, out):
+        if module.iteration != NAN_AT or not any(p.requires_grad for p in net.parameters()) or not out.requires_grad:
+            return
+        b = out.shape[0]
+        index = torch.arange(module._rank * b, (module._rank + 1) * b)
+        mask = index >= module._world * b // 2
+        out.register_hook(lambda g: torch.where(mask, torch.full_like(g, float("nan")), g))
+
+    module.D.register_forward_hook(hook)
+
+
+def make_cfg(case: str, strategy: str, world: int, batch: int, extra=()):
+    return load_config([], [*BASE, *CASES[case], *STRATEGIES[strategy], f"data.batch_size={batch}",
+                            f"trainer.devices={world}", *extra])
+
+
+def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=None) -> dict:
+    """Train `case` for ITERS iterations; G, D, G_ema, skip counts and logged metrics (on CPU)."""
+    cfg = make_cfg(case, strategy, world, batch, extra)
+    L.seed_everything(cfg.seed, verbose=False)
+    dm = SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None)
+    module = GANModule(cfg, dm.info)
+    if case == "nonfinite_grad":
+        poison_d_gradients(module)
+    init = {k: v.detach().clone() for k, v in module.D.state_dict().items()}
+    logger = MemoryLogger()
+    trainer = L.Trainer(accelerator="cpu", devices=world, num_nodes=1, max_epochs=-1, max_steps=-1,
+                        logger=[logger], callbacks=[TrainLogger(cfg)], enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        deterministic=True, **(kwargs or trainer_kwargs(cfg)))
+    trainer.fit(module, datamodule=dm)
+
+    def state(m):
+        return {k: v.detach().float().cpu().clone() for k, v in m.state_dict().items()}
+
+    out = {"G": state(module.G), "D": state(module.D), "D_init": init, "skipped": dict(module.num_skipped),
+           "iteration": module.iteration, "metrics": logger.rows}
+    if module.G_ema is not None:
+        out["G_ema"] = state(module.G_ema.module)
+    prec = trainer.strategy.precision_plugin
+    if getattr(prec, "scalers", None):
+        out["scales"] = {p: s.get_scale() for p, s in prec.scalers.items()}
+    return out
+
+
+# ----------------------------------------------------------------- collectives (2 ranks)
+def check_collectives(rank: int) -> dict:
+    """Results of the cross-rank helpers, checked by the test on both ranks."""
+    from ganscale.distributed.collectives import all_agree, average_gradients_, differentiable_mean
+
+    a = torch.nn.Parameter(torch.zeros(3))
+    b = torch.nn.Parameter(torch.zeros(2))
+    c = torch.nn.Parameter(torch.zeros(1))
+    a.grad = torch.full((3,), float(rank + 1))  # 1 on rank 0, 2 on rank 1 -> 1.5
+    b.grad = torch.ones(2) * 4 if rank == 1 else None  # only rank 1 -> (0 + 4) / 2 = 2
+    c.grad = None  # nowhere -> stays None
+    average_gradients_([a, b, c], bucket_cap_mb=1e-6)  # tiny buckets: one tensor per bucket
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = differentiable_mean(x * (rank + 1))  # mean over ranks of x*(r+1) = 1.5 x
+    (y * torch.tensor([1.0, 10.0])).sum().backward()
+    return {"a": a.grad, "b": b.grad, "c_is_none": c.grad is None, "y": y.detach(), "x_grad": x.grad,
+            "agree_true": all_agree(True), "agree_one_false": all_agree(rank == 0)}
+
+
+def main(out_dir: str, strategies: list[str]) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    os.makedirs(out_dir, exist_ok=True)
+    torch.save(check_collectives(rank), os.path.join(out_dir, f"collectives-rank{rank}.pt"))
+    for strategy in strategies:
+        for case in CASES:
+            try:
+                res = run_case(case, strategy, 2, B)
+            except Exception:  # reported by the test that reads this case
+                res = {"error": traceback.format_exc()}
+            torch.save(res, os.path.join(out_dir, f"{case}-{strategy}-rank{rank}.pt"))
+    # precision: bf16 (autocast under DDP, DeepSpeed's bf16 engines under ZeRO-2)
+    for strategy in [s for s in ("ddp", "zero2") if s in strategies]:
+        try:
+            res = run_case("r1", strategy, 2, B, extra=["trainer.precision=bf16-mixed"])
+        except Exception:
+            res = {"error": traceback.format_exc()}
+        torch.save(res, os.path.join(out_dir, f"bf16-{strategy}-rank{rank}.pt"))
+    # BatchNorm: per-rank batch statistics differ; strategy.sync_buffers keeps the replicas equal
+    bn = ["model.mlp.G.norm=batch", "model.mlp.D.norm=batch"]
+    for name, strategy, extra in (("bn", "ddp", bn), ("bn", "zero2", bn),
+                                  ("bn_nosync", "ddp", [*bn, "strategy.sync_buffers=false"])):
+        if strategy in strategies:
+            try:
+                res = run_case("plain", strategy, 2, B, extra=extra)
+            except Exception:
+                res = {"error": traceback.format_exc()}
+            torch.save(res, os.path.join(out_dir, f"{name}-{strategy}-rank{rank}.pt"))
+    if "ddp" in strategies:
+        # per-player loss scaling: fp16 autocast + one GradScaler per player (CPU autocast has
+        # fp16; the config refuses 16-mixed on CPU for users, so the plugin is passed directly).
+        # 2**24 overflows fp16 gradients at first: a player backs off on its own scaler.
+        from ganscale.distributed.ddp import PlayerDDPStrategy
+        from ganscale.distributed.precision import PlayerMixedPrecision
+
+        cfg = make_cfg("plain", "ddp", 2, B)
+        kwargs = {"strategy": PlayerDDPStrategy(cfg.strategy),
+                  "plugins": [PlayerMixedPrecision("16-mixed", "cpu", initial_scale_power=24)]}
+        try:
+            res = run_case("plain", "ddp", 2, B, kwargs=kwargs)
+        except Exception:
+            res = {"error": traceback.format_exc()}
+        torch.save(res, os.path.join(out_dir, f"fp16-ddp-rank{rank}.pt"))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:] or ["ddp", "zero1", "zero2"])
