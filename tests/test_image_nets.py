@@ -263,6 +263,7 @@ def test_imagenet_config_loads_and_builds_its_model(path):
     assert cfg.optim.G.betas == cfg.optim.D.betas == [0.0, 0.999]
     assert (cfg.gan.ema.decay, cfg.gan.ema.start_iter) == (0.9999, 20000)
     assert cfg.model.biggan.ortho_weight == 1e-4 and cfg.model.biggan.spectral_norm
+    assert cfg.reg.r1_gamma == 0 and cfg.reg.gp_weight == 0
     assert cfg.eval.num_samples == 50000 and cfg.eval.extractor == "inception"
     y = torch.tensor([0, 999])
     with torch.device("meta"):  # full width without allocating or initialising the weights
@@ -296,6 +297,7 @@ def test_biggan_trains_with_the_orthogonal_penalty_inside_the_single_g_step():
 
     cfg = load_config([], ["model.arch=biggan", "model.z_dim=32", "model.biggan.G_ch=2", "model.biggan.D_ch=2",
                            "model.biggan.attn_res=16", "model.biggan.shared_dim=8", "loss.name=hinge", "gan.n_disc=2",
+                           "reg.r1_gamma=0",
                            "data.batch_size=4", "gan.ema.start_iter=0", "trainer.max_iters=2"])
     dm = _RandomImages(cfg)
     module = GANModule(cfg, dm.info)
