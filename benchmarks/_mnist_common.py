@@ -18,10 +18,13 @@ def default_mnist() -> str:
 
 
 def ganscale(*args: str, log: str | None = None) -> float:
-    """Run `python -m ganscale ARGS` from the repository root; returns the wall time in seconds."""
+    """Run `python -m ganscale ARGS` from the repository root; returns the wall time in seconds
+    (the CPU time of the command and its workers is in `last_cpu_seconds` afterwards)."""
+    global last_cpu_seconds
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("GANSCALE_RUN_DIR", None)
     t0 = time.perf_counter()
+    cpu0 = _children_cpu()
     print("+ ganscale " + " ".join(args), flush=True)
     out = open(log, "a") if log else None
     try:
@@ -32,7 +35,19 @@ def ganscale(*args: str, log: str | None = None) -> float:
             out.close()
     if r.returncode != 0:
         raise SystemExit(f"ganscale {args[0]} failed with exit code {r.returncode}" + (f"; see {log}" if log else ""))
+    last_cpu_seconds = _children_cpu() - cpu0
     return time.perf_counter() - t0
+
+
+last_cpu_seconds = 0.0
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes (and their waited-for children)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def pack_mnist(mnist: str, out: str, force: bool) -> None:
@@ -72,7 +87,8 @@ def train(config: str, run_root: str, run_name: str, overrides: list[str], force
                  *overrides, log=os.path.join(run_dir, "train.log"))
     from ganscale.train.restore import load_module
 
-    result = {"run_dir": run_dir, "seconds": round(t, 1), "iterations": load_module(run_dir).iteration,
+    result = {"run_dir": run_dir, "seconds": round(t, 1), "cpu_seconds": round(last_cpu_seconds, 1),
+              "iterations": load_module(run_dir).iteration,
               "config": config, "overrides": overrides}
     json.dump(result, open(info, "w"), indent=2)
     return result

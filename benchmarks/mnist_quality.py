@@ -133,6 +133,11 @@ def main(argv=None) -> int:
     return 0
 
 
+def cpu_time(train_info: dict) -> str:
+    cpu = train_info.get("cpu_seconds")
+    return f", {cpu / 60:.1f} min of CPU time" if cpu else ""
+
+
 def write_doc(args, r: dict, grid: str, real_grid: str) -> None:
     g, real, tr = r["gan"], r["real_test_split"], r["train"]
     rel = lambda p: os.path.relpath(p, os.path.dirname(args.doc))  # noqa: E731
@@ -151,7 +156,7 @@ def write_doc(args, r: dict, grid: str, real_grid: str) -> None:
         f"(`ganscale classifier train`, {r['classifier']['epochs']} epoch(s): "
         f"**{100 * r['classifier']['test_accuracy']:.2f}%** on the 10,000 test images), trains "
         f"`{r['config']}` from the shards ({tr['iterations']} iterations in {tr['seconds'] / 60:.1f} min wall "
-        f"time; {r['cpu']}), then evaluates G_ema.",
+        f"time{cpu_time(tr)}; {r['cpu']}), then evaluates G_ema.",
         "",
         "## Result",
         "",

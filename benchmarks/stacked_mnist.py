@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _mnist_common import REPO, classifier, cpu_note, default_mnist, train  # noqa: E402
+from mnist_quality import cpu_time  # noqa: E402
 
 sys.path.insert(0, REPO)
 
@@ -134,7 +135,8 @@ def write_doc(args, r: dict, grid: str) -> None:
         "",
         f"Config `{r['config']}`: unconditional DCGAN, D with 1/4 of G's width (the reduced-D setting of "
         f"the published rows), non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 64. Trained "
-        f"{tr['iterations']} iterations in {tr['seconds'] / 60:.1f} min wall time on the CPU ({r['cpu']}).",
+        f"{tr['iterations']} iterations in {tr['seconds'] / 60:.1f} min wall time on the CPU"
+        f"{cpu_time(tr)} ({r['cpu']}).",
         "",
         "| model | modes (of 1,000) | KL | source |",
         "|---|---|---|---|",

@@ -189,11 +189,13 @@ def test_train_eval_sample_from_the_cli(shards, classifier, tmp_path, capsys):
     lines = [json.loads(x) for x in open(os.path.join(run, "metrics.jsonl"))]
     assert [x["iter"] for x in lines] == [6, 12]
     assert all({"fid", "kid", "is", "precision", "recall", "class_acc"} <= set(x) for x in lines)
-    ckpt = torch.load(os.path.join(run, "checkpoints", "iter_00000012.ckpt"), weights_only=False)
-    kept = ckpt["ganscale"]["metrics"]
-    assert kept["iter"] == 12 and kept["fid"] == pytest.approx(lines[1]["fid"])
-    best = min(lines, key=lambda x: x["fid"])
-    assert kept["best"] == {"fid": pytest.approx(best["fid"]), "iter": best["iter"]}
+    from ganscale.ops.checkpoint import store
+
+    ckpt_dir = os.path.join(run, "checkpoints")
+    ckpt = torch.load(store.checkpoint_path(ckpt_dir, 12), weights_only=False)
+    assert ckpt["ganscale_ops"]["metrics"]["fid"] == pytest.approx(lines[1]["fid"])  # kept with the checkpoint
+    best = min(lines, key=lambda x: x["fid"])  # the config keeps the best checkpoint by FID
+    assert store.best_checkpoint(ckpt_dir, "fid", "min") == store.checkpoint_path(ckpt_dir, best["iter"])
     assert os.path.isfile(os.path.join(run, "plots", "samples_00000012.png"))
 
     code, _, err = run_main(capsys, "eval", run, "eval.num_samples=100", "eval.kid_subset_size=50",

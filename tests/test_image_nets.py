@@ -263,6 +263,7 @@ def test_imagenet_config_loads_and_builds_its_model(path):
     assert cfg.optim.G.betas == cfg.optim.D.betas == [0.0, 0.999]
     assert (cfg.gan.ema.decay, cfg.gan.ema.start_iter) == (0.9999, 20000)
     assert cfg.model.biggan.ortho_weight == 1e-4 and cfg.model.biggan.spectral_norm
+    assert cfg.reg.r1_gamma == 0 and cfg.reg.gp_weight == 0
     assert cfg.eval.num_samples == 50000 and cfg.eval.extractor == "inception"
     y = torch.tensor([0, 999])
     with torch.device("meta"):  # full width without allocating or initialising the weights

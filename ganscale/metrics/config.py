@@ -45,8 +45,6 @@ class EvalConfig:
     """Precision/recall and KID use at most this many real and generated features."""
     cache_dir: str = ""
     """Where reference statistics are cached; empty = the data's cache folder (or <run dir>/refstats)."""
-    best_metric: str = "fid"
-    """The metric that ranks checkpoints ("best" = lowest; for is, precision, recall, class_acc: highest)."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.metrics.extractors import EXTRACTORS

@@ -28,16 +28,6 @@ from ganscale.metrics import fidelity
 from ganscale.metrics.extractors import FeatureExtractor, build_extractor
 
 CACHE_VERSION = 1
-HIGHER_IS_BETTER = {"is", "precision", "recall", "class_acc"}
-
-
-def is_better(name: str, new: float, old: Optional[float]) -> bool:
-    """Whether `new` beats `old` for metric `name` (FID/KID: lower; IS, precision, recall, class_acc: higher)."""
-    if old is None or not math.isfinite(old):
-        return math.isfinite(new)
-    return new > old if name in HIGHER_IS_BETTER else new < old
-
-
 def to_uint8(x: Tensor) -> Tensor:
     """Images in [-1, 1] -> uint8 [0, 255] (same rounding as `ganscale sample`)."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -130,7 +130,6 @@ class EvalAndPlot(L.Callback):
             metrics = dm.evaluate(self._sample_fn(pl_module), it)
             if metrics:
                 self.latest_metrics = {"iter": it, **metrics}
-                pl_module.record_eval(it, metrics)  # kept in the checkpoint written after this callback
                 self._write(trainer, it, metrics, final=(it == last))
         if _due(it, self.cfg.trainer.plot_every, last):
             self._plot(trainer, pl_module, it)

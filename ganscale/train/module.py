@@ -65,8 +65,6 @@ class GANModule(L.LightningModule):
         self.num_skipped = {"D": 0, "G": 0}
         """Steps skipped because a loss or gradient was not finite on some rank."""
         self.stats: dict[str, Tensor] = {}
-        self.eval_metrics: dict = {}
-        """Latest evaluation ({"iter": i, "fid": ...}) and `best` (by eval.best_metric); saved in checkpoints."""
         self.reals: list[tuple[Tensor, Optional[Tensor]]] = []
         """This iteration's (real, y) chunks, one per D step; the G phase's look-ahead and
         feature matching use them."""
@@ -268,20 +266,9 @@ class GANModule(L.LightningModule):
         self.update_ema()
         self.iteration += 1
 
-    def record_eval(self, iteration: int, metrics: dict) -> None:
-        """Keep the latest metrics and the best value of eval.best_metric (same on every rank)."""
-        from ganscale.metrics.evaluator import is_better
-
-        name = self.cfg.eval.best_metric
-        best = dict(self.eval_metrics.get("best", {}))
-        if name in metrics and is_better(name, float(metrics[name]), best.get(name)):
-            best = {name: float(metrics[name]), "iter": iteration}
-        self.eval_metrics = {"iter": iteration, **metrics, "best": best}
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganscale"] = {
             "iteration": self.iteration,
-            "metrics": dict(self.eval_metrics),
             "num_skipped": dict(self.num_skipped),
             "config": to_dict(self.cfg),
             "info": {"kind": self.info.kind, "shape": list(self.info.shape), "num_classes": self.info.num_classes},
@@ -290,7 +277,6 @@ class GANModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ganscale", {})
         self.iteration = int(state.get("iteration", 0))
-        self.eval_metrics = dict(state.get("metrics", {}))
         self.num_skipped.update(state.get("num_skipped", {}))
 
     @torch.no_grad()
