@@ -148,12 +148,17 @@ def write_doc(args, r: dict, grid: str) -> None:
         "",
         "The published rows come from runs of tens of thousands of iterations on GPUs with the "
         "architectures of those papers; ours is what the CPU allowed, so the rows are not a like-for-like "
-        "comparison of the methods. Modes and KL during training (`trainer.eval_every`):",
+        "comparison of the methods. A mode count says nothing about whether the samples look like "
+        "digits: every sample is assigned a triple, however poor, so read it together with precision "
+        "and recall (k-NN manifolds in the classifier's feature space, against real stacked samples). "
+        "During training (`trainer.eval_every`):",
         "",
-        "| iteration | modes | KL |",
-        "|---|---|---|",
+        "| iteration | modes | KL | FID (classifier features) | precision | recall |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {h['iter']} | {h.get('modes', '-')} | {h.get('modes_kl', float('nan')):.2f} |" for h in r["history"]]
+    nan = float("nan")
+    lines += [f"| {h['iter']} | {h.get('modes', '-')} | {h.get('modes_kl', nan):.2f} | {h.get('fid', nan):.1f} | "
+              f"{h.get('precision', nan):.3f} | {h.get('recall', nan):.4f} |" for h in r["history"]]
     lines += ["", f"![samples]({os.path.relpath(grid, os.path.dirname(args.doc))})", "",
               f"All numbers: `docs/mnist/{args.name}_results.json`.", ""]
     with open(args.doc, "w") as f:

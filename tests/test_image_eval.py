@@ -178,7 +178,10 @@ def test_distributed_evaluation_equals_single_process(shards, classifier, tmp_pa
 @pytest.mark.timeout(900)
 def test_train_eval_sample_from_the_cli(shards, classifier, tmp_path, capsys):
     root = str(tmp_path / "runs")
-    r = cli("train", os.path.join(REPO, "configs", "mnist", "dcgan.yaml"), f"data.shards.urls={shards}",
+    # two ranks (Lightning DDP on gloo): the periodic evaluation runs on both, each generating its share
+    r = cli("train", os.path.join(REPO, "configs", "mnist", "dcgan.yaml"),
+            os.path.join(REPO, "configs", "strategy", "ddp.yaml"), "trainer.devices=2", "trainer.accelerator=cpu",
+            f"data.shards.urls={shards}",
             f"eval.classifier_path={classifier[0]}", "model.dcgan.G_ch=8", "model.dcgan.D_ch=8", "data.batch_size=16",
             "data.num_workers=0", "trainer.max_iters=12", "trainer.eval_every=6", "trainer.plot_every=12",
             "trainer.ckpt_every=6", "trainer.log_every=6", "gan.ema.start_iter=0", "eval.num_samples=120",
@@ -198,11 +201,15 @@ def test_train_eval_sample_from_the_cli(shards, classifier, tmp_path, capsys):
     assert store.best_checkpoint(ckpt_dir, "fid", "min") == store.checkpoint_path(ckpt_dir, best["iter"])
     assert os.path.isfile(os.path.join(run, "plots", "samples_00000012.png"))
 
-    code, _, err = run_main(capsys, "eval", run, "eval.num_samples=100", "eval.kid_subset_size=50",
-                            "eval.is_splits=2", "eval.metrics=[fid,kid,is,pr,class_acc]")
+    # the same evaluation offline, in one process, on the final checkpoint: the numbers of the run
+    code, _, err = run_main(capsys, "eval", run)
     assert code == 0, err
     out = json.load(open(os.path.join(run, "eval", "iter_00000012.json")))
-    assert out["iter"] == 12 and out["num_samples"] == 100 and out["fid"] > 0
+    assert out["iter"] == 12 and out["num_samples"] == 120
+    for k in ("fid", "kid", "is", "precision", "recall", "class_acc"):
+        assert out[k] == pytest.approx(lines[1][k], rel=1e-5, abs=1e-6), k
+    code, _, err = run_main(capsys, "eval", run, "eval.num_samples=100")
+    assert code == 0 and json.load(open(os.path.join(run, "eval", "iter_00000012.json")))["num_samples"] == 100
     code, _, err = run_main(capsys, "eval", run, "eval.extractor=inception", "eval.metrics=[fid]",
                             "eval.inception_path=/nowhere/w.pth")
     assert code == 2 and "weights-inception-2015-12-05-6726825d.pth" in err

@@ -155,3 +155,28 @@ def test_stacked_mnist_source_stacks_three_digits(tmp_path):
         digits = (px[0, 0] // 20).astype(int)
         assert item.label == 100 * digits[0] + 10 * digits[1] + digits[2]
     assert len({it.label for it in src.items}) > 30  # the triples vary
+
+
+def test_stacked_mnist_report_puts_precision_recall_beside_the_mode_count(tmp_path):
+    import argparse
+    import os
+    import sys
+
+    from tests.conftest import REPO
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import stacked_mnist
+
+    args = argparse.Namespace(overrides=["trainer.max_iters=2"], doc=str(tmp_path / "stacked.md"), name="t")
+    results = {"config": "configs/mnist/stacked_dcgan.yaml", "cpu": "2 CPU cores",
+               "classifier": {"test_accuracy": 0.99},
+               "train": {"iterations": 2, "seconds": 60.0, "cpu_seconds": 90.0},
+               "gan": {"modes": 123, "kl": 2.5, "num_samples": 1000},
+               "real": {"modes": 990, "kl": 0.03},
+               "history": [{"iter": 2, "modes": 123, "modes_kl": 2.5, "fid": 250.0, "precision": 0.25, "recall": 0.001}]}
+    stacked_mnist.write_doc(args, results, str(tmp_path / "mnist" / "grid.png"))
+    text = (tmp_path / "stacked.md").read_text()
+    assert "python benchmarks/stacked_mnist.py -- trainer.max_iters=2" in text
+    assert "| ganscale DCGAN, 2 iterations | 123 | 2.50 | measured here |" in text
+    assert "| 2 | 123 | 2.50 | 250.0 | 0.250 | 0.0010 |" in text
+    assert "| PacDCGAN | 1000 | 0.06 |" in text

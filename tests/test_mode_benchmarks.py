@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_toy_modes_writes_table_and_figure(tmp_path):
     import toy_modes
 
@@ -32,6 +32,18 @@ def test_toy_modes_writes_table_and_figure(tmp_path):
     # the pack2 run really packed: its resolved config says so
     cfg = (tmp_path / "runs" / "ring" / "pack2-s0" / "config.yaml").read_text()
     assert "pack: 2" in cfg and "r1_gamma: 0.0" in cfg and "max_iters: 3" in cfg
+    # run again: finished runs of the same config are reused (an interrupted benchmark resumes),
+    # a changed config trains afresh
+    args = ["--mixtures", "ring", "--seeds", "1", "--jobs", "1", "--set", "data.batch_size=16",
+            "--out-dir", str(out), "--work-dir", str(tmp_path / "runs")]
+    assert toy_modes.main([*args, "--methods", "gan,pack2", "--iters", "3"]) == 0
+    again = json.loads((out / "toy_modes.json").read_text())
+    assert all(r.get("reused") for r in again)
+    assert sorted((r["method"], r["metrics"]["modes"], r["metrics"]["hq_fraction"]) for r in again) == \
+        sorted((r["method"], r["metrics"]["modes"], r["metrics"]["hq_fraction"]) for r in rows)
+    assert toy_modes.main([*args, "--methods", "gan", "--iters", "4"]) == 0
+    fresh = json.loads((out / "toy_modes.json").read_text())
+    assert [(r["iters"], r.get("reused", False)) for r in fresh] == [(4, False)]
 
 
 def test_toy_modes_method_overrides_switch_remedies_off_then_on():
@@ -67,3 +79,21 @@ def test_unroll_cost_command_writes_docs_table(tmp_path):
     assert unroll_cost.main(["--steps", "1", "--first-order", "", "--iters", "1", "--set", "data.batch_size=16",
                              "--out", str(out)]) == 0
     assert "| 1 | second |" in out.read_text()
+
+
+def test_toy_modes_findings_state_goal_and_collapse_from_the_numbers():
+    import toy_modes
+
+    def row(method, seed, modes, hq):
+        return {"mixture": "grid", "method": method, "seed": seed, "seconds": 1.0, "iters": 10,
+                "metrics": {"modes": modes, "num_modes": 25, "hq_fraction": hq, "kl": 0.01}}
+
+    args = toy_modes.parse_args(["--mixtures", "grid", "--methods", "gan,default", "--seeds", "2"])
+    met = [row("default", 0, 25, 0.975), row("default", 1, 25, 0.971), row("gan", 0, 25, 0.9), row("gan", 1, 25, 0.9)]
+    text = "\n".join(toy_modes.findings(met, args, "grid"))
+    assert "all 25 modes in 2/2 seeds" in text and "met." in text and "NOT met" not in text
+    assert "missed modes in 0/2 seeds (no collapse in this setting)" in text
+    short = [row("default", 0, 24, 0.975), row("default", 1, 25, 0.965), row("gan", 0, 17, 0.9), row("gan", 1, 25, 0.9)]
+    text = "\n".join(toy_modes.findings(short, args, "grid"))
+    assert "NOT met (modes missed in 1 seed(s); lowest seed 96.5% HQ, 0.5 points short)" in text
+    assert "missed modes in 1/2 seeds (it collapses in this setting)" in text

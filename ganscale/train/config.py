@@ -136,6 +136,10 @@ class TrainerConfig:
     """Show a progress bar (iterations, it/s, main losses)."""
     deterministic: bool = True
     """Use deterministic algorithms (same config + seed -> same metrics on CPU)."""
+    num_threads: int = 0
+    """CPU threads per process for torch's intra-op work (torch.set_num_threads). 0 = auto: 1 for
+    the 2D toy data, whose tiny MLPs run fastest single-threaded (and collapse to a fraction of
+    that when extra threads fight other processes for a shared CPU), torch's default otherwise."""
 
     def check(self, root: "RunConfig") -> list[str]:
         out = []
@@ -150,6 +154,8 @@ class TrainerConfig:
         elif self.precision == "16-mixed" and self.accelerator == "cpu":
             out.append("precision=16-mixed needs a GPU (float16 autocast with loss scaling); "
                        "on CPU use precision=bf16-mixed or 32")
+        if self.num_threads < 0:
+            out.append(f"num_threads={self.num_threads} must be >= 0 (0 = auto)")
         for k in ("log_every", "plot_every", "eval_every", "ckpt_every"):
             if getattr(self, k) < 0:
                 out.append(f"{k}={getattr(self, k)} must be >= 0")

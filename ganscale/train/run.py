@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import lightning as L
+import torch
 
 from ganscale.config.load import save_config
 from ganscale.data import GANDataModule, build_datamodule
@@ -116,6 +117,13 @@ def setup(cfg) -> Run:
     return Run(cfg, run_dir, trainer, module, datamodule, ckpt_path)
 
 
+def cpu_threads(cfg) -> int:
+    """Intra-op threads this run asks for (trainer.num_threads; 0 = auto, see its docstring)."""
+    if cfg.trainer.num_threads:
+        return cfg.trainer.num_threads
+    return 1 if cfg.data.kind == "toy" else torch.get_num_threads()
+
+
 def fit(run: Run) -> None:
     run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
 
@@ -124,10 +132,14 @@ def main(cfg) -> Run:
     # The run directory travels to launched children through the environment; a run started in a
     # process that had none (a test, a benchmark worker running several configs) must not leave it
     # behind for the next run of that process.
+    # The thread count is process-global too: restore it for whatever the process runs next.
     inherited = RUN_DIR_ENV in os.environ
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cpu_threads(cfg))
     try:
         return _main(cfg)
     finally:
+        torch.set_num_threads(threads)
         if not inherited:
             os.environ.pop(RUN_DIR_ENV, None)
 
