@@ -94,6 +94,18 @@ def train(config: str, run_root: str, run_name: str, overrides: list[str], force
     return result
 
 
+def portable(obj):
+    """obj with every path under the repository made relative to it (results kept in docs/ must not
+    name the machine they were measured on)."""
+    if isinstance(obj, str):
+        return obj.replace(REPO + os.sep, "")
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [portable(v) for v in obj]
+    return obj
+
+
 def cpu_note() -> str:
     try:
         load = os.getloadavg()[0]

@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mnist_common import REPO, classifier, cpu_note, default_mnist, pack_mnist, train  # noqa: E402
+from _mnist_common import REPO, classifier, cpu_note, default_mnist, pack_mnist, portable, train  # noqa: E402
 
 sys.path.insert(0, REPO)
 
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         "benchmark_seconds": round(time.perf_counter() - t_start, 1),
     }
     with open(os.path.join(fig_dir, f"{args.name}_results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+        json.dump(portable(results), f, indent=2)
     write_doc(args, results, grid, real_grid)
     print(json.dumps({k: results[k] for k in ("gan", "real_test_split", "mean_class_accuracy")}, indent=2))
     print(f"wrote {args.doc}")

@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mnist_common import REPO, classifier, cpu_note, default_mnist, train  # noqa: E402
+from _mnist_common import REPO, classifier, cpu_note, default_mnist, portable, train  # noqa: E402
 from mnist_quality import cpu_time  # noqa: E402
 
 sys.path.insert(0, REPO)
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
                "classifier": clf_info, "gan": gan, "real": real, "history": history, "cpu": cpu_note(),
                "benchmark_seconds": round(time.perf_counter() - t_start, 1)}
     with open(os.path.join(fig_dir, f"{args.name}_results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+        json.dump(portable(results), f, indent=2)
     write_doc(args, results, grid)
     print(json.dumps({"gan": gan, "real": real}, indent=2))
     print(f"wrote {args.doc}")

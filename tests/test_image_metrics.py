@@ -180,3 +180,18 @@ def test_stacked_mnist_report_puts_precision_recall_beside_the_mode_count(tmp_pa
     assert "| ganscale DCGAN, 2 iterations | 123 | 2.50 | measured here |" in text
     assert "| 2 | 123 | 2.50 | 250.0 | 0.250 | 0.0010 |" in text
     assert "| PacDCGAN | 1000 | 0.06 |" in text
+
+
+def test_benchmark_results_name_no_machine_paths():
+    import os
+    import sys
+
+    from tests.conftest import REPO
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from _mnist_common import portable
+
+    got = portable({"run_dir": os.path.join(REPO, "runs", "x"), "overrides": [f"data.shards.urls={REPO}/data/s"],
+                    "n": 3, "other": "/elsewhere/y"})
+    assert got == {"run_dir": os.path.join("runs", "x"), "overrides": ["data.shards.urls=data/s"], "n": 3,
+                   "other": "/elsewhere/y"}
