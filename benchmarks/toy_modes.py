@@ -87,7 +87,6 @@ def run_one(job: dict) -> dict:
     from ganscale.train.run import main
 
     run_dir = os.path.join(job["work_dir"], job["mixture"], f"{job['method']}-s{job['seed']}")
-    os.makedirs(run_dir, exist_ok=True)
     overrides = ["trainer.progress_bar=false", "trainer.plot_every=0", "trainer.eval_every=0",
                  "trainer.ckpt_every=0", *method_overrides(job["method"], job["iters"]), *job["extra"], f"seed={job['seed']}",
                  f"run.root={os.path.dirname(run_dir)}", f"run.name={os.path.basename(run_dir)}",
@@ -122,22 +121,16 @@ def finished_run(run_dir: str, cfg) -> dict | None:
     an interrupted benchmark picks up where it stopped. Seconds are then the time between the run's
     config.yaml and its final checkpoint (setup included)."""
     from ganscale.config.load import to_yaml
-    from ganscale.ops.checkpoint import list_checkpoints
+    from ganscale.ops.checkpoint.store import iteration_of, latest_checkpoint
     from ganscale.train.restore import load_module
 
     metrics_file, config_file = os.path.join(run_dir, "final_metrics.json"), os.path.join(run_dir, "config.yaml")
-    ckpts = list_checkpoints(os.path.join(run_dir, "checkpoints"))
-    if not (ckpts and os.path.isfile(metrics_file) and os.path.isfile(config_file)):
+    ckpt = latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if not (ckpt and iteration_of(ckpt) == cfg.trainer.max_iters and os.path.isfile(metrics_file)
+            and os.path.isfile(config_file) and open(config_file).read() == to_yaml(cfg)):
         return None
-    same = to_yaml(cfg) == open(config_file).read()
-    metrics = json.load(open(metrics_file))
-    if not same or metrics.get("iter") != cfg.trainer.max_iters:
-        return None
-    module = load_module(ckpts[-1])
-    if module.iteration != cfg.trainer.max_iters:
-        return None
-    samples = module.sample(2500, seed=cfg.seed + 12345)
-    return {"metrics": metrics, "seconds": os.path.getmtime(ckpts[-1]) - os.path.getmtime(config_file),
+    samples = load_module(ckpt).sample(2500, seed=cfg.seed + 12345)
+    return {"metrics": json.load(open(metrics_file)), "seconds": os.path.getmtime(ckpt) - os.path.getmtime(config_file),
             "iters": cfg.trainer.max_iters, "samples": samples.numpy().tolist(), "reused": True}
 
 
