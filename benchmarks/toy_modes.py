@@ -118,7 +118,9 @@ def finished_run(run_dir: str, cfg) -> dict | None:
     """The result of an earlier, completed run of exactly `cfg` in run_dir (None if there is none).
 
     A run is reused when its saved config equals cfg and its final checkpoint and metrics exist, so
-    an interrupted benchmark picks up where it stopped. Seconds are then the time between the run's
+    an interrupted benchmark picks up where it stopped. The saved config is read back through the
+    schema first: a run saved before a config field was added has that field's default, which is
+    the behaviour it ran with. Seconds are then the time between the run's
     config.yaml and its final checkpoint (setup included)."""
     from ganscale.config.load import to_yaml
     from ganscale.ops.checkpoint.store import iteration_of, latest_checkpoint
@@ -127,11 +129,26 @@ def finished_run(run_dir: str, cfg) -> dict | None:
     metrics_file, config_file = os.path.join(run_dir, "final_metrics.json"), os.path.join(run_dir, "config.yaml")
     ckpt = latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if not (ckpt and iteration_of(ckpt) == cfg.trainer.max_iters and os.path.isfile(metrics_file)
-            and os.path.isfile(config_file) and open(config_file).read() == to_yaml(cfg)):
+            and os.path.isfile(config_file) and saved_config_yaml(config_file) == to_yaml(cfg)):
         return None
     samples = load_module(ckpt).sample(2500, seed=cfg.seed + 12345)
     return {"metrics": json.load(open(metrics_file)), "seconds": os.path.getmtime(ckpt) - os.path.getmtime(config_file),
             "iters": cfg.trainer.max_iters, "samples": samples.numpy().tolist(), "reused": True}
+
+
+def saved_config_yaml(path: str) -> str | None:
+    """A run's config.yaml as the current schema reads it (None if it no longer validates)."""
+    import yaml
+
+    from ganscale.config import config_from_dict
+    from ganscale.config.load import to_yaml
+    from ganscale.errors import ConfigError
+
+    try:
+        with open(path) as f:
+            return to_yaml(config_from_dict(yaml.safe_load(f)))
+    except (ConfigError, yaml.YAMLError):
+        return None
 
 
 def mean_se(xs: list[float]) -> tuple[float, float]:

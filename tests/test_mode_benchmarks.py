@@ -46,6 +46,29 @@ def test_toy_modes_writes_table_and_figure(tmp_path):
     assert [(r["iters"], r.get("reused", False)) for r in fresh] == [(4, False)]
 
 
+def test_saved_config_from_before_a_new_field_still_matches(tmp_path):
+    """A run saved before a config field existed ran with that field's default: still reusable."""
+    import yaml
+
+    import toy_modes
+    from ganscale.config import load_config
+    from ganscale.config.load import to_yaml
+
+    cfg = load_config([os.path.join(REPO, "configs", "toy", "ring.yaml")], ["seed=3"])
+    old = yaml.safe_load(to_yaml(cfg))
+    for player in ("G", "D"):  # as written before optim.*.schedule existed
+        for key in ("schedule", "decay_start", "final_scale"):
+            del old["optim"][player][key]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    assert toy_modes.saved_config_yaml(str(path)) == to_yaml(cfg)
+    old["seed"] = 4
+    path.write_text(yaml.safe_dump(old))
+    assert toy_modes.saved_config_yaml(str(path)) != to_yaml(cfg)
+    path.write_text("optim: {G: {lr: fast}}\n")  # no longer valid: not reusable, no crash
+    assert toy_modes.saved_config_yaml(str(path)) is None
+
+
 def test_toy_modes_method_overrides_switch_remedies_off_then_on():
     import toy_modes
 

@@ -175,12 +175,13 @@ class MinibatchDiscrimination(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         f = x.flatten(1)
         n = f.shape[0]
-        m = (f @ self.T).view(n, self.num_kernels, self.kernel_dim)           # [N, B, C]
-        # ||M_ib - M_jb||_1 accumulated one kernel coordinate at a time: [N, N, B] temporaries
-        # instead of one [N, N, B, C] (about 3x faster on CPU, same values)
-        l1 = sum((m[:, None, :, c] - m[None, :, :, c]).abs() for c in range(self.kernel_dim))  # [N, N, B]
-        not_self = 1.0 - torch.eye(n, device=f.device, dtype=f.dtype).unsqueeze(2)
-        o = (torch.exp(-l1) * not_self).sum(dim=1)                            # [N, B]
+        # kernel-major and contiguous, [B, C, N]: every difference below is then a [B, N, N] op over
+        # contiguous rows (about 2.5x faster on CPU than [N, N, B] temporaries, and as fast as
+        # torch.cdist(p=1), which has no double backward for R1/GP/unrolling through this layer)
+        m = (f @ self.T).view(n, self.num_kernels, self.kernel_dim).permute(1, 2, 0).contiguous()
+        l1 = sum((m[:, c, :, None] - m[:, c, None, :]).abs() for c in range(self.kernel_dim))  # [B, N, N]
+        # the j = i term is exp(-0) = 1 exactly (and contributes no gradient: d|t|/dt = 0 at t = 0)
+        o = (torch.exp(-l1).sum(dim=2) - 1).t()                               # [N, B]
         return torch.cat([f, o], dim=1)
 
 

@@ -106,7 +106,8 @@ class NonFiniteGuard(L.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         # optimizers are rebuilt from the config on resume; the checkpoint's param_groups carry
-        # the lowered lrs, so nothing to do here except remember where the skip counts stand
+        # the lowered lrs; a scheduled lr is recomputed every iteration and takes the scale from the module
+        pl_module.lr_scale = self.lr_scale
         self._seen_skips = sum(pl_module.num_skipped.values())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -152,6 +153,7 @@ class NonFiniteGuard(L.Callback):
         if g.lr_factor != 1.0:
             scale_learning_rates(trainer, g.lr_factor)
             self.lr_scale *= g.lr_factor
+            pl_module.lr_scale = self.lr_scale
         self._report(trainer, it, back_to, target)
         self._end_streak()
 

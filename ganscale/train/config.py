@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 PLAYERS = ("G", "D")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "linear", "cosine")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
 
 
@@ -64,11 +65,24 @@ class OptimizerConfig:
     """Weight decay (decoupled for adamw)."""
     momentum: float = 0.0
     """SGD momentum."""
+    schedule: str = "constant"
+    """Learning-rate schedule: constant, or linear / cosine decay from lr (at decay_start) to
+    lr * final_scale (at trainer.max_iters). A pure function of the iteration (ganscale.train.optim)."""
+    decay_start: float = 0.0
+    """Fraction of trainer.max_iters at which the decay begins (0 = from the first iteration)."""
+    final_scale: float = 0.0
+    """The learning rate at trainer.max_iters, as a fraction of lr."""
 
     def check(self, root: "RunConfig") -> list[str]:
         out = []
         if self.name not in OPTIMIZERS:
             out.append(f"name={self.name!r} unknown; choose one of: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            out.append(f"schedule={self.schedule!r} unknown; choose one of: {', '.join(SCHEDULES)}")
+        if not 0 <= self.decay_start < 1:
+            out.append(f"decay_start={self.decay_start} must be a fraction of trainer.max_iters in [0, 1)")
+        if not 0 <= self.final_scale <= 1:
+            out.append(f"final_scale={self.final_scale} must be in [0, 1] (a fraction of lr)")
         if self.lr <= 0:
             out.append(f"lr={self.lr} must be > 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):

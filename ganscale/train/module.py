@@ -35,7 +35,7 @@ from ganscale.losses import get_loss
 from ganscale.nets import build_nets
 from ganscale.nets.remedies import feature_matching_loss
 from ganscale.regularizers import apply_spectral_norm, gradient_penalty, r1_penalty
-from ganscale.train.optim import build_optimizer
+from ganscale.train.optim import build_optimizer, lr_at, set_lr
 from ganscale.train.unroll import DLookahead, FunctionalD
 
 PHASE_IDS = {"D_main": 0, "D_reg": 1, "G_main": 2, "G_reg": 3}
@@ -62,6 +62,9 @@ class GANModule(L.LightningModule):
         self.loss_fn = get_loss(cfg.loss.name)
         self.iteration = 0
         """ganscale's iteration counter (n_disc D steps + 1 G step); saved in checkpoints."""
+        self.lr_scale = 1.0
+        """Multiplier on scheduled learning rates, lowered by the non-finite guard's rollbacks
+        (guard.lr_factor; the guard restores it on resume)."""
         self.num_skipped = {"D": 0, "G": 0}
         """Steps skipped because a loss or gradient was not finite on some rank."""
         self.stats: dict[str, Tensor] = {}
@@ -243,6 +246,13 @@ class GANModule(L.LightningModule):
         return [build_optimizer(self.G.parameters(), self.cfg.optim.G),
                 build_optimizer(self.D.parameters(), self.cfg.optim.D)]
 
+    def apply_lr_schedule(self) -> None:
+        """Set each player's learning rate for this iteration (ganscale.train.optim.lr_at)."""
+        for name, opt in self._optimizers.items():
+            cfg = getattr(self.cfg.optim, name)
+            if cfg.schedule != "constant":  # constant: the optimizer's own lr (which the guard may have scaled)
+                set_lr(opt, lr_at(cfg, self.iteration, self.cfg.trainer.max_iters) * self.lr_scale)
+
     @property
     def _optimizers(self) -> dict:
         opt_G, opt_D = self.optimizers()
@@ -250,6 +260,7 @@ class GANModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         x, y = batch["x"], batch.get("y")
+        self.apply_lr_schedule()
         n_disc = self.cfg.gan.n_disc
         b = x.shape[0] // n_disc  # per-rank batch
         self.reals = [(x[i * b:(i + 1) * b], None if y is None else y[i * b:(i + 1) * b]) for i in range(n_disc)]

@@ -1,6 +1,16 @@
-"""Optimizers from OptimizerConfig (each player has its own)."""
+"""Optimizers from OptimizerConfig (each player has its own) and their learning-rate schedule.
+
+The schedule is a pure function of ganscale's iteration counter, written into the optimizer's
+param groups before every iteration, rather than a stateful torch LR scheduler: a resumed run
+therefore steps with exactly the learning rates of an uninterrupted one without any scheduler
+state in the checkpoint, and it works unchanged through DeepSpeed's engine optimizers. The
+unrolled look-ahead reads D's learning rate from the same param groups, so it replays the rate
+D's real step uses.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -12,3 +22,20 @@ def build_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
     return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
+def lr_at(cfg: OptimizerConfig, iteration: int, max_iters: int) -> float:
+    """The learning rate of iteration `iteration` (0-based) of a `max_iters`-iteration run."""
+    start = cfg.decay_start * max_iters
+    if cfg.schedule == "constant" or iteration < start:
+        return cfg.lr
+    t = min(1.0, (iteration - start) / max(1.0, max_iters - start))  # 0 at decay_start, 1 at max_iters
+    shape = t if cfg.schedule == "linear" else 0.5 * (1 - math.cos(math.pi * t))
+    return cfg.lr * (1 - (1 - cfg.final_scale) * shape)
+
+
+def set_lr(optimizer, lr: float) -> None:
+    """Write `lr` into every param group (of a LightningOptimizer, a torch or a DeepSpeed optimizer)."""
+    opt = getattr(optimizer, "_optimizer", optimizer)  # LightningOptimizer -> the wrapped optimizer
+    for group in opt.param_groups:
+        group["lr"] = lr
