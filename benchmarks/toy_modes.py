@@ -34,8 +34,11 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The vanilla GAN: no regularizer, no EMA, no remedy; a method then switches on its own.
+# The vanilla GAN: constant learning rates, no regularizer, no EMA, no remedy; a method then
+# switches on its own.
 PLAIN = [
+    *(f"optim.{player}.{key}={value}" for player in ("G", "D")  # the defaults: a constant lr
+      for key, value in (("schedule", "constant"), ("decay_start", 0.0), ("final_scale", 0.0))),
     "reg.r1_gamma=0",
     "reg.gp_weight=0",
     "gan.ema.enabled=false",
@@ -225,7 +228,7 @@ def write_markdown(results: list[dict], args, path: str, fig_name: str, wall: fl
         "",
         "`shipped default` is `configs/toy/<mixture>.yaml` unchanged (G_ema sampled). Every other row is "
         "the vanilla GAN of the published tables built from it (same networks, loss, learning rates and "
-        "batch; no R1, no EMA: G sampled; no remedy; "
+        "batch; constant learning rates, no R1, no EMA: G sampled; no remedy; "
         f"{args.iters} iterations) with the row's remedy switched on. Extra overrides for every run: "
         f"`{' '.join(args.set) or 'none'}`.",
         "",

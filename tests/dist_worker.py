@@ -48,6 +48,9 @@ CASES = {
     "gp": ["reg.gp_weight=10.0"],
     "nonfinite": [],
     "nonfinite_grad": [],
+    # decaying learning rates reach every strategy's optimizers, and the look-ahead replays them
+    "lr_schedule": ["optim.G.schedule=linear", "optim.D.schedule=cosine", "optim.D.final_scale=0.1",
+                    "unroll.steps=2"],
 }
 STRATEGIES = {
     "single": ["strategy.name=single"],

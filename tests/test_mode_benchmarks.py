@@ -76,6 +76,7 @@ def test_toy_modes_method_overrides_switch_remedies_off_then_on():
     ov = toy_modes.method_overrides("unroll10", 100)
     assert ov[:len(toy_modes.PLAIN)] == toy_modes.PLAIN and ov[-2:] == ["unroll.steps=10", "trainer.max_iters=100"]
     assert "gan.ema.enabled=false" in ov and "reg.r1_gamma=0" in ov
+    assert "optim.G.schedule=constant" in ov and "optim.D.decay_start=0.0" in ov  # the grid's decay is off
     assert toy_modes.mean_se([1.0, 2.0, 3.0]) == pytest.approx((2.0, (1 / 3) ** 0.5))
 
 
