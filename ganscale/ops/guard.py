@@ -65,18 +65,6 @@ def load_training_state(trainer, path: str) -> dict:
     return ckpt
 
 
-def scale_learning_rates(trainer, factor: float) -> None:
-    for opt in trainer.optimizers:
-        for group in opt.param_groups:
-            group["lr"] *= factor
-            if "initial_lr" in group:
-                group["initial_lr"] *= factor
-    for config in trainer.lr_scheduler_configs:
-        sched = config.scheduler
-        if hasattr(sched, "base_lrs"):
-            sched.base_lrs = [lr * factor for lr in sched.base_lrs]
-
-
 class NonFiniteGuard(L.Callback):
     """Counts skipped iterations, rolls back, gives up. Runs before the checkpoint callback so a
     checkpoint due at the same iteration stores the rolled-back state."""
@@ -105,8 +93,8 @@ class NonFiniteGuard(L.Callback):
             pl_module.loss_fn = with_nan_d_loss(pl_module.loss_fn, lambda: pl_module.iteration in poisoned)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        # optimizers are rebuilt from the config on resume; the checkpoint's param_groups carry
-        # the lowered lrs; a scheduled lr is recomputed every iteration and takes the scale from the module
+        # the module recomputes every learning rate each iteration (schedule x lr_scale), so a
+        # resumed run gets the lowered rates from the scale restored with this callback's state
         pl_module.lr_scale = self.lr_scale
         self._seen_skips = sum(pl_module.num_skipped.values())
 
@@ -151,7 +139,6 @@ class NonFiniteGuard(L.Callback):
         back_to = int(ckpt.get("ganscale", {}).get("iteration", store.iteration_of(target)))
         self.num_rollbacks += 1
         if g.lr_factor != 1.0:
-            scale_learning_rates(trainer, g.lr_factor)
             self.lr_scale *= g.lr_factor
             pl_module.lr_scale = self.lr_scale
         self._report(trainer, it, back_to, target)

@@ -63,7 +63,7 @@ class GANModule(L.LightningModule):
         self.iteration = 0
         """ganscale's iteration counter (n_disc D steps + 1 G step); saved in checkpoints."""
         self.lr_scale = 1.0
-        """Multiplier on scheduled learning rates, lowered by the non-finite guard's rollbacks
+        """Multiplier on every learning rate, lowered by the non-finite guard's rollbacks
         (guard.lr_factor; the guard restores it on resume)."""
         self.num_skipped = {"D": 0, "G": 0}
         """Steps skipped because a loss or gradient was not finite on some rank."""
@@ -247,11 +247,10 @@ class GANModule(L.LightningModule):
                 build_optimizer(self.D.parameters(), self.cfg.optim.D)]
 
     def apply_lr_schedule(self) -> None:
-        """Set each player's learning rate for this iteration (ganscale.train.optim.lr_at)."""
+        """Set each player's learning rate for this iteration: its schedule (ganscale.train.optim.lr_at,
+        constant included) times the guard's lr_scale. The one place learning rates are set."""
         for name, opt in self._optimizers.items():
-            cfg = getattr(self.cfg.optim, name)
-            if cfg.schedule != "constant":  # constant: the optimizer's own lr (which the guard may have scaled)
-                set_lr(opt, lr_at(cfg, self.iteration, self.cfg.trainer.max_iters) * self.lr_scale)
+            set_lr(opt, lr_at(getattr(self.cfg.optim, name), self.iteration, self.cfg.trainer.max_iters) * self.lr_scale)
 
     @property
     def _optimizers(self) -> dict:
