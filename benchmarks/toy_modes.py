@@ -122,8 +122,8 @@ def finished_run(run_dir: str, cfg) -> dict | None:
 
     A run is reused when its saved config equals cfg and its final checkpoint and metrics exist, so
     an interrupted benchmark picks up where it stopped. The saved config is read back through the
-    schema first: a run saved before a config field was added has that field's default, which is
-    the behaviour it ran with. Seconds are then the time between the run's
+    schema first: a run saved before a config field was added gets that field's neutral default
+    (config_from_dict), which is the behaviour it ran with. Seconds are then the time between the run's
     config.yaml and its final checkpoint (setup included)."""
     from ganscale.config.load import to_yaml
     from ganscale.ops.checkpoint.store import iteration_of, latest_checkpoint

@@ -24,6 +24,23 @@ def test_every_shipped_config_loads_and_validates(path):
     assert isinstance(cfg, RunConfig)
 
 
+IMAGE_CONFIGS = [p for p in SHIPPED if os.sep + "toy" + os.sep not in p and os.sep + "strategy" + os.sep not in p]
+
+
+@pytest.mark.parametrize("path", IMAGE_CONFIGS, ids=[os.path.relpath(p, REPO) for p in IMAGE_CONFIGS])
+def test_image_configs_do_not_inherit_the_toy_recipe(path):
+    """RunConfig() is the ring's tuned job, so a YAML inherits every value it leaves unset: the
+    shipped image configs must set their own learning rates, length and schedule (constant, as
+    in the papers they follow) instead of picking up the ring's decay."""
+    cfg = load_config([path])
+    default = RunConfig()
+    for name in ("G", "D"):
+        opt = getattr(cfg.optim, name)
+        assert opt.schedule == "constant", (path, name)
+        assert opt.lr != getattr(default.optim, name).lr, (path, name)
+    assert cfg.data.kind != "toy" and cfg.trainer.max_iters != default.trainer.max_iters
+
+
 def test_shipped_configs_exist():
     assert any(p.endswith(os.path.join("toy", "ring.yaml")) for p in SHIPPED)
     assert any(p.endswith(os.path.join("toy", "grid.yaml")) for p in SHIPPED)

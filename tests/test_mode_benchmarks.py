@@ -47,24 +47,30 @@ def test_toy_modes_writes_table_and_figure(tmp_path):
 
 
 def test_saved_config_from_before_a_new_field_still_matches(tmp_path):
-    """A run saved before a config field existed ran with that field's default: still reusable."""
+    """A run saved before a config field existed ran with that field's neutral default (the
+    behaviour before the field): it is reused where the current config has that value, and
+    retrained where the current config changed it (the shipped ring now decays its lr)."""
     import yaml
 
     import toy_modes
     from ganscale.config import load_config
     from ganscale.config.load import to_yaml
 
-    cfg = load_config([os.path.join(REPO, "configs", "toy", "ring.yaml")], ["seed=3"])
-    old = yaml.safe_load(to_yaml(cfg))
-    for player in ("G", "D"):  # as written before optim.*.schedule existed
-        for key in ("schedule", "decay_start", "final_scale"):
-            del old["optim"][player][key]
+    ring = os.path.join(REPO, "configs", "toy", "ring.yaml")
+    vanilla = load_config([ring], [*toy_modes.method_overrides("gan", 2000), "seed=3"])  # constant lrs
+    shipped = load_config([ring], ["seed=3"])  # linear decay over the second half
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(old))
-    assert toy_modes.saved_config_yaml(str(path)) == to_yaml(cfg)
+    for cfg, reusable in ((vanilla, True), (shipped, False)):
+        old = yaml.safe_load(to_yaml(cfg))
+        for player in ("G", "D"):  # as written before optim.*.schedule existed
+            for key in ("schedule", "decay_start", "final_scale"):
+                del old["optim"][player][key]
+        path.write_text(yaml.safe_dump(old))
+        assert (toy_modes.saved_config_yaml(str(path)) == to_yaml(cfg)) is reusable
+    old = yaml.safe_load(to_yaml(vanilla))
     old["seed"] = 4
     path.write_text(yaml.safe_dump(old))
-    assert toy_modes.saved_config_yaml(str(path)) != to_yaml(cfg)
+    assert toy_modes.saved_config_yaml(str(path)) != to_yaml(vanilla)
     path.write_text("optim: {G: {lr: fast}}\n")  # no longer valid: not reusable, no crash
     assert toy_modes.saved_config_yaml(str(path)) is None
 

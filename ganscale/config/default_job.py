@@ -9,6 +9,7 @@ verification: docs/toy_modes.md.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
@@ -17,9 +18,13 @@ RING: dict[str, Any] = {
     "data.batch_size": 512,
     "optim.G.lr": 1e-3,
     "optim.D.lr": 1e-3,
+    "optim.G.schedule": "linear",
+    "optim.G.decay_start": 0.5,
+    "optim.D.schedule": "linear",
+    "optim.D.decay_start": 0.5,
     "reg.r1_gamma": 0.01,
     "gan.ema.decay": 0.99,
-    "trainer.max_iters": 6000,
+    "trainer.max_iters": 32000,
 }
 """Dotted keys of RunConfig -> the tuned ring value (everything else: the component's default)."""
 
@@ -43,3 +48,16 @@ def tuned(section: str, cls: Callable[[], T]) -> Callable[[], T]:
         return obj
 
     return make
+
+
+def neutral_config():
+    """RunConfig with every section at its component's own defaults (none of the RING values):
+    the base for stored configs (ganscale.config.load.config_from_dict)."""
+    from ganscale.config.schema import RunConfig  # the schema imports this module
+
+    cfg = RunConfig()
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            setattr(cfg, f.name, type(value)())
+    return cfg

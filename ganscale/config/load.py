@@ -16,6 +16,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ganscale.config.default_job import neutral_config
 from ganscale.config.schema import RunConfig
 from ganscale.errors import ConfigError
 
@@ -155,9 +156,15 @@ __all__ = ["load_config", "save_config", "to_yaml", "to_dict", "ListConfig"]
 
 
 def config_from_dict(data: dict) -> RunConfig:
-    """A RunConfig from a plain dict (as stored in checkpoints), validated like a YAML file."""
+    """A RunConfig from a plain dict (as stored in checkpoints and run directories), validated like
+    a YAML file.
+
+    A stored config is complete when it is saved, so the base it is merged onto only fills fields
+    added to the schema since. That base is the components' neutral defaults, not the default
+    job's tuned values: a new field's neutral default is the behaviour that existed before it
+    (optim.*.schedule=constant), while the default job may have moved on (the ring decays its lr)."""
     problems: list[str] = []
-    cfg = _merge_leaves(OmegaConf.structured(RunConfig), data, "stored config", problems)
+    cfg = _merge_leaves(OmegaConf.structured(neutral_config()), data, "stored config", problems)
     if problems:
         raise ConfigError(problems)
     obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]

@@ -17,7 +17,12 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Small and quick: the toy ring, small batches, no plots or evaluations unless a test asks.
+# Constant learning rates: these tests stop a run by giving it a shorter trainer.max_iters, and
+# the default job's linear decay depends on max_iters (resuming with a scheduled lr, stopped the
+# way preemption stops it, is tests/ops/test_ops_lr_schedule.py).
 FAST = [
+    "optim.G.schedule=constant",
+    "optim.D.schedule=constant",
     "trainer.progress_bar=false",
     "trainer.eval_every=0",
     "trainer.plot_every=0",
