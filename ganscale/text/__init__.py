@@ -1,0 +1,1 @@
+"""Text for text-to-image training: tokenizer and vocabulary (vocab.py)."""
