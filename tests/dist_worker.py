@@ -32,6 +32,7 @@ from ganscale.data.toy import mixture_means, sample_mixture  # noqa: E402
 from ganscale.distributed import trainer_kwargs  # noqa: E402
 from ganscale.train.callbacks import TrainLogger  # noqa: E402
 from ganscale.train.module import GANModule  # noqa: E402
+from test_game_engine import RelayGame  # noqa: E402  (a game defined outside the package)
 
 B = 8  # per-rank batch of the distributed runs; the reference uses 2 * B in one process
 ITERS = 3
@@ -52,6 +53,10 @@ CASES = {
     "lr_schedule": ["optim.G.schedule=linear", "optim.D.schedule=cosine", "optim.D.final_scale=0.1",
                     "unroll.steps=2"],
 }
+GAMES = {"relay": RelayGame}
+"""Cases that play another game than the GAN: the game defined in tests/test_game_engine.py
+(three networks, two players; the adversary steps twice per iteration)."""
+CASES["relay"] = ["gan.n_disc=2", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
 STRATEGIES = {
     "single": ["strategy.name=single"],
     "ddp": ["strategy.name=ddp"],
@@ -136,10 +141,11 @@ def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=
     cfg = make_cfg(case, strategy, world, batch, extra)
     L.seed_everything(cfg.seed, verbose=False)
     dm = SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None)
-    module = GANModule(cfg, dm.info)
+    module = GANModule(cfg, dm.info, game=GAMES[case]() if case in GAMES else None)
     if case == "nonfinite_grad":
         poison_d_gradients(module)
-    init = {k: v.detach().clone() for k, v in module.D.state_dict().items()}
+    stepped = module.net(module.game.players[module.player_names[-1]].nets[0])  # D, or the last player's first net
+    init = {k: v.detach().clone() for k, v in stepped.state_dict().items()}
     logger = MemoryLogger()
     trainer = L.Trainer(accelerator="cpu", devices=world, num_nodes=1, max_epochs=-1, max_steps=-1,
                         logger=[logger], callbacks=[TrainLogger(cfg)], enable_checkpointing=False,
@@ -150,10 +156,11 @@ def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=
     def state(m):
         return {k: v.detach().float().cpu().clone() for k, v in m.state_dict().items()}
 
-    out = {"G": state(module.G), "D": state(module.D), "D_init": init, "skipped": dict(module.num_skipped),
-           "iteration": module.iteration, "metrics": logger.rows}
-    if module.G_ema is not None:
-        out["G_ema"] = state(module.G_ema.module)
+    out = {name: state(module.net(name)) for name in module.net_names}
+    out.update({"D_init": init, "skipped": dict(module.num_skipped), "iteration": module.iteration,
+                "metrics": logger.rows, "nets": list(module.net_names)})
+    if module.G_ema_module is not None:
+        out["G_ema"] = state(module.G_ema_module)
     prec = trainer.strategy.precision_plugin
     if getattr(prec, "scalers", None):
         out["scales"] = {p: s.get_scale() for p, s in prec.scalers.items()}

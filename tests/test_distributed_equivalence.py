@@ -61,8 +61,12 @@ def reference(case: str, strategy: str) -> dict:
     return _refs[key]
 
 
+def compared(res: dict) -> list[str]:
+    return [*res["nets"], *(["G_ema"] if "G_ema" in res else [])]
+
+
 def assert_replicas_identical(r0: dict, r1: dict) -> None:
-    for player in ("G", "D", "G_ema"):
+    for player in compared(r0):
         for k in r0[player]:
             assert torch.equal(r0[player][k], r1[player][k]), f"{player}.{k} differs between ranks"
 
@@ -88,9 +92,11 @@ def test_two_ranks_equal_one_process_with_the_global_batch(results, strategy, ca
     ref = reference(case, strategy)
     assert r0["iteration"] == ref["iteration"] == w.ITERS
     assert_replicas_identical(r0, r1)
-    moved = max((ref["D"][k] - ref["D_init"][k]).abs().max().item() for k in ref["D"])
+    last = ref["nets"][-1]  # D, or the relay game's adversary A
+    moved = max((ref[last][k] - ref["D_init"][k]).abs().max().item() for k in ref[last])
     assert moved > 100 * TOL["atol"], "the reference must actually train for the comparison to mean anything"
-    for player in ("G", "D", "G_ema"):
+    assert compared(r0) == compared(ref)
+    for player in compared(ref):
         for k in ref[player]:
             torch.testing.assert_close(r0[player][k], ref[player][k], **TOL, msg=lambda m: f"{player}.{k}: {m}")
     assert r0["skipped"] == ref["skipped"]
@@ -100,7 +106,7 @@ def test_two_ranks_equal_one_process_with_the_global_batch(results, strategy, ca
     # logged losses are reduced across ranks: the mean of the per-rank means is the global-batch mean
     for row, ref_row in zip(r0["metrics"], ref["metrics"], strict=True):
         assert row["batch/global"] == ref_row["batch/global"] == 2 * w.B
-        for k in ("loss/D", "loss/G", "skipped/D"):
+        for k in ("loss/A", "loss/AB", "skipped/A") if case in w.GAMES else ("loss/D", "loss/G", "skipped/D"):
             if ref_row[k] == ref_row[k]:  # NaN in the non-finite iteration
                 assert row[k] == pytest.approx(ref_row[k], rel=1e-4, abs=1e-5), k
 

@@ -106,6 +106,8 @@ def test_each_player_has_its_own_loss_scaler():
         assert prec.scaler is prec.scalers["D"] and strategy.active_player == "D"
         skip_player_step(strategy, opt)  # a non-finite D step backs off D's scale only
     assert strategy.active_player is None and prec.active_player is None
+    with active_player(strategy, "G"):  # any player of the game gets its own scaler at its first step
+        assert prec.scaler is prec.scalers["G"]
     assert prec.scalers["D"].get_scale() == 2.0 ** 9 and prec.scalers["G"].get_scale() == 2.0 ** 10
     state = prec.state_dict()
     fresh = PlayerMixedPrecision("16-mixed", "cpu")

@@ -1,4 +1,4 @@
-"""The two-player module: phase isolation, requires_grad switching, counters, EMA."""
+"""The engine running the GAN game: phase isolation, requires_grad switching, counters, EMA."""
 
 import copy
 
@@ -26,24 +26,19 @@ class Recording(GANModule):
         super().__init__(cfg, info)
         self.log_phases = []
 
-    def _wrap(self, name, fn, *args):
+    def run_phase(self, phase, sub=0):
+        if phase.name == "D_main":
+            self.log_phases.append({"phase": "D_real_batch", "x": self.reals[sub][0].detach().clone()})
         g0, d0 = snapshot(self.G), snapshot(self.D)
-        fn(*args)
+        stepped = super().run_phase(phase, sub)
+        if phase.name == "G_reg" and not stepped:
+            return stepped  # MLPs have no lazy G penalty: nothing ran
         self.log_phases.append({
-            "phase": name, "G_same": same(g0, snapshot(self.G)), "D_same": same(d0, snapshot(self.D)),
+            "phase": phase.name, "G_same": same(g0, snapshot(self.G)), "D_same": same(d0, snapshot(self.D)),
             "G_grad": any(p.requires_grad for p in self.G.parameters()),
             "D_grad": any(p.requires_grad for p in self.D.parameters()),
         })
-
-    def phase_D_main(self, real, y, sub):
-        self.log_phases.append({"phase": "D_real_batch", "x": real.detach().clone()})
-        self._wrap("D_main", super().phase_D_main, real, y, sub)
-
-    def phase_D_reg(self, real, y):
-        self._wrap("D_reg", super().phase_D_reg, real, y)
-
-    def phase_G_main(self, b):
-        self._wrap("G_main", super().phase_G_main, b)
+        return stepped
 
 
 def fit(module_cls, overrides, tmp_path, iters=3):
@@ -132,9 +127,10 @@ def test_every_loss_trains_a_few_iterations(tmp_path, loss):
 
 def test_non_finite_loss_skips_the_step(tmp_path):
     class NaND(GANModule):
-        def d_logits(self, x, y):
-            out = super().d_logits(x, y)
-            return out * float("nan") if self.iteration == 1 and self.D.training else out
+        def __init__(self, cfg, info):
+            super().__init__(cfg, info)
+            self.D.register_forward_hook(
+                lambda net, args, out: out * float("nan") if self.iteration == 1 and net.training else out)
 
     module, _ = fit(NaND, [], tmp_path, iters=3)
     assert module.num_skipped["D"] == 1

@@ -130,12 +130,12 @@ def test_g_loss_with_feature_matching(adv):
                    f"model.remedies.feature_matching.adversarial_weight={adv}", "data.batch_size=8"])
     b = set_reals(m, dm, 0)
     m._train("G")
-    loss = m.g_loss(b)
+    loss = m.game.g_loss(m, b)
     with torch.no_grad():
         fake = m.G(m.noise(b, "G_main"))
         logits, f_fake = m.D(fake, return_features=True)
         _, f_real = m.D(m.reals[-1][0], return_features=True)
-    expect = 2.0 * (f_real.mean(0) - f_fake.mean(0)).pow(2).sum() + adv * m.loss_fn.g(logits)
+    expect = 2.0 * (f_real.mean(0) - f_fake.mean(0)).pow(2).sum() + adv * m.game.loss_fn.g(logits)
     assert loss.item() == pytest.approx(expect.item(), rel=1e-6)
     assert f_fake.shape == (b, m.cfg.model.mlp.D.width)
 

@@ -10,6 +10,7 @@ import torch
 from ganscale.config import load_config
 from ganscale.data.toy import ToyDataModule
 from ganscale.errors import ConfigError
+from ganscale.games.gan import GANGame
 from ganscale.losses import get_loss
 from ganscale.nets.config import MLPNetConfig
 from ganscale.nets.mlp import MLPDiscriminator
@@ -21,12 +22,12 @@ TINY = ["model.z_dim=2", "model.mlp.G.width=6", "model.mlp.G.depth=1", "model.ml
         "model.mlp.D.width=6", "model.mlp.D.depth=1", "model.mlp.D.activation=tanh", "data.batch_size=8"]
 
 
-def build(overrides, module_cls=GANModule):
+def build(overrides, game=None):
     """A GANModule driven without a Trainer (Lightning Fabric provides optimizers and backward)."""
     cfg = load_config([], overrides)
     L.seed_everything(cfg.seed, verbose=False)
     dm = ToyDataModule(cfg)
-    m = module_cls(cfg, dm.info)
+    m = GANModule(cfg, dm.info, game=game)
     fabric = L.Fabric(accelerator="cpu", devices=1)
     fabric.setup(m, *m.configure_optimizers())
     return m, dm
@@ -172,13 +173,13 @@ def test_k0_is_exactly_the_plain_step():
     """unroll.steps=0 runs the plain G step: same parameters and optimizer states, bit for bit, as
     the core module's G loss -loss_g(D(G(z)))."""
 
-    class Plain(GANModule):
-        def g_loss(self, b):
-            y_fake = self.fake_labels(b, "G_main")
-            return self.loss_fn.g(self.d_logits(self.G(self.noise(b, "G_main"), y_fake), y_fake))
+    class Plain(GANGame):
+        def g_loss(self, m, b):
+            y_fake = m.fake_labels(b, "G_main")
+            return self.loss_fn.g(m.D(m.G(m.noise(b, "G_main"), y_fake), y_fake))
 
     a, dm = build(["unroll.steps=0", "gan.n_disc=2"])
-    ref, _ = build(["unroll.steps=0", "gan.n_disc=2"], module_cls=Plain)
+    ref, _ = build(["unroll.steps=0", "gan.n_disc=2"], game=Plain())
     for i in range(3):
         a.training_step(batch(dm, i), i)
         ref.training_step(batch(dm, i), i)
@@ -203,7 +204,7 @@ def test_g_phase_never_touches_d_or_its_optimizer(second_order):
     d_before, opt_before, g_before = snapshot(m.D), opt_snapshot(m._optimizers["D"]), snapshot(m.G)
     d_grads = [None if p.grad is None else p.grad.clone() for p in m.D.parameters()]
     set_reals(m, dm, 1)
-    m.phase_G_main(8)
+    m.run_phase(m.phase_by_name("G_main"))
     assert_same_state(d_before, snapshot(m.D))
     assert_same_opt(opt_before, opt_snapshot(m._optimizers["D"]))
     for g0, p in zip(d_grads, m.D.parameters()):  # D's .grad (left by its last step) is not touched either
@@ -216,10 +217,13 @@ def test_module_uses_the_strategy_grad_sync():
     m, dm = build(["unroll.steps=2", "data.batch_size=8"])
     m.training_step(batch(dm, 0), 0)
     calls = []
-    m._fabric.strategy.unroll_grad_sync = lambda grads: calls.append(len(grads)) or grads
+    m.hooks.unroll_grad_sync = lambda grads: calls.append(len(grads)) or grads  # instance attribute
     set_reals(m, dm, 1)
-    m.phase_G_main(8)
-    assert calls == [len(list(m.D.parameters()))] * 2
+    m.run_phase(m.phase_by_name("G_main"))
+    try:
+        assert calls == [len(list(m.D.parameters()))] * 2
+    finally:
+        del m.hooks.unroll_grad_sync
 
 
 # ------------------------------------------------------------------ the gradient
@@ -264,19 +268,19 @@ def test_g_gradient_matches_finite_differences_of_the_unrolled_objective(case, f
     m._train("G")
 
     m.cfg.unroll.second_order = True
-    exact = _flat_grad(m, m.g_loss(b))
-    fd = _central_fd(m, lambda: m.g_loss(b))
+    exact = _flat_grad(m, m.game.g_loss(m, b))
+    fd = _central_fd(m, lambda: m.game.g_loss(m, b))
     torch.testing.assert_close(exact, fd, rtol=1e-6, atol=1e-9)
 
     m.cfg.unroll.second_order = False
-    first = _flat_grad(m, m.g_loss(b))
-    d_k = m.unrolled_D(m.reals)  # frozen look-ahead D (first order: constants)
+    first = _flat_grad(m, m.game.g_loss(m, b))
+    d_k = m.game.unrolled_D(m, m.reals)  # frozen look-ahead D (first order: constants)
     def frozen_objective():  # g_loss with the look-ahead D fixed to d_k
-        m.unrolled_D = lambda reals: d_k  # type: ignore[method-assign]
+        m.game.unrolled_D = lambda m_, reals: d_k  # type: ignore[method-assign]
         try:
-            return m.g_loss(b)
+            return m.game.g_loss(m, b)
         finally:
-            del m.unrolled_D
+            del m.game.unrolled_D
 
     torch.testing.assert_close(first, _central_fd(m, frozen_objective), rtol=1e-6, atol=1e-9)
     rel = (exact - first).norm() / exact.norm()
@@ -288,6 +292,6 @@ def test_first_and_second_order_agree_at_k0(float64):
     m.training_step(batch(dm, 0, torch.float64), 0)
     b = set_reals(m, dm, 1, torch.float64)
     m._train("G")
-    a = _flat_grad(m, m.g_loss(b))
+    a = _flat_grad(m, m.game.g_loss(m, b))
     m.cfg.unroll.second_order = False
-    assert torch.equal(a, _flat_grad(m, m.g_loss(b)))
+    assert torch.equal(a, _flat_grad(m, m.game.g_loss(m, b)))

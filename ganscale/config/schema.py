@@ -10,6 +10,7 @@ from ganscale.config.default_job import tuned
 from ganscale.data.config import DataConfig
 from ganscale.metrics.config import EvalConfig
 from ganscale.distributed.config import StrategyConfig
+from ganscale.games.config import GameConfig
 from ganscale.nets.config import ModelConfig
 from ganscale.ops.config import CheckpointConfig, GuardConfig, SlurmConfig, WandbConfig
 from ganscale.train.config import (
@@ -31,6 +32,8 @@ class RunConfig:
     """Name of the YAML this run came from (set by the CLI; used in the default run name)."""
     run: RunDirConfig = field(default_factory=RunDirConfig)
     """Where the run directory goes and whether to resume."""
+    game: GameConfig = field(default_factory=GameConfig)
+    """The game the engine plays (ganscale.games): networks, players, phases."""
     data: DataConfig = field(default_factory=tuned("data", DataConfig))
     """Data module and per-rank batch size."""
     model: ModelConfig = field(default_factory=tuned("model", ModelConfig))

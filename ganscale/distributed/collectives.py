@@ -102,6 +102,17 @@ def differentiable_mean_all(tensors: Sequence[Optional[Tensor]], group=None) -> 
     return out
 
 
+def all_gather_rows(t: Tensor) -> Tensor:
+    """Every rank's `t` (the same shape on each) concatenated along dim 0 in rank order; not
+    differentiable (conditions and labels, never activations)."""
+    n = world_size()
+    if n == 1:
+        return t
+    out = [torch.empty_like(t) for _ in range(n)]
+    dist.all_gather(out, t.contiguous())
+    return torch.cat(out)
+
+
 def all_agree(ok: bool, device: Optional[torch.device] = None) -> bool:
     """True only if `ok` is True on every rank (one all-reduce MIN of a flag)."""
     if world_size() == 1:

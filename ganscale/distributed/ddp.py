@@ -26,12 +26,14 @@ from typing import Any, Optional
 from lightning.pytorch.strategies import DDPStrategy
 
 from ganscale.distributed.collectives import (
+    all_gather_rows,
     all_reduce_mean_,
     average_gradients_,
     broadcast_module_,
     differentiable_mean_all,
 )
 from ganscale.distributed.config import StrategyConfig
+from ganscale.distributed.hooks import SingleProcessHooks
 from ganscale.errors import UserError
 
 
@@ -42,9 +44,10 @@ def replica_buffers(module) -> list:
     return [b for name, b in module.named_buffers() if b.is_floating_point() and ".parametrizations." not in f".{name}"]
 
 
-class PlayerDDPStrategy(DDPStrategy):
+class PlayerDDPStrategy(DDPStrategy, SingleProcessHooks):
     """Lightning DDP strategy that does not wrap the module; `sync_player_grads` averages one
-    player's gradients (see ganscale.distributed.players for when it is called)."""
+    player's gradients (see ganscale.distributed.players for when it is called). The engine's
+    hooks (ganscale.distributed.hooks) it does not override keep their single-process meaning."""
 
     strategy_name = "ganscale_ddp"
 
@@ -69,12 +72,14 @@ class PlayerDDPStrategy(DDPStrategy):
         on N ranks equal k steps of the distributed D."""
         return differentiable_mean_all(grads)
 
-    def sync_replica_buffers(self) -> None:
-        """Average G's and D's BatchNorm statistics over ranks (GANModule calls it at the end of
+    def sync_replica_buffers(self, nets) -> None:
+        """Average the game's BatchNorm statistics over ranks (the engine calls it at the end of
         every iteration, before the EMA update): each rank's statistics follow its own data."""
         if self.gan_cfg.sync_buffers:
-            module = self.lightning_module
-            all_reduce_mean_(replica_buffers(module.G) + replica_buffers(module.D), self.gan_cfg.bucket_cap_mb)
+            all_reduce_mean_([b for net in nets for b in replica_buffers(net)], self.gan_cfg.bucket_cap_mb)
+
+    def gather_rows(self, t):
+        return all_gather_rows(t)
 
     def load_checkpoint(self, checkpoint_path, *args: Any, **kwargs: Any) -> dict:
         checkpoint = super().load_checkpoint(checkpoint_path, *args, **kwargs)

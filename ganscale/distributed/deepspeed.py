@@ -43,7 +43,6 @@ from ganscale.distributed.ddp import PlayerDDPStrategy
 from ganscale.distributed.players import active_player
 from ganscale.errors import UserError
 
-PLAYERS = ("G", "D")
 SIDECAR = ".deepspeed"
 
 
@@ -166,8 +165,11 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
         deepspeed.init_distributed(dist_backend=self._get_process_group_backend(), auto_mpi_discovery=False)
         module = self.lightning_module
         ds_optimizers = []
-        opt_G, opt_D = self.optimizers  # configure_optimizers returns [opt_G, opt_D]
-        for name, net, opt in (("G", module.G, opt_G), ("D", module.D, opt_D)):
+        # configure_optimizers returns one optimizer per player, in the game's player order
+        for name, opt in zip(module.player_names, self.optimizers):
+            nets = module.player_nets(name)
+            # one engine per player; a player of several networks is handed over as one container
+            net = nets[0] if len(nets) == 1 else nn.ModuleList(nets)
             net.requires_grad_(True)  # ZeRO registers its reduction hooks on trainable parameters only
             config = deepspeed_config(self.gan_cfg, self.gan_precision, self.micro_batch,
                                       sum(p.numel() for p in net.parameters()))
@@ -177,9 +179,12 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
             self.engines[name] = engine
             ds_optimizers.append(ds_opt)
         self.optimizers = ds_optimizers
-        dtype = next(module.G.parameters()).dtype
-        if dtype != torch.float32:
-            self._hooks = cast_io_hooks(module.G, None) + cast_io_hooks(module.D, torch.float32)
+        module._train(None)  # the engines leave every player trainable; phases switch it
+        if self.gan_precision in ("bf16-mixed", "16-mixed"):
+            # half-precision weights: each network casts its inputs to its own dtype and returns
+            # fp32, so losses, penalties and the next network see what they do without DeepSpeed
+            self._hooks = [h for name in module.player_names for net in module.player_nets(name)
+                           for h in cast_io_hooks(net, torch.float32)]
 
     def teardown(self) -> None:
         for h in self._hooks:
@@ -233,7 +238,7 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
     def sync_player_grads(self, name: str, params: list) -> None:
         pass  # the engines reduce (and partition) gradients themselves
 
-    def unroll_optimizer(self, name: str) -> torch.optim.Optimizer:
+    def unroll_optimizer(self, module, name: str) -> torch.optim.Optimizer:
         """A torch optimizer over the player's parameters holding the engine's *full* optimizer
         state, for the unrolled look-ahead (which replays D's optimizer rule). ZeRO keeps each
         rank's partition of the state; it is gathered here (one collective per parameter and state
@@ -296,9 +301,12 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
         pass  # the engines loaded their partitioned optimizer state in load_checkpoint
 
     def load_model_state_dict(self, checkpoint, strict: bool = True) -> None:
-        # G and D were restored by their engines (fp32 master weights included); load the rest (G_ema).
-        state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(("G.", "D."))}
-        missing, unexpected = self.lightning_module.load_state_dict(state, strict=False)
-        problems = [k for k in missing if not k.startswith(("G.", "D."))] + list(unexpected)
+        # The players' networks were restored by their engines (fp32 master weights included);
+        # load the rest (G_ema, frozen networks).
+        module = self.lightning_module
+        owned = tuple(f"{n}." for p in module.player_names for n in module.game.players[p].nets)
+        state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(owned)}
+        missing, unexpected = module.load_state_dict(state, strict=False)
+        problems = [k for k in missing if not k.startswith(owned)] + list(unexpected)
         if strict and problems:
             raise UserError(f"checkpoint does not match the model (keys: {problems[:5]}); resume with the same config")

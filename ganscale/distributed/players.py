@@ -9,8 +9,8 @@ process with the global batch:
        agreed with one all-reduced flag, so either every rank steps or none does
     4. optimizer step (through the player's own loss scaler under 16-mixed), or skip + count
 
-A strategy that owns the whole step (DeepSpeed: the engine does backward, reduction and step)
-implements `player_step(module, name, loss) -> bool` itself.
+The engine calls it through `hooks_of(strategy).player_step` (ganscale.distributed.hooks); a strategy
+that owns the whole step (DeepSpeed: the engine does backward, reduction and step) overrides it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from ganscale.distributed.collectives import all_agree
 
 def player_params(module, name: str) -> list[Tensor]:
     """The parameters of player `name` that this phase trains (requires_grad switched per phase)."""
-    net = module.G if name == "G" else module.D
-    return [p for p in net.parameters() if p.requires_grad]
+    return [p for p in module.player_parameters(name) if p.requires_grad]
 
 
 def grad_norm(params: list[Tensor], device) -> Tensor:
@@ -60,18 +59,15 @@ def player_scaler(strategy) -> Optional["torch.amp.GradScaler"]:
 
 def player_step(module, name: str, loss: Tensor) -> bool:
     """Backward, synchronise, guard, step. Returns False when every rank skipped the step."""
+    from ganscale.distributed.hooks import hooks_of
+
     strategy = module.trainer.strategy
-    custom = getattr(strategy, "player_step", None)
-    if custom is not None:
-        return custom(module, name, loss)
-    opt = module._optimizers[name]
+    opt = module.optimizer_of(name)
     params = player_params(module, name)
     with active_player(strategy, name):
         opt.zero_grad(set_to_none=True)
         module.manual_backward(loss)  # the precision plugin scales by this player's loss scale
-        sync = getattr(strategy, "sync_player_grads", None)
-        if sync is not None:
-            sync(name, params)
+        hooks_of(strategy).sync_player_grads(name, params)
         if module.cfg.strategy.zero_missing_grads():  # DeepSpeed's rule, see StrategyConfig.missing_grads
             for p in params:
                 if p.grad is None:

@@ -13,8 +13,6 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
-PLAYERS = ("G", "D")
-
 
 class PlayerMixedPrecision(MixedPrecision):
     """torch.autocast (bf16 or fp16) with a GradScaler per player under fp16."""
@@ -22,20 +20,25 @@ class PlayerMixedPrecision(MixedPrecision):
     def __init__(self, precision: str, device: str, initial_scale_power: int = 16):
         super().__init__(precision, device, scaler=None)  # type: ignore[arg-type]
         self.scalers: dict[str, torch.amp.GradScaler] = {}
-        if precision == "16-mixed":
-            self.scalers = {p: torch.amp.GradScaler(device=device, init_scale=2.0 ** initial_scale_power)
-                            for p in PLAYERS}
+        """One GradScaler per player under 16-mixed, made at the player's first step."""
+        self._scaling = precision == "16-mixed"
+        self._scaler_args = {"device": device, "init_scale": 2.0 ** initial_scale_power}
         self.active_player: Optional[str] = None
 
     # MixedPrecision reads and writes `self.scaler`; route it to the active player's scaler.
     @property  # type: ignore[override]
     def scaler(self) -> Optional[torch.amp.GradScaler]:
-        if not self.scalers:
+        if not self._scaling:
             return None
         if self.active_player is None:
             raise RuntimeError("a loss-scaled backward or step ran outside a player phase; "
                                "call it through GANModule._player_step")
-        return self.scalers[self.active_player]
+        return self._scaler_of(self.active_player)
+
+    def _scaler_of(self, player: str) -> torch.amp.GradScaler:
+        if player not in self.scalers:
+            self.scalers[player] = torch.amp.GradScaler(**self._scaler_args)
+        return self.scalers[player]
 
     @scaler.setter
     def scaler(self, value) -> None:
@@ -45,9 +48,9 @@ class PlayerMixedPrecision(MixedPrecision):
         return {p: s.state_dict() for p, s in self.scalers.items()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for p, s in self.scalers.items():
-            if p in state_dict:
-                s.load_state_dict(state_dict[p])
+        if self._scaling:
+            for p, state in state_dict.items():
+                self._scaler_of(p).load_state_dict(state)
 
 
 class cast_like:  # noqa: N801 - used like a function: G_ema.update_parameters(cast_like(G, G_ema.module))

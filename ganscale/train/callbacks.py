@@ -74,11 +74,10 @@ class TrainLogger(L.Callback):
                 "perf/it_per_s": its,
                 "perf/samples_per_s": its * global_batch * (self.cfg.gan.n_disc + 1),
                 "batch/global": global_batch,
-                "skipped/D": pl_module.num_skipped["D"],
-                "skipped/G": pl_module.num_skipped["G"],
+                **{f"skipped/{p}": n for p, n in pl_module.num_skipped.items()},
             })
             metrics.update(_data_counters(trainer, pl_module))
-            for name, opt in zip(("G", "D"), trainer.optimizers):
+            for name, opt in zip(pl_module.player_names, trainer.optimizers):
                 metrics[f"lr/{name}"] = opt.param_groups[0]["lr"]
             self._t0, self._it0 = time.perf_counter(), it
             for logger in trainer.loggers:
@@ -124,6 +123,8 @@ class EvalAndPlot(L.Callback):
         return sample
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.game.sample_net is None:
+            return  # a game without a generator (adversarial cryptography, ...) has nothing to sample
         it, last = pl_module.iteration, self.cfg.trainer.max_iters
         dm = trainer.datamodule
         if _due(it, self.cfg.trainer.eval_every, last):

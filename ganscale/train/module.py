@@ -1,83 +1,158 @@
-"""The two-player LightningModule: the GAN update as named phases, under manual optimization.
+"""The game engine: a LightningModule (manual optimization) that runs any game's phases.
 
-One `training_step` is one ganscale iteration:
+    ganscale train                                          # game.name=gan: G against D
+    ganscale train CONFIG game.name=NAME                    # any registered game (ganscale.games)
 
-    D_main  x n_disc   each on its own chunk of real data and fresh noise
-    D_reg              lazy R1 every reg.r1_interval iterations (interval-corrected)
-    G_main             G's adversarial loss through a frozen D, or through D after unroll.steps
-                       differentiable look-ahead updates (ganscale.train.unroll); plus feature
-                       matching when model.remedies.feature_matching.weight > 0
-    G_reg              G-side penalties registered by the net family (none for MLPs)
-    EMA                G_ema <- lerp(G_ema, G, 1 - decay)
+A game (ganscale.games.base) declares its networks, its players (networks sharing one optimizer)
+and its phases. One `training_step` is one ganscale iteration:
 
-Each phase switches `requires_grad` so that only its player gets gradients. Every backward goes
-through `_player_step`, the one place where the finite-loss guard, the strategy's gradient
-synchronisation and the optimizer step happen.
+    game.start_iteration(batch)        e.g. split the batch into the chunks of the repeated D steps
+    for each phase (in declared order), if enabled and due (iteration % every == 0), repeat times:
+        requires_grad on for the phase's player's networks only
+        loss = phase.loss(engine, sub)
+        player step: backward, strategy gradient sync, all-rank finite guard, optimizer step
+    buffers synchronised across ranks, EMA update, iteration += 1
 
-Noise is drawn for the *global* batch from a generator seeded by (seed, iteration, phase) and
-each rank takes its slice: a resumed run draws the same noise as an uninterrupted one, and N
-ranks with per-rank batch b draw exactly the noise one process with batch N*b draws.
+For `game.name=gan` (ganscale.games.gan) the phases are D_main x n_disc, D_reg (lazy R1), G_main
+(plain, unrolled or with feature matching) and G_reg, and G_ema averages G.
+
+Random draws (noise, fake labels, pairings, penalty interpolates) come from a generator seeded by
+(seed, iteration, phase, sub) and are made for the *global* batch; each rank takes its slice. A
+resumed run draws what an uninterrupted one draws, and N ranks with per-rank batch b draw exactly
+what one process with batch N*b draws.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ganscale.conditions import ConditionKind, build_condition, cond_index
 from ganscale.config.load import to_dict
-from ganscale.distributed.players import player_step
+from ganscale.distributed.hooks import StrategyHooks, hooks_of
 from ganscale.distributed.precision import cast_like
-from ganscale.losses import get_loss
-from ganscale.nets import build_nets
-from ganscale.nets.remedies import feature_matching_loss
-from ganscale.regularizers import apply_spectral_norm, gradient_penalty, r1_penalty
+from ganscale.games import Game, Phase, build_game
 from ganscale.train.optim import build_optimizer, lr_at, set_lr
-from ganscale.train.unroll import DLookahead, FunctionalD
 
-PHASE_IDS = {"D_main": 0, "D_reg": 1, "G_main": 2, "G_reg": 3}
+
+def phase_seed(seed: int, iteration: int, phase_id: int, sub: int) -> int:
+    """The seed of the draws of (iteration, phase, sub). The first four phases with sub < 16 keep
+    the packed layout the GAN has always used (its runs stay reproducible); any other pair is
+    mixed into its own 63-bit seed (splitmix64), so no two (iteration, phase, sub) share one."""
+    base = seed * 1_000_003 + iteration
+    if phase_id < 4 and 0 <= sub < 16:
+        return (base * 64 + phase_id * 16 + sub) % (2**63)
+    x = (base * 0x9E3779B97F4A7C15 + phase_id * 0xBF58476D1CE4E5B9 + sub * 0x94D049BB133111EB + 0x632BE59BD9B4E019)
+    x &= 2**64 - 1
+    for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        x = ((x ^ (x >> shift)) * mult) & (2**64 - 1)
+    return (x ^ (x >> 31)) % (2**63)
 
 
 class GANModule(L.LightningModule):
-    def __init__(self, cfg, info):
+    """Runs `game` (default: the one `cfg.game.name` names). Networks are attributes named as the
+    game names them (`self.G`, `self.D`, ...), so checkpoints key them `G.*`, `D.*`."""
+
+    def __init__(self, cfg, info, game: Optional[Game] = None):
         super().__init__()
         self.cfg = cfg
         self.info = info
         self.automatic_optimization = False
-        G, D = build_nets(cfg.model, info)
-        if "G" in cfg.reg.spectral_norm:
-            apply_spectral_norm(G)
-        if "D" in cfg.reg.spectral_norm:
-            apply_spectral_norm(D)
-        self.G, self.D = G, D
-        self.G_ema: Optional[AveragedModel] = None
-        if cfg.gan.ema.enabled:
-            self.G_ema = AveragedModel(
-                G, multi_avg_fn=get_ema_multi_avg_fn(cfg.gan.ema.decay), use_buffers=True
-            )
-            self.G_ema.requires_grad_(False)
-        self.loss_fn = get_loss(cfg.loss.name)
+        self.game = game or build_game(cfg)
+        self.condition: ConditionKind = build_condition(cfg, info)
+        """How the networks are conditioned (ganscale.conditions): real rows' conditions from the
+        batch, fakes' drawn with the seeded global draws."""
+        nets = self.game.build(cfg, info)
+        for name, net in nets.items():
+            self.add_module(name, net)
+        self.net_names = list(nets)
+        self.player_names = list(self.game.players)
+        owned = [n for p in self.game.players.values() for n in p.nets]
+        unknown = sorted(set(owned) - set(nets))
+        if unknown or len(owned) != len(set(owned)):
+            raise ValueError(f"game {self.game.name!r}: players must own distinct networks it builds "
+                             f"(unknown: {unknown}, owned: {owned})")
+        self.phase_list: list[Phase] = self.game.phases(cfg)
+        self.phase_ids = {p.name: i for i, p in enumerate(self.phase_list)}
+        self.ema_name: Optional[str] = None
+        if self.game.ema_of is not None:
+            # `<net>_ema` (G_ema for the GAN) is None when gan.ema.enabled is false
+            ema = None
+            if cfg.gan.ema.enabled:
+                ema = AveragedModel(nets[self.game.ema_of], multi_avg_fn=get_ema_multi_avg_fn(cfg.gan.ema.decay),
+                                    use_buffers=True)
+                ema.requires_grad_(False)
+                self.ema_name = f"{self.game.ema_of}_ema"
+            self.add_module(f"{self.game.ema_of}_ema", ema)
         self.iteration = 0
-        """ganscale's iteration counter (n_disc D steps + 1 G step); saved in checkpoints."""
+        """ganscale's iteration counter (all phases once); saved in checkpoints."""
         self.lr_scale = 1.0
         """Multiplier on every learning rate, lowered by the non-finite guard's rollbacks
         (guard.lr_factor; the guard restores it on resume)."""
-        self.num_skipped = {"D": 0, "G": 0}
-        """Steps skipped because a loss or gradient was not finite on some rank."""
+        self.num_skipped = {p: 0 for p in self.player_names}
+        """Steps skipped because a loss or gradient was not finite on some rank, per player."""
         self.stats: dict[str, Tensor] = {}
-        self.reals: list[tuple[Tensor, Optional[Tensor]]] = []
-        """This iteration's (real, y) chunks, one per D step; the G phase's look-ahead and
-        feature matching use them."""
+        """This iteration's detached statistics, slash-keyed (loss/D, grad_norm/G, ...)."""
+        self.phase: Optional[str] = None
+        """The phase running now (its draws default to its seeds)."""
 
-    # ----------------------------------------------------------------- helpers
+    # ----------------------------------------------------------------- networks and players
+    def net(self, name: str) -> nn.Module:
+        return getattr(self, name)
+
+    def player_nets(self, player: str) -> list[nn.Module]:
+        return [self.net(n) for n in self.game.players[player].nets]
+
+    def player_parameters(self, player: str) -> list[Tensor]:
+        return [p for net in self.player_nets(player) for p in net.parameters()]
+
+    def game_nets(self) -> list[nn.Module]:
+        """Every network of the game (players' and frozen ones), not the EMA copies."""
+        return [self.net(n) for n in self.net_names]
+
+    def _train(self, player: Optional[str]) -> None:
+        """requires_grad on for `player`'s networks only (none for None), so no phase computes
+        gradients it will not use; networks outside every player stay frozen."""
+        for name, spec in self.game.players.items():
+            for net in self.player_nets(name):
+                net.requires_grad_(name == player)
+
+    def optimizer_of(self, player: str):
+        return self._optimizers[player]
+
     @property
-    def sampler(self):
-        """The generator used for sampling: G_ema when it exists."""
-        return self.G_ema.module if self.G_ema is not None else self.G
+    def _optimizers(self) -> dict:
+        opts = self.optimizers()
+        return dict(zip(self.player_names, opts if isinstance(opts, list) else [opts]))
 
+    @property
+    def hooks(self) -> StrategyHooks:
+        attached = self._trainer is not None or self._fabric is not None
+        return hooks_of(self.trainer.strategy if attached else None)
+
+    def _player_step(self, player: str, loss: Tensor) -> bool:
+        """Backward, synchronise, guard, step (ganscale.distributed.players, the same for one
+        process, DDP and DeepSpeed). Returns False when the step was skipped on every rank."""
+        return self.hooks.player_step(self, player, loss)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator used for sampling: its EMA when there is one."""
+        if self.G_ema_module is not None:
+            return self.G_ema_module
+        if self.game.sample_net is None:
+            raise ValueError(f"game {self.game.name!r} has no generator to sample from")
+        return self.net(self.game.sample_net)
+
+    @property
+    def G_ema_module(self) -> Optional[nn.Module]:
+        return self.net(self.ema_name).module if self.ema_name else None
+
+    # ----------------------------------------------------------------- seeded global draws
     @property
     def _rank(self) -> int:
         return self.trainer.global_rank if self._trainer is not None else 0
@@ -86,201 +161,119 @@ class GANModule(L.LightningModule):
     def _world(self) -> int:
         return self.trainer.world_size if self._trainer is not None else 1
 
-    def _phase_generator(self, phase: str, sub: int = 0) -> torch.Generator:
-        seed = (self.cfg.seed * 1_000_003 + self.iteration) * 64 + PHASE_IDS[phase] * 16 + sub
-        return torch.Generator(device=self.device).manual_seed(seed % (2**63))
+    def _phase_generator(self, phase: Optional[str] = None, sub: int = 0) -> torch.Generator:
+        pid = self.phase_ids[phase or self.phase]
+        return torch.Generator(device=self.device).manual_seed(phase_seed(self.cfg.seed, self.iteration, pid, sub))
 
-    def _rank_slice(self, t: Tensor, per_rank: int) -> Tensor:
-        return t[self._rank * per_rank:(self._rank + 1) * per_rank]
+    def _rank_slice(self, t, per_rank: int):
+        return cond_index(t, slice(self._rank * per_rank, (self._rank + 1) * per_rank))
 
-    def noise(self, per_rank: int, phase: str, sub: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
-        """This rank's slice of the global batch of latents for (iteration, phase, sub), or the
-        next draw of `generator` when one is given."""
+    def draw(self, per_rank: int, fn: Callable[[int, torch.Generator], Tensor], phase: Optional[str] = None,
+             sub: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
+        """This rank's slice of `fn(global_batch, generator)`, the generator seeded by (iteration,
+        phase, sub) unless one is given (then its next draw)."""
         g = generator or self._phase_generator(phase, sub)
-        z = self.G.sample_z(per_rank * self._world, generator=g, device=self.device)
-        return self._rank_slice(z, per_rank)
+        return self._rank_slice(fn(per_rank * self._world, g), per_rank)
 
-    def fake_labels(self, per_rank: int, phase: str, sub: int = 0,
-                    generator: Optional[torch.Generator] = None) -> Optional[Tensor]:
+    def noise(self, per_rank: int, phase: Optional[str] = None, sub: int = 0,
+              generator: Optional[torch.Generator] = None, net: str = "G") -> Tensor:
+        """This rank's slice of the global batch of latents of `net` (its `sample_z`)."""
+        G = self.net(net)
+        return self.draw(per_rank, lambda n, g: G.sample_z(n, generator=g, device=self.device), phase, sub, generator)
+
+    def global_rows(self, c):
+        """Every rank's rows of a condition batch (None, Tensor or TextCondition), in rank order."""
+        if c is None or self._world == 1:
+            return c
+        if isinstance(c, Tensor):
+            return self.hooks.gather_rows(c)
+        return type(c)(**{k: None if v is None else self.hooks.gather_rows(v) for k, v in vars(c).items()})
+
+    def fake_labels(self, per_rank: int, phase: Optional[str] = None, sub: int = 0,
+                    generator: Optional[torch.Generator] = None, real: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Class labels for this rank's fakes: uniform over the classes, or (game.fake_labels=data
+        and `real` given) drawn from the global batch's real labels."""
         if not self.info.num_classes:
             return None
-        g = generator or self._phase_generator(phase, sub + 8)
-        y = torch.randint(self.info.num_classes, (per_rank * self._world,), generator=g, device=self.device)
-        return self._rank_slice(y, per_rank)
+        if self.cfg.game.fake_labels == "data" and real is not None:
+            pool = self.global_rows(real)
+            return self.draw(per_rank, lambda n, g: pool[torch.randint(len(pool), (n,), generator=g,
+                                                                       device=self.device)],
+                             phase, sub + 8, generator)
+        k = self.info.num_classes
+        return self.draw(per_rank, lambda n, g: torch.randint(k, (n,), generator=g, device=self.device),
+                         phase, sub + 8, generator)
 
-    def _train(self, player: Optional[str]) -> None:
-        """requires_grad on for `player` only, so no phase computes gradients it will not use."""
-        self.G.requires_grad_(player == "G")
-        self.D.requires_grad_(player == "D")
+    def mismatched(self, c, phase: Optional[str] = None, sub: int = 0, generator: Optional[torch.Generator] = None):
+        """This rank's rows of the global condition batch with every row paired to another row's
+        condition (a random shift 1..N-1 of the global batch): the matching-aware 'wrong' pairs."""
+        if c is None:
+            return None
+        pool = self.global_rows(c)
+        n = len(pool)
+        if n < 2:
+            raise ValueError("mismatched conditions need a global batch of at least 2")
+        g = generator or self._phase_generator(phase, sub + 12)
+        shift = int(torch.randint(1, n, (1,), generator=g, device=self.device))  # the same on every rank
+        index = (torch.arange(n, device=self.device) + shift) % n
+        per_rank = n // self._world
+        return self._rank_slice(cond_index(pool, index), per_rank)
 
-    def _player_step(self, name: str, loss: Tensor) -> bool:
-        """Backward, synchronise, guard, step (ganscale.distributed.players, the same for one process,
-        DDP and DeepSpeed). Returns False when the step was skipped on every rank."""
-        return player_step(self, name, loss)
+    # ----------------------------------------------------------------- one iteration
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        self.apply_lr_schedule()
+        self.game.start_iteration(self, batch)
+        for phase in self.phase_list:
+            if not phase.enabled or self.iteration % phase.every:
+                continue
+            for sub in range(phase.repeat):
+                self.run_phase(phase, sub)
+        self._train(None)
+        self.phase = None
+        # BatchNorm statistics equal on every rank before the EMA averages them
+        self.hooks.sync_replica_buffers(self.game_nets())
+        self.update_ema()
+        self.iteration += 1
 
-    # ----------------------------------------------------------------- phases
-    def d_logits(self, x: Tensor, y: Optional[Tensor], **kwargs) -> Tensor:
-        return self.D(x, y, **kwargs)
+    def phase_by_name(self, name: str) -> Phase:
+        return self.phase_list[self.phase_ids[name]]
 
-    def d_main_loss(self, d, real: Tensor, y_real: Optional[Tensor], fake: Tensor, y_fake: Optional[Tensor],
-                    gp_generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
-        """D's loss in the D_main phase, for the D callable `d` (self.d_logits, or D inside an
-        unrolled look-ahead step, which minimises exactly this loss), and its detached stats."""
-        r, f = d(real, y_real), d(fake, y_fake)
-        loss_real, loss_fake = self.loss_fn.d_real(r), self.loss_fn.d_fake(f)
-        loss = loss_real + loss_fake
-        stats = {}
-        if self.cfg.reg.gp_weight > 0:
-            b = real.shape[0]
-            eps = torch.rand(b * self._world, *([1] * (real.dim() - 1)), generator=gp_generator, device=self.device)
-            gp = gradient_penalty(lambda t: d(t, y_real), real, fake, self.cfg.reg.gp_center, self._rank_slice(eps, b))
-            loss = loss + self.cfg.reg.gp_weight * gp
-            stats["reg/D/gp"] = gp.detach()
-        stats.update({
-            "loss/D/real": loss_real.detach(), "loss/D/fake": loss_fake.detach(), "loss/D": loss.detach(),
-            "D/real": r.detach().mean(), "D/fake": f.detach().mean(),
-        })
-        return loss, stats
-
-    def phase_D_main(self, real: Tensor, y_real: Optional[Tensor], sub: int) -> None:
-        self._train("D")
-        b = real.shape[0]
-        with torch.no_grad():
-            y_fake = self.fake_labels(b, "D_main", sub)
-            fake = self.G(self.noise(b, "D_main", sub), y_fake)
-        loss, stats = self.d_main_loss(self.d_logits, real, y_real, fake, y_fake,
-                                       self._phase_generator("D_main", sub + 4))
-        self._player_step("D", loss)
-        self.stats.update(stats)
-
-    def phase_D_reg(self, real: Tensor, y_real: Optional[Tensor]) -> None:
-        self._train("D")
-        r1 = r1_penalty(lambda t: self.d_logits(t, y_real), real)
-        loss = 0.5 * self.cfg.reg.r1_gamma * self.cfg.reg.r1_interval * r1
-        self._player_step("D", loss)
-        self.stats["reg/D/r1"] = r1.detach()
-
-    def unrolled_D(self, reals: Sequence[tuple[Tensor, Optional[Tensor]]]) -> FunctionalD:
-        """D after unroll.steps look-ahead updates from its current state (ganscale.train.unroll).
-        Look-ahead step j minimises d_main_loss on real chunk j mod n_disc of this iteration and on
-        fresh fakes of G (drawn from the G_main phase's generators 1/5/9), kept in the graph for
-        second order. The strategy may define `unroll_grad_sync` (a differentiable cross-rank mean)."""
-        if not reals:
-            raise ValueError("the unrolled G loss needs this iteration's real chunks in self.reals")
-        b = reals[0][0].shape[0]
-        g_z, g_y, g_eps = (self._phase_generator("G_main", s) for s in (1, 9, 5))
-
-        def step_loss(j: int, d: FunctionalD, keep_graph: bool) -> Tensor:
-            real, y_real = reals[j % len(reals)]
-            z, y_fake = self.noise(b, "G_main", generator=g_z), self.fake_labels(b, "G_main", generator=g_y)
-            with torch.set_grad_enabled(keep_graph):  # first order needs no graph to G here
-                fake = self.G(z, y_fake)
-            loss, stats = self.d_main_loss(d, real, y_real, fake, y_fake, g_eps)
-            self.stats["unroll/loss/D"] = stats["loss/D"]
-            return loss
-
-        sync = getattr(self.trainer.strategy, "unroll_grad_sync", None)
-        # under ZeRO, D's optimizer state is partitioned: the strategy then gives a full view of it
-        view = getattr(self.trainer.strategy, "unroll_optimizer", None)
-        lookahead = DLookahead(self.D, view("D") if view else self._optimizers["D"], self.cfg.unroll.steps,
-                               self.cfg.unroll.second_order, grad_sync=sync)
-        return lookahead.run(step_loss)
-
-    def g_loss(self, b: int) -> Tensor:
-        reals = self.reals
-        y_fake = self.fake_labels(b, "G_main")
-        fake = self.G(self.noise(b, "G_main"), y_fake)
-        d = self.unrolled_D(reals) if self.cfg.unroll.steps > 0 else self.d_logits
-        fm = self.cfg.model.remedies.feature_matching
-        if fm.weight == 0:
-            return self.loss_fn.g(d(fake, y_fake))
-        logits, features = d(fake, y_fake, return_features=True)
-        real, y_real = reals[-1]
-        _, real_features = d(real, y_real, return_features=True)
-        loss_fm = feature_matching_loss(real_features, features)
-        self.stats["loss/G/feature_matching"] = loss_fm.detach()
-        loss = fm.weight * loss_fm
-        if fm.adversarial_weight > 0:
-            loss = loss + fm.adversarial_weight * self.loss_fn.g(logits)
-        return loss
-
-    def phase_G_main(self, b: int) -> None:
-        self._train("G")
-        loss = self.g_loss(b)
-        self.stats["loss/G"] = loss.detach()
-        penalty = self.g_penalty()
-        if penalty is not None:
-            # in the same step: a separate Adam step would rescale a small penalty (BigGAN's
-            # beta = 1e-4) to a full learning-rate-sized update
-            loss = loss + penalty
-            self.stats["reg/G/net"] = penalty.detach()
-        self._player_step("G", loss)
-
-    def g_penalty(self) -> Optional[Tensor]:
-        """Every-step penalty of the net family, added to G's loss (BigGAN's orthogonal
-        regularization: `G.regularization()`), or None."""
-        fn = getattr(self.G, "regularization", None)
-        return fn() if callable(fn) else None
-
-    def g_reg_loss(self) -> Optional[Tensor]:
-        """Lazy G-side penalty with its own step (`G.lazy_regularization()`, e.g. path length), or None."""
-        fn = getattr(self.G, "lazy_regularization", None)
-        return fn() if callable(fn) else None
-
-    def phase_G_reg(self) -> None:
-        self._train("G")
-        loss = self.g_reg_loss()
-        if loss is not None:
-            self._player_step("G", loss)
-            self.stats["reg/G"] = loss.detach()
+    def run_phase(self, phase: Phase, sub: int = 0) -> bool:
+        """One step of `phase`'s player on its loss; False if skipped (no loss, or not finite)."""
+        self.phase = phase.name
+        self._train(phase.player)
+        loss = phase.loss(self, sub)
+        if loss is None:
+            return False
+        return self._player_step(phase.player, loss)
 
     def update_ema(self) -> None:
-        if self.G_ema is None:
+        if self.ema_name is None:
             return
+        avg = self.net(self.ema_name)
         if self.iteration < self.cfg.gan.ema.start_iter:
-            self.G_ema.n_averaged.zero_()  # the next update copies G instead of averaging
-        self.G_ema.update_parameters(cast_like(self.G, self.G_ema.module))
+            avg.n_averaged.zero_()  # the next update copies the network instead of averaging
+        avg.update_parameters(cast_like(self.net(self.game.ema_of), avg.module))
 
     # ----------------------------------------------------------------- Lightning hooks
     def configure_optimizers(self):
-        return [build_optimizer(self.G.parameters(), self.cfg.optim.G),
-                build_optimizer(self.D.parameters(), self.cfg.optim.D)]
+        return [build_optimizer(self.player_parameters(p), getattr(self.cfg.optim, self.game.players[p].optim))
+                for p in self.player_names]
 
     def apply_lr_schedule(self) -> None:
         """Set each player's learning rate for this iteration: its schedule (ganscale.train.optim.lr_at,
         constant included) times the guard's lr_scale. The one place learning rates are set."""
         for name, opt in self._optimizers.items():
-            set_lr(opt, lr_at(getattr(self.cfg.optim, name), self.iteration, self.cfg.trainer.max_iters) * self.lr_scale)
-
-    @property
-    def _optimizers(self) -> dict:
-        opt_G, opt_D = self.optimizers()
-        return {"G": opt_G, "D": opt_D}
-
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        x, y = batch["x"], batch.get("y")
-        self.apply_lr_schedule()
-        n_disc = self.cfg.gan.n_disc
-        b = x.shape[0] // n_disc  # per-rank batch
-        self.reals = [(x[i * b:(i + 1) * b], None if y is None else y[i * b:(i + 1) * b]) for i in range(n_disc)]
-        for i, (real, y_real) in enumerate(self.reals):
-            self.phase_D_main(real, y_real, i)
-        if self.cfg.reg.r1_gamma > 0 and self.iteration % self.cfg.reg.r1_interval == 0:
-            self.phase_D_reg(*self.reals[-1])
-        self.phase_G_main(b)
-        self.phase_G_reg()
-        self._train(None)
-        sync = getattr(self.trainer.strategy, "sync_replica_buffers", None)
-        if sync is not None:
-            sync()  # BatchNorm statistics equal on every rank before G_ema averages them
-        self.update_ema()
-        self.iteration += 1
+            section = getattr(self.cfg.optim, self.game.players[name].optim)
+            set_lr(opt, lr_at(section, self.iteration, self.cfg.trainer.max_iters) * self.lr_scale)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganscale"] = {
             "iteration": self.iteration,
             "num_skipped": dict(self.num_skipped),
             "config": to_dict(self.cfg),
+            "game": self.game.name,
+            "players": {p: list(s.nets) for p, s in self.game.players.items()},
             "info": {"kind": self.info.kind, "shape": list(self.info.shape), "num_classes": self.info.num_classes},
         }
 
@@ -289,10 +282,12 @@ class GANModule(L.LightningModule):
         self.iteration = int(state.get("iteration", 0))
         self.num_skipped.update(state.get("num_skipped", {}))
 
+    # ----------------------------------------------------------------- sampling
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, y: Optional[Tensor] = None, truncation: Optional[float] = None,
                batch: int = 1024) -> Tensor:
-        """n samples from G_ema (or G), on CPU; the same seed gives the same samples."""
+        """n samples from the game's generator (its EMA when there is one), on CPU; the same seed
+        gives the same samples."""
         G = self.sampler
         was_training = G.training
         G.eval()
@@ -302,10 +297,9 @@ class GANModule(L.LightningModule):
             m = min(batch, n - start)
             z = G.sample_z(m, generator=g, device=self.device, truncation=truncation)
             yy = None
-            if self.info.num_classes:
+            if self.condition.name == "class":
                 yy = y[start:start + m].to(self.device) if y is not None else \
                     torch.randint(self.info.num_classes, (m,), generator=g, device=self.device)
             out.append(G(z, yy).float().cpu())
         G.train(was_training)
         return torch.cat(out) if out else torch.empty(0, *self.info.shape)
-

@@ -1,0 +1,25 @@
+"""Which game the engine plays, and how it conditions its networks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class GameConfig:
+    name: str = "gan"
+    """The game (ganscale.games): `gan` is G against D with the losses, regularizers, unrolling
+    and remedies of the other sections."""
+    condition: str = "auto"
+    """What G and D are conditioned on (ganscale.conditions): `auto` (class labels when the data
+    has classes and model.conditional, else none), `none` or `class`."""
+    fake_labels: str = "uniform"
+    """Class labels of the fakes in a class-conditional game: `uniform` over the classes, or
+    `data` (drawn from this iteration's real labels of the global batch, i.e. the data's
+    class frequencies)."""
+
+    def check(self, root) -> list[str]:
+        problems = []
+        if self.fake_labels not in ("uniform", "data"):
+            problems.append(f"fake_labels={self.fake_labels!r}: choose uniform or data")
+        return problems
