@@ -52,9 +52,11 @@ class RelayGame(Game):
         x = self.chunks[-1]
         key = self.key(m, len(x), sub)
         code = m.E(torch.cat([x, key], 1))
-        rec, leak = F.mse_loss(m.R(torch.cat([code, key], 1)), x), F.mse_loss(m.A(code), x)
+        rec = F.mse_loss(m.R(torch.cat([code, key], 1)), x)
+        # non-linear in batch means: the global batch's means, or N ranks would not equal one process
+        leak = m.global_mean(F.mse_loss(m.A(code), x))
         # a mismatched key (another row's, paired over the global batch) must not decode
-        wrong = F.mse_loss(m.R(torch.cat([code, m.mismatched(key, sub=sub)], 1)), x)
+        wrong = m.global_mean(F.mse_loss(m.R(torch.cat([code, m.mismatched(key, sub=sub)], 1)), x))
         loss = rec + (1 - leak).pow(2) + 0.1 * (1 - wrong).pow(2)
         m.stats["loss/AB"] = loss.detach()
         return loss

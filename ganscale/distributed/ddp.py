@@ -30,6 +30,7 @@ from ganscale.distributed.collectives import (
     all_reduce_mean_,
     average_gradients_,
     broadcast_module_,
+    differentiable_mean,
     differentiable_mean_all,
 )
 from ganscale.distributed.config import StrategyConfig
@@ -80,6 +81,12 @@ class PlayerDDPStrategy(DDPStrategy, SingleProcessHooks):
 
     def gather_rows(self, t):
         return all_gather_rows(t)
+
+    def global_mean(self, t):
+        """Differentiable cross-rank mean: the backward all-reduces every rank's incoming gradient,
+        so after the player's gradient average each rank holds the gradient of the global-batch
+        loss (the same argument as unroll_grad_sync)."""
+        return differentiable_mean(t)
 
     def load_checkpoint(self, checkpoint_path, *args: Any, **kwargs: Any) -> dict:
         checkpoint = super().load_checkpoint(checkpoint_path, *args, **kwargs)

@@ -34,6 +34,10 @@ class StrategyHooks(Protocol):
     def gather_rows(self, t: Tensor) -> Tensor:
         """Every rank's rows of `t` (same shape on each rank), concatenated in rank order."""
 
+    def global_mean(self, t: Tensor) -> Tensor:
+        """The cross-rank mean of a per-rank mean, differentiably: a loss that is non-linear in a
+        batch mean (adversarial cryptography's Eve term) takes the global batch's mean with it."""
+
 
 class SingleProcessHooks:
     """One process: nothing to synchronise; the step is the generic player step."""
@@ -56,6 +60,9 @@ class SingleProcessHooks:
         pass
 
     def gather_rows(self, t: Tensor) -> Tensor:
+        return t
+
+    def global_mean(self, t: Tensor) -> Tensor:
         return t
 
 

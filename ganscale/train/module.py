@@ -219,6 +219,13 @@ class GANModule(L.LightningModule):
         per_rank = n // self._world
         return self._rank_slice(cond_index(pool, index), per_rank)
 
+    def global_mean(self, t: Tensor) -> Tensor:
+        """A per-rank batch mean made the global batch's, differentiably. Losses linear in batch
+        means need nothing (players' gradients are averaged across ranks); a loss non-linear in a
+        batch mean, like (1 - mean error)^2, must take the mean through this so that N ranks equal
+        one process."""
+        return self.hooks.global_mean(t)
+
     # ----------------------------------------------------------------- one iteration
     def training_step(self, batch: dict, batch_idx: int) -> None:
         self.apply_lr_schedule()
