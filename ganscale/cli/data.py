@@ -4,6 +4,11 @@
     ganscale data pack ../shared/data/fashion-mnist /data/fmnist --split t10k
     ganscale data pack /data/imagenet/train /data/in64 --resize 72 --square --workers 8
     ganscale data pack /data/cub/captions.jsonl /data/cub-shards             # {image, captions[], label?}
+    ganscale data pack ../shared/data/cub-sample /data/cub-train --split train --crop bbox   # CUB + Reed captions
+    ganscale data pack ../shared/data/coco-sample /data/coco-val --split val   # COCO captions
+    ganscale data pack data/flowers /data/flowers-train --split train          # Oxford-102 + Reed captions
+    ganscale data synth captioned-digits /data/digits-train --split train --holdout "red 7,blue 2"
+    ganscale data embed /data/cub-train --model models/clip-text --kind hf --out /data/cub-train-emb
     ganscale data verify /data/mnist-shards                                    # sizes, checksums, counts
 """
 
@@ -32,9 +37,13 @@ def add_parser(sub) -> None:
     pk = dsub.add_parser("pack", help="write tar shards + manifest.json from images, IDX or JSONL")
     pk.add_argument("source", help="image folder (ImageNet layout), MNIST IDX folder/file, or .jsonl manifest")
     pk.add_argument("out", help="output folder for <prefix>-NNNNNN.tar and manifest.json")
-    pk.add_argument("--source", dest="kind", default="auto", choices=["auto", "folder", "idx", "jsonl"],
-                    help="input kind (default: detect)")
-    pk.add_argument("--split", default="train", help="IDX split: train or t10k (default train)")
+    pk.add_argument("--source", dest="kind", default="auto",
+                    choices=["auto", "folder", "idx", "jsonl", "cub", "flowers", "coco"],
+                    help="input kind (default: detect; cub/flowers/coco are the captioned layouts)")
+    pk.add_argument("--split", default="train", help="IDX: train or t10k; CUB/flowers: train, test or all; "
+                                                     "COCO: train or val (default train)")
+    pk.add_argument("--crop", default="none", choices=["none", "bbox"],
+                    help="CUB: bbox = StackGAN's bird crop (the box enlarged 1.5x, square)")
     pk.add_argument("--image-root", default=None, help="JSONL: folder image paths are relative to "
                                                        "(default: the JSONL's folder)")
     pk.add_argument("--image-format", default="keep", choices=["keep", "png", "jpg", "webp"],
@@ -68,7 +77,7 @@ def run_pack(args) -> int:
 
         if not features.check("webp"):
             raise UserError("this Pillow has no WebP support; use --image-format jpg or png")
-    source = open_source(args.source, args.kind, args.split, args.image_root)
+    source = open_source(args.source, args.kind, args.split, args.image_root, args.crop)
     opts = PackOptions(
         encode=EncodeOptions(args.image_format, args.quality, args.resize, args.square),
         max_samples=args.max_samples, max_bytes=parse_bytes(args.max_bytes), prefix=args.prefix,
@@ -81,9 +90,15 @@ def run_pack(args) -> int:
     print(f"ganscale: packed {m.num_samples} samples ({shape}, {m.mode}, {m.image_format}, "
           f"{m.num_classes} classes) into {len(m.shards)} shards, {size / 1e6:.1f} MB, in {args.out}; "
           f"skipped {m.num_skipped}")
-    print(f"ganscale: manifest {os.path.join(args.out, 'manifest.json')}; train with "
-          f"data.kind=shards data.shards.urls={args.out}")
+    print_written(m, args.out)
     return 0
+
+
+def print_written(m, out: str) -> None:
+    if m.vocab:
+        print(f"ganscale: vocabulary {os.path.join(out, m.vocab)}; captions per sample up to {m.max_captions}")
+    print(f"ganscale: manifest {os.path.join(out, 'manifest.json')}; train with "
+          f"data.kind=shards data.shards.urls={out}")
 
 
 def run_verify(args) -> int:
