@@ -21,6 +21,26 @@ from ganscale.errors import UserError
 from ganscale.text.vocab import Vocab
 
 
+def sample_captions(sample: dict) -> list[str]:
+    """Every caption of a raw sample: json "captions" (ganscale), json "caption" (img2dataset), else
+    the non-empty lines of txt; [] when there are none."""
+    caps = None
+    if "json" in sample:
+        try:
+            meta = json.loads(sample["json"])
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict):
+            caps = meta.get("captions") or meta.get("caption")
+        if isinstance(caps, str):
+            caps = [caps]
+        if not isinstance(caps, list):
+            caps = None
+    if not caps and "txt" in sample:
+        caps = [c for c in sample["txt"].decode("utf-8", errors="replace").split("\n") if c]
+    return [str(c) for c in caps or []]
+
+
 def encode_captions(vocab: Vocab, caps: list[str], rows: int, max_words: int) -> dict:
     """Token ids [rows, max_words] (padding 0), lengths [rows] (0 for padding rows) and the count."""
     ids = np.zeros((rows, max_words), np.int64)
@@ -173,23 +193,10 @@ class Decoder:
         return out
 
     def _captions(self, sample: dict) -> list[str]:
-        """json "captions" (ganscale), json "caption" (img2dataset), else the lines of txt."""
-        caps: Optional[list] = None
-        if "json" in sample:
-            try:
-                meta = json.loads(sample["json"])
-                caps = meta.get("captions") or meta.get("caption") if isinstance(meta, dict) else None
-            except ValueError:
-                caps = None
-            if isinstance(caps, str):
-                caps = [caps]
-            if not isinstance(caps, list):
-                caps = None
-        if not caps and "txt" in sample:
-            caps = [c for c in sample["txt"].decode("utf-8", errors="replace").split("\n") if c]
+        caps = sample_captions(sample)
         if not caps:
             raise CorruptSample("missing captions (json captions / txt)")
-        return [str(c) for c in caps]
+        return caps
 
     def _embeddings(self, sample: dict) -> np.ndarray:
         """emb.npy as float32: [E] (one vector) or [C, E] (one row per caption, cut like the captions)."""

@@ -16,6 +16,7 @@ import json
 import os
 import tarfile
 
+from ganscale.data.shards.decode import sample_captions
 from ganscale.data.shards.manifest import IMAGE_EXTS, Manifest, ShardEntry, is_local, local_path
 from ganscale.errors import UserError
 
@@ -49,22 +50,11 @@ def scan_shard(path: str, read_captions: bool = False) -> tuple[int, set[str], i
                 if ext in IMAGE_EXTS:
                     keys.add(key)
                 if read_captions and ext in ("txt", "json"):
-                    text = tar.extractfile(m).read().decode("utf-8", errors="replace")
-                    max_caps = max(max_caps, _num_captions(ext, text))
+                    caps = sample_captions({ext: tar.extractfile(m).read()})
+                    max_caps = max(max_caps, len(caps))
     except (OSError, tarfile.TarError) as e:
         raise UserError(f"{path}: not a readable tar shard ({e}); check data.shards.urls") from None
     return len(keys), fields, max_caps
-
-
-def _num_captions(ext: str, text: str) -> int:
-    if ext == "txt":
-        return sum(1 for line in text.split("\n") if line)
-    try:
-        meta = json.loads(text)
-    except ValueError:
-        return 0
-    caps = meta.get("captions") or meta.get("caption") if isinstance(meta, dict) else None
-    return len(caps) if isinstance(caps, list) else int(isinstance(caps, str) and bool(caps))
 
 
 def img2dataset_manifest(urls: list[str]) -> Manifest:
