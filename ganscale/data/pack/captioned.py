@@ -217,7 +217,8 @@ def _coco_captions(path: str) -> tuple[list[dict], dict[int, list[str]]]:
         images, anns = data["images"], data["annotations"]
         caps: dict[int, list[tuple[int, str]]] = {}
         for a in anns:
-            caps.setdefault(int(a["image_id"]), []).append((int(a["id"]), str(a["caption"]).strip()))
+            # whitespace collapsed: some COCO captions hold line breaks, and txt is one caption per line
+            caps.setdefault(int(a["image_id"]), []).append((int(a["id"]), " ".join(str(a["caption"]).split())))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{path}: not a COCO captions file ({type(e).__name__}: {e}); use the original "
                         "annotations/captions_*.json") from None
