@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from shardkit import REPO, cli, datamodule, index_of, numbered_images, take  # noqa: F401 (fixtures)
+from shardkit import REPO, cli, datamodule, index_of, numbered_images, pack_captioned, take  # noqa: F401
 from ganscale.errors import UserError
 
 SHARED = os.environ.get("GANSCALE_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
@@ -192,17 +192,6 @@ def test_tars_without_manifest_or_img2dataset_stats_are_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------------- all captions in the batch
-def pack_captioned(out_dir, n=24, max_samples=5):
-    """n numbered 8x8 images, image i with 1 + i % 3 captions, packed with a vocabulary."""
-    from ganscale.data.pack import Item, PackOptions, Source, pack
-
-    images = numbered_images(n)
-    items = [Item(source=f"arr[{i}]", pixels=images[i],
-                  captions=[f"image {i} caption {j}" for j in range(1 + i % 3)]) for i in range(n)]
-    return pack(Source("test", items, [], description={"kind": "test"}), str(out_dir),
-                PackOptions(max_samples=max_samples, shuffle=False), log=lambda m: None)
-
-
 def test_batch_carries_every_caption_as_strings_and_ids(tmp_path):
     m = pack_captioned(tmp_path / "s")
     assert m.max_captions == 3 and m.vocab == "vocab.json" and "txt" in m.fields
