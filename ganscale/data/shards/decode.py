@@ -185,6 +185,8 @@ class Decoder:
                 out.update(encode_captions(self.vocab, caps, self.max_captions, self.max_words))
             if self.text_emb_dim:
                 emb = self._embeddings(sample)
+                if emb.ndim == 2 and len(emb) < len(caps):
+                    raise CorruptSample(f"emb.npy has {len(emb)} rows for {len(caps)} captions")
                 out["text_emb"] = emb[i] if emb.ndim == 2 else emb
                 if emb.ndim == 2:  # one row per caption, padded like the ids
                     rows = np.zeros((self.max_captions, self.text_emb_dim), np.float32)
