@@ -248,3 +248,29 @@ def test_resume_with_captions_is_exact(tmp_path):
         assert a["key"] == b["key"] and a["text"] == b["text"] and a["captions"] == b["captions"]
         for k in ("x", "caption_ids", "caption_lengths", "caption_counts"):
             assert torch.equal(a[k], b[k]), k
+
+
+def test_cub_layout_problems_are_named(tmp_path, cli):
+    """A missing caption file skips (and names) that image; a missing text/ folder is one error."""
+    root = tmp_path / "birds"
+    cub = root / "CUB_200_2011"
+    for i, cls in ((1, "001.A"), (2, "001.A"), (3, "002.B")):
+        (cub / "images" / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((20, 30, 3), i * 40, np.uint8)).save(cub / "images" / cls / f"im{i}.jpg")
+        (root / "text" / cls).mkdir(parents=True, exist_ok=True)
+        if i != 2:
+            (root / "text" / cls / f"im{i}.txt").write_text(f"bird {i} is small\nbird {i} has a beak\n")
+    (cub / "images.txt").write_text("1 001.A/im1.jpg\n2 001.A/im2.jpg\n3 002.B/im3.jpg\n")
+    (cub / "train_test_split.txt").write_text("1 1\n2 1\n3 1\n")
+    (cub / "bounding_boxes.txt").write_text("1 0.0 0.0 10.0 10.0\n2 0.0 0.0 10.0 10.0\n")
+    r = cli("data", "pack", root, tmp_path / "o", "--crop", "bbox", "--no-shuffle")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["num_samples"] == 1 and m["classes"] == ["001.A", "002.B"]  # no classes.txt: the folders
+    assert any("im2.jpg: no captions" in s for s in m["skipped_examples"])
+    assert any("im3.jpg: no line in bounding_boxes.txt" in s for s in m["skipped_examples"])
+    import shutil
+
+    shutil.rmtree(root / "text")
+    r = cli("data", "pack", root, tmp_path / "p")
+    assert r.returncode == 2 and "text is missing" in r.stderr
