@@ -36,7 +36,7 @@ def test_geometry_colours_and_truth(test_split):
     src, images, labels = test_split
     counts = set()
     for item in src.items:
-        x, objs = item.pixels, item.meta["objects"]
+        x, objs = item.pixels(), item.meta["objects"]
         assert x.shape == (64, 64, 3) and x.dtype == np.uint8
         counts.add(len(objs))
         inside = np.zeros((64, 64), bool)

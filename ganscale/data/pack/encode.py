@@ -68,7 +68,8 @@ def center_square(img: Image.Image) -> Image.Image:
 
 def _load(item: Item) -> tuple[Image.Image, Optional[bytes]]:
     if item.pixels is not None:
-        return Image.fromarray(np.ascontiguousarray(item.pixels), mode=None), None
+        pixels = item.pixels() if callable(item.pixels) else item.pixels
+        return Image.fromarray(np.ascontiguousarray(pixels), mode=None), None
     with open(item.path, "rb") as f:
         raw = f.read()
     img = Image.open(io.BytesIO(raw))

@@ -36,8 +36,9 @@ class Item:
     source: str
     path: Optional[str] = None
     """Image file to read (folder, jsonl)."""
-    pixels: Optional[np.ndarray] = None
-    """Raw uint8 pixels H x W (IDX)."""
+    pixels: Any = None
+    """Raw uint8 pixels H x W [x C] (IDX), or a function that makes them when the sample is encoded
+    (synthetic data: no dataset-sized array in memory)."""
     label: int = -1
     """Class index, -1 = unlabeled."""
     captions: list[str] = field(default_factory=list)

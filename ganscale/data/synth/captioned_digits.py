@@ -20,6 +20,7 @@ arguments give the same shards, byte for byte.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -156,8 +157,10 @@ def synth_source(mnist_dir: str, split: str, num: int, seed: int, max_digits: in
         raise UserError(f"{images_path}: expected 28x28 MNIST digits with one label each, got {images.shape}")
     layouts = draw_layouts(labels, num, seed, max_digits, holdout if split == "train" else [])
     width = len(str(num - 1))
-    items = [Item(source=f"digits[{n:0{width}d}]", pixels=render(lay, images), captions=captions(lay),
-                  meta={"objects": [d.truth() for d in lay]}) for n, lay in enumerate(layouts)]
+    # rendered when written (functools.partial shares the one MNIST array): memory stays flat in --num
+    items = [Item(source=f"digits[{n:0{width}d}]", pixels=functools.partial(render, lay, images),
+                  captions=captions(lay), meta={"objects": [d.truth() for d in lay]})
+             for n, lay in enumerate(layouts)]
     desc = {"kind": "captioned-digits", "split": split, "num": num, "seed": seed, "max_digits": max_digits,
             "holdout": [f"{c} {d}" for c, d in holdout], "holdout_applied": split == "train" and bool(holdout),
             "mnist": os.path.abspath(images_path)}
