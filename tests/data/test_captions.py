@@ -129,7 +129,8 @@ def test_pack_oxford_flowers_reed_layout(tmp_path, cli):
     assert sorted(json.loads(s["json"])["source"] for s in train.values()) == \
         ["class_00001/image_00001.txt", "class_00001/image_00002.txt"]
     assert [int(s["cls"]) for s in test.values()] == [2]  # class_00003 -> label 2 in every split
-    assert json.loads(test["000000"]["json"])["captions"] == ["flower 3 has pink petals", "the petals of flower 3 are wide"]
+    assert json.loads(test["000000"]["json"])["captions"] == \
+        ["flower 3 has pink petals", "the petals of flower 3 are wide"]
     # one vocabulary for both splits, from the train captions: "3" is unknown
     assert (tmp_path / "train" / "vocab.json").read_bytes() == (tmp_path / "test" / "vocab.json").read_bytes()
     from ganscale.text.vocab import Vocab
@@ -167,8 +168,8 @@ def write_img2dataset(folder, n=6, stats=True):
 def test_img2dataset_shards_stream_without_repacking(tmp_path, stats):
     write_img2dataset(tmp_path / "i2d", stats=stats)
     fmt = () if stats else ("data.shards.format=img2dataset",)  # auto-detected by the _stats.json files
-    dm = datamodule(str(tmp_path / "i2d"), *fmt, "data.shards.transform.crop=center", "data.shards.transform.crop_size=16",
-                    "data.shards.resampled=false", batch_size=3)
+    dm = datamodule(str(tmp_path / "i2d"), *fmt, "data.shards.transform.crop=center",
+                    "data.shards.transform.crop_size=16", "data.shards.resampled=false", batch_size=3)
     assert dm.manifest.num_samples == 6 and dm.manifest.max_captions == 1 and dm.vocab is None
     batches = take(dm, dm.train_dataloader(), 2)
     seen = set()

@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import tarfile
 
 import numpy as np
@@ -11,7 +10,8 @@ import torch
 
 from shardkit import cli, datamodule, pack_captioned, take  # noqa: F401 (fixtures)
 
-transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install 'ganscale[text]')")
+transformers = pytest.importorskip("transformers",
+                                   reason="transformers is not installed (pip install 'ganscale[text]')")
 
 
 @pytest.fixture
