@@ -4,6 +4,7 @@
     ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out FILE.npy [--seed S]
     ganscale launch slurm [CONFIG.yaml ...] [key=value ...] --nodes N --gpus-per-node G --time T --partition P
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
+    ganscale data synth captioned-digits OUT --split train|test  |  ganscale data embed SHARDS --model PATH --out DIR
     ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall)
     ganscale classifier train|test --data MNIST_DIR ...       (feature network for digit data)
 """

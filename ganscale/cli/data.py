@@ -4,6 +4,11 @@
     ganscale data pack ../shared/data/fashion-mnist /data/fmnist --split t10k
     ganscale data pack /data/imagenet/train /data/in64 --resize 72 --square --workers 8
     ganscale data pack /data/cub/captions.jsonl /data/cub-shards             # {image, captions[], label?}
+    ganscale data pack ../shared/data/cub-sample /data/cub-train --split train --crop bbox   # CUB + Reed captions
+    ganscale data pack ../shared/data/coco-sample /data/coco-val --split val   # COCO captions
+    ganscale data pack data/flowers /data/flowers-train --split train          # Oxford-102 + Reed captions
+    ganscale data synth captioned-digits /data/digits-train --split train --holdout "red 7,blue 2"
+    ganscale data embed /data/cub-train --model models/clip-text --kind hf --out /data/cub-train-emb
     ganscale data verify /data/mnist-shards                                    # sizes, checksums, counts
 """
 
@@ -32,9 +37,13 @@ def add_parser(sub) -> None:
     pk = dsub.add_parser("pack", help="write tar shards + manifest.json from images, IDX or JSONL")
     pk.add_argument("source", help="image folder (ImageNet layout), MNIST IDX folder/file, or .jsonl manifest")
     pk.add_argument("out", help="output folder for <prefix>-NNNNNN.tar and manifest.json")
-    pk.add_argument("--source", dest="kind", default="auto", choices=["auto", "folder", "idx", "jsonl"],
-                    help="input kind (default: detect)")
-    pk.add_argument("--split", default="train", help="IDX split: train or t10k (default train)")
+    pk.add_argument("--source", dest="kind", default="auto",
+                    choices=["auto", "folder", "idx", "jsonl", "cub", "flowers", "coco"],
+                    help="input kind (default: detect; cub/flowers/coco are the captioned layouts)")
+    pk.add_argument("--split", default="train", help="IDX: train or t10k; CUB/flowers: train, test or all; "
+                                                     "COCO: train or val (default train)")
+    pk.add_argument("--crop", default="none", choices=["none", "bbox"],
+                    help="CUB: bbox = StackGAN's bird crop (the box enlarged 1.5x, square)")
     pk.add_argument("--image-root", default=None, help="JSONL: folder image paths are relative to "
                                                        "(default: the JSONL's folder)")
     pk.add_argument("--image-format", default="keep", choices=["keep", "png", "jpg", "webp"],
@@ -52,6 +61,37 @@ def add_parser(sub) -> None:
     pk.add_argument("--overwrite", action="store_true", help="replace shards already in OUT")
     pk.set_defaults(func=run_pack)
 
+    sy = dsub.add_parser("synth", help="write a synthetic dataset straight into shards (captioned-digits)",
+                         description=__import__("ganscale.data.synth.captioned_digits", fromlist=["x"]).__doc__,
+                         formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    sy.add_argument("kind", choices=["captioned-digits"], help="dataset to synthesize")
+    sy.add_argument("out", help="output folder for the shards, manifest.json and vocab.json")
+    sy.add_argument("--split", default="train", choices=["train", "test"],
+                    help="train draws MNIST train digits, test t10k digits (default train)")
+    sy.add_argument("--num", type=int, default=10000, help="images (default 10000)")
+    sy.add_argument("--seed", type=int, default=0, help="seed of the layouts (default 0)")
+    sy.add_argument("--max-digits", type=int, default=2, help="1..N digits per image, N <= 4 (default 2)")
+    sy.add_argument("--holdout", default="", help='(colour, digit) pairs no training image holds, e.g. "red 7,blue 2"')
+    sy.add_argument("--mnist", default=os.path.join("..", "shared", "data", "mnist"),
+                    help="folder with the MNIST IDX files (default ../shared/data/mnist)")
+    sy.add_argument("--max-samples", type=int, default=5000, help="samples per shard at most (default 5000)")
+    sy.add_argument("--overwrite", action="store_true", help="replace shards already in OUT")
+    sy.set_defaults(func=run_synth)
+
+    em = dsub.add_parser("embed", help="add one text embedding per caption (local HF or open_clip model)",
+                         description=__import__("ganscale.data.pack.embed", fromlist=["x"]).__doc__,
+                         formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    em.add_argument("shards", help="shard folder (ganscale or img2dataset), tar path or brace pattern")
+    em.add_argument("--model", required=True, help="local model: a transformers folder (hf), or open_clip "
+                                                    "NAME:CHECKPOINT / folder; nothing is downloaded")
+    em.add_argument("--kind", default="hf", choices=["hf", "open_clip"], help="model library (default hf)")
+    em.add_argument("--out", required=True, help="folder for the shards with emb.npy, manifest.json, vocab.json")
+    em.add_argument("--batch-size", type=int, default=64, help="captions per forward pass (default 64)")
+    em.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="stored precision")
+    em.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    em.add_argument("--overwrite", action="store_true", help="replace shards already in OUT")
+    em.set_defaults(func=run_embed)
+
     vf = dsub.add_parser("verify", help="check shard sizes, checksums and sample counts against the manifest")
     vf.add_argument("path", help="shard folder or manifest.json")
     vf.add_argument("--quick", action="store_true", help="sizes only, no checksums or sample counts")
@@ -68,7 +108,7 @@ def run_pack(args) -> int:
 
         if not features.check("webp"):
             raise UserError("this Pillow has no WebP support; use --image-format jpg or png")
-    source = open_source(args.source, args.kind, args.split, args.image_root)
+    source = open_source(args.source, args.kind, args.split, args.image_root, args.crop)
     opts = PackOptions(
         encode=EncodeOptions(args.image_format, args.quality, args.resize, args.square),
         max_samples=args.max_samples, max_bytes=parse_bytes(args.max_bytes), prefix=args.prefix,
@@ -81,8 +121,38 @@ def run_pack(args) -> int:
     print(f"ganscale: packed {m.num_samples} samples ({shape}, {m.mode}, {m.image_format}, "
           f"{m.num_classes} classes) into {len(m.shards)} shards, {size / 1e6:.1f} MB, in {args.out}; "
           f"skipped {m.num_skipped}")
-    print(f"ganscale: manifest {os.path.join(args.out, 'manifest.json')}; train with "
-          f"data.kind=shards data.shards.urls={args.out}")
+    print_written(m, args.out)
+    return 0
+
+
+def print_written(m, out: str) -> None:
+    if m.vocab:
+        print(f"ganscale: vocabulary {os.path.join(out, m.vocab)}; captions per sample up to {m.max_captions}")
+    print(f"ganscale: manifest {os.path.join(out, 'manifest.json')}; train with "
+          f"data.kind=shards data.shards.urls={out}")
+
+
+def run_synth(args) -> int:
+    from ganscale.data.pack import PackOptions, pack
+    from ganscale.data.synth.captioned_digits import synth_source
+
+    source = synth_source(args.mnist, args.split, args.num, args.seed, args.max_digits, args.holdout)
+    # the layouts are already random: no shuffle, so sample n is layout n
+    m = pack(source, args.out, PackOptions(max_samples=args.max_samples, shuffle=False, overwrite=args.overwrite))
+    print(f"ganscale: wrote {m.num_samples} captioned-digit images ({args.split}, 64x64 RGB, "
+          f"{m.max_captions} captions each) into {len(m.shards)} shards in {args.out}")
+    print_written(m, args.out)
+    return 0
+
+
+def run_embed(args) -> int:
+    from ganscale.data.pack.embed import embed_shards
+
+    m = embed_shards(args.shards, args.out, args.model, args.kind, args.batch_size, args.dtype, args.device,
+                     args.overwrite)
+    print(f"ganscale: embedded the captions of {m.num_samples} samples ({m.text_emb_dim}-d, {args.dtype}) "
+          f"into {len(m.shards)} shards in {args.out}")
+    print_written(m, args.out)
     return 0
 
 

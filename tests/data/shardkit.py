@@ -47,6 +47,17 @@ def pack_arrays(out_dir, images, labels=None, max_samples=10, shuffle=False, **k
     return pack(src, str(out_dir), PackOptions(max_samples=max_samples, shuffle=shuffle, **kw), log=lambda m: None)
 
 
+def pack_captioned(out_dir, n=24, max_samples=5):
+    """n numbered 8x8 images, image i with 1 + i % 3 captions, packed with a vocabulary."""
+    from ganscale.data.pack import Item, PackOptions, Source, pack
+
+    images = numbered_images(n)
+    items = [Item(source=f"arr[{i}]", pixels=images[i],
+                  captions=[f"image {i} caption {j}" for j in range(1 + i % 3)]) for i in range(n)]
+    return pack(Source("test", items, [], description={"kind": "test"}), str(out_dir),
+                PackOptions(max_samples=max_samples, shuffle=False), log=lambda m: None)
+
+
 def shards_cfg(urls, *overrides, batch_size=4, num_workers=0):
     from ganscale.config import load_config
 

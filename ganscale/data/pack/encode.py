@@ -5,7 +5,7 @@ Sample layout (webdataset: files `<key>.<ext>` grouped by key):
     <key>.cls                  the class index as text (labeled data only)
     <key>.txt                  the captions, one per line (caption data only)
     <key>.emb.npy              float32 text embeddings, one row per caption or one vector
-    <key>.json                 {"source", "label", "class", "captions", "width", "height"}
+    <key>.json                 {"source", "label", "class", "captions", "width", "height", ...Item.meta}
                                (image files and captions only; IDX samples carry just png + cls)
 """
 
@@ -49,6 +49,7 @@ class Prepared:
     mode: str = "RGB"
     ext: str = ""
     emb_dim: int = 0
+    captions: tuple[str, ...] = ()
 
 
 def resize_shorter(img: Image.Image, side: int) -> Image.Image:
@@ -67,7 +68,8 @@ def center_square(img: Image.Image) -> Image.Image:
 
 def _load(item: Item) -> tuple[Image.Image, Optional[bytes]]:
     if item.pixels is not None:
-        return Image.fromarray(np.ascontiguousarray(item.pixels), mode=None), None
+        pixels = item.pixels() if callable(item.pixels) else item.pixels
+        return Image.fromarray(np.ascontiguousarray(pixels), mode=None), None
     with open(item.path, "rb") as f:
         raw = f.read()
     img = Image.open(io.BytesIO(raw))
@@ -107,8 +109,13 @@ def prepare(job: tuple[int, str, Item], opts: EncodeOptions, classes: tuple[str,
     src_format = img.format
     mode = "L" if img.mode in GRAY_MODES else "RGB"
     changed = False
-    if opts.resize or opts.square or opts.image_format != "keep" or raw is None or src_format not in KEEP_BYTES:
+    if (opts.resize or opts.square or opts.image_format != "keep" or raw is None or src_format not in KEEP_BYTES
+            or item.bbox is not None):
         img = img.convert(mode)
+    if item.bbox is not None:  # StackGAN's bird crop, before any resize
+        from ganscale.data.pack.captioned import stackgan_crop
+
+        img, changed = img.crop(stackgan_crop(*img.size, item.bbox)), True
     if opts.resize:
         new = resize_shorter(img, opts.resize)
         changed |= new is not img
@@ -124,7 +131,7 @@ def prepare(job: tuple[int, str, Item], opts: EncodeOptions, classes: tuple[str,
         img.save(buf, format=PIL_FORMATS[ext], **kw)
         data = buf.getvalue()
     out.size, out.mode, out.ext = img.size, mode, ext
-    meta = {"source": item.source, "width": img.size[0], "height": img.size[1]}
+    meta = {"source": item.source, "width": img.size[0], "height": img.size[1], **item.meta}
     sample = {"__key__": key, ext: data}
     if item.label >= 0:
         sample["cls"] = str(item.label).encode()
@@ -132,6 +139,7 @@ def prepare(job: tuple[int, str, Item], opts: EncodeOptions, classes: tuple[str,
         if classes:
             meta["class"] = classes[item.label]
     if item.captions:
+        out.captions = tuple(item.captions)
         sample["txt"] = "\n".join(c.replace("\n", " ") for c in item.captions).encode()
         meta["captions"] = item.captions
     if emb is not None:

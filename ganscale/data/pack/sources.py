@@ -26,7 +26,7 @@ from ganscale.errors import UserError
 IMAGE_FILE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-SOURCE_KINDS = ("auto", "folder", "idx", "jsonl")
+SOURCE_KINDS = ("auto", "folder", "idx", "jsonl", "cub", "flowers", "coco")
 
 
 @dataclass
@@ -36,13 +36,18 @@ class Item:
     source: str
     path: Optional[str] = None
     """Image file to read (folder, jsonl)."""
-    pixels: Optional[np.ndarray] = None
-    """Raw uint8 pixels H x W (IDX)."""
+    pixels: Any = None
+    """Raw uint8 pixels H x W [x C] (IDX), or a function that makes them when the sample is encoded
+    (synthetic data: no dataset-sized array in memory)."""
     label: int = -1
     """Class index, -1 = unlabeled."""
     captions: list[str] = field(default_factory=list)
     text_emb: Any = None
     """A .npy path or nested list of numbers (jsonl)."""
+    bbox: Optional[tuple[float, float, float, float]] = None
+    """Object box (x, y, width, height) in pixels: `--crop bbox` cuts StackGAN's square around it."""
+    meta: dict = field(default_factory=dict)
+    """Extra fields for the sample's json (e.g. the synthetic digits' ground truth)."""
 
 
 @dataclass
@@ -55,6 +60,9 @@ class Source:
     notes: list[str] = field(default_factory=list)
     """Warnings that skip nothing (an empty class folder, ignored files)."""
     description: dict = field(default_factory=dict)
+    vocab_captions: Optional[list[str]] = None
+    """Captions the word vocabulary is built from: the TRAIN split's, also when another split is
+    packed, so every split of a dataset shares one vocabulary. None = the packed items' captions."""
 
 
 def detect_kind(path: str) -> str:
@@ -68,12 +76,21 @@ def detect_kind(path: str) -> str:
     if os.path.isdir(path):
         if glob.glob(os.path.join(path, "*-images[-.]idx3-ubyte*")):
             return "idx"
-        return "folder"
+        from ganscale.data.pack.captioned import detect_captioned
+
+        return detect_captioned(path) or "folder"
     raise UserError(f"{path} does not exist; pass an image folder, an IDX folder/file or a .jsonl manifest")
 
 
-def open_source(path: str, kind: str = "auto", split: str = "train", image_root: Optional[str] = None) -> Source:
+def open_source(path: str, kind: str = "auto", split: str = "train", image_root: Optional[str] = None,
+                crop: str = "none") -> Source:
     kind = detect_kind(path) if kind == "auto" else kind
+    if kind in ("cub", "flowers", "coco"):
+        from ganscale.data.pack import captioned
+
+        return captioned.open_captioned(kind, path, split, image_root, crop)
+    if crop != "none":
+        raise UserError(f"--crop {crop} needs object boxes; only CUB-200-2011 (bounding_boxes.txt) has them")
     if kind == "folder":
         return folder_source(path)
     if kind == "idx":

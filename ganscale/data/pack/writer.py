@@ -24,8 +24,9 @@ import numpy as np
 
 from ganscale.data.pack.encode import EncodeOptions, Prepared, prepare
 from ganscale.data.pack.sources import Source
-from ganscale.data.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry
+from ganscale.data.shards.manifest import MANIFEST_NAME, VOCAB_NAME, Manifest, ShardEntry
 from ganscale.errors import UserError
+from ganscale.text.vocab import Vocab
 
 MAX_EXAMPLES = 20
 """Skipped inputs named in the manifest (all of them are counted)."""
@@ -61,7 +62,8 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
 
 def _prepare_out(out_dir: str, opts: PackOptions) -> None:
     os.makedirs(out_dir, exist_ok=True)
-    old = glob.glob(os.path.join(out_dir, f"{opts.prefix}-*.tar")) + glob.glob(os.path.join(out_dir, MANIFEST_NAME))
+    old = glob.glob(os.path.join(out_dir, f"{opts.prefix}-*.tar")) + glob.glob(os.path.join(out_dir, MANIFEST_NAME)) \
+        + glob.glob(os.path.join(out_dir, VOCAB_NAME))
     if old and not opts.overwrite:
         raise UserError(f"{out_dir} already holds shards ({os.path.basename(sorted(old)[0])}, ...); "
                         "pick an empty folder or pass --overwrite")
@@ -95,7 +97,8 @@ def pack(source: Source, out_dir: str, opts: PackOptions = PackOptions(),
     skipped = list(source.problems)
     for p in source.problems[:10]:
         log(f"skipped: {p}")
-    modes, exts, emb_dims = set(), set(), set()
+    modes, exts, emb_dims, fields = set(), set(), set(), set()
+    max_captions = 0
     first_size, first_source, num_mixed, mixed_example = None, None, 0, ""
 
     def on_shard_done(fname: str) -> None:
@@ -116,6 +119,8 @@ def pack(source: Source, out_dir: str, opts: PackOptions = PackOptions(),
                 continue
             writer.write(p.sample)
             written += 1
+            fields.update(k for k in p.sample if not k.startswith("__"))
+            max_captions = max(max_captions, len(p.captions))
             modes.add(p.mode)
             exts.add(p.ext)
             emb_dims.add(p.emb_dim)
@@ -148,6 +153,8 @@ def pack(source: Source, out_dir: str, opts: PackOptions = PackOptions(),
         height=0 if num_mixed else first_size[1],
         classes=list(source.classes),
         captions=any(it.captions for it in source.items),
+        max_captions=max_captions,
+        fields=sorted(fields),
         text_emb_dim=max(emb_dims),
         num_skipped=len(skipped),
         skipped_examples=skipped[:MAX_EXAMPLES],
@@ -157,6 +164,13 @@ def pack(source: Source, out_dir: str, opts: PackOptions = PackOptions(),
     for e in entries:  # an empty trailing shard cannot occur, but never list one
         if e.num_samples == 0:
             os.remove(os.path.join(out_dir, e.name))
+    if manifest.captions:
+        # Words are counted over the TRAIN captions (also when packing another split), so every
+        # split of a dataset maps words to the same ids.
+        caps = source.vocab_captions if source.vocab_captions is not None else \
+            [c for it in source.items for c in it.captions]
+        Vocab.build(caps).save(os.path.join(out_dir, VOCAB_NAME))
+        manifest.vocab = VOCAB_NAME
     manifest.save(os.path.join(out_dir, MANIFEST_NAME))
     return manifest
 

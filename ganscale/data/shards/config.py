@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 CROPS = ("none", "center", "random")
 CAPTION_CHOICES = ("random", "first")
 START_METHODS = ("fork", "spawn", "forkserver")
+FORMATS = ("auto", "ganscale", "img2dataset")
 
 
 @dataclass
@@ -66,7 +67,17 @@ class ShardsConfig:
     caption: str = "random"
     """Which caption of several to yield as "text": random (seeded per sample) or first."""
     text: bool = True
-    """Yield "text" (and "text_emb" when the shards carry embeddings) when the shards have captions."""
+    """Yield "text" (and "text_emb" when the shards carry embeddings) when the shards have captions, and
+    every caption of each image: "captions" (lists of strings), and with a vocabulary "caption_ids"
+    [N, C, T], "caption_lengths" [N, C], "caption_counts" [N] (see ganscale.data.captions)."""
+    format: str = "auto"
+    """ganscale (shards + manifest.json from `ganscale data pack`), img2dataset (tar shards of
+    {key}.jpg/.txt/.json without a manifest, streamed as they are) or auto (img2dataset when no
+    manifest.json is found)."""
+    vocab: str = ""
+    """Word vocabulary (vocab.json) for caption_ids; default: the one `data pack` wrote beside the manifest."""
+    max_words: int = 18
+    """Tokens per caption in caption_ids (AttnGAN's 18); longer captions are cut."""
     start_method: str = "fork"
     """How DataLoader workers start: fork, spawn or forkserver."""
     prefetch_factor: int = 2
@@ -93,6 +104,10 @@ class ShardsConfig:
             out.append(f"caption={self.caption!r} unknown; choose one of: {', '.join(CAPTION_CHOICES)}")
         if self.start_method not in START_METHODS:
             out.append(f"start_method={self.start_method!r} unknown; choose one of: {', '.join(START_METHODS)}")
+        if self.format not in FORMATS:
+            out.append(f"format={self.format!r} unknown; choose one of: {', '.join(FORMATS)}")
+        if self.max_words < 1:
+            out.append(f"max_words={self.max_words} must be >= 1")
         if self.prefetch_factor < 1:
             out.append(f"prefetch_factor={self.prefetch_factor} must be >= 1")
         return out

@@ -7,7 +7,8 @@
 
 One dataloader batch is one ganscale iteration: "x" holds n_disc per-rank batches (uint8 in the
 workers, normalised to [-1, 1] after the transfer to the device), "y" the labels of
-class-conditional data, "text" / "text_emb" the captions and embeddings of caption data.
+class-conditional data, "text" / "text_emb" one caption (and embedding) of caption data, and
+"captions" / "caption_ids" / "caption_lengths" / "caption_counts" / "caption_emb" all of them.
 See ganscale/data/shards/stream.py for who reads what, exact resume and bad-data handling.
 """
 
@@ -51,11 +52,13 @@ class ShardsDataModule(GANDataModule):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.scfg = cfg.data.shards
-        self.shards: ShardSet = resolve_shards(self.scfg.urls, self.scfg.manifest)  # UserError on bad specs
+        # UserError on bad specs
+        self.shards: ShardSet = resolve_shards(self.scfg.urls, self.scfg.manifest, self.scfg.format)
         if self.scfg.probe:
             probe_shard(self.shards.urls[0])
         self.manifest = self.shards.manifest
-        self.decoder = Decoder.build(self.scfg, self.manifest)
+        self.vocab = self._load_vocab()
+        self.decoder = Decoder.build(self.scfg, self.manifest, self.vocab)
         self.info = DataInfo(kind="image", shape=self.decoder.shape,
                              num_classes=self.manifest.num_classes if self.decoder.labels else 0)
         self.num_workers = max(1, cfg.data.num_workers)  # 0 workers = the main process is worker 0
@@ -66,6 +69,18 @@ class ShardsDataModule(GANDataModule):
         self._skipped_before = [0, 0]
         self._consumed = 0
         self._restored: Optional[dict] = None
+
+    def _load_vocab(self):
+        """data.shards.vocab, else the vocab.json `data pack` wrote beside a local manifest, else None."""
+        from ganscale.data.shards.manifest import is_local, local_path
+        from ganscale.text.vocab import Vocab
+
+        if self.scfg.vocab:
+            return Vocab.load(self.scfg.vocab)
+        url = self.shards.manifest_url
+        if self.manifest.vocab and url and is_local(url):
+            return Vocab.load(os.path.join(os.path.dirname(local_path(url)), self.manifest.vocab))
+        return None
 
     # ------------------------------------------------------------ ranks
     @property

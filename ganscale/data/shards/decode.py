@@ -18,6 +18,37 @@ from PIL import Image
 from ganscale.data.shards.config import ShardsConfig
 from ganscale.data.shards.manifest import IMAGE_EXTS, Manifest
 from ganscale.errors import UserError
+from ganscale.text.vocab import Vocab
+
+
+def sample_captions(sample: dict) -> list[str]:
+    """Every caption of a raw sample: json "captions" (ganscale), json "caption" (img2dataset), else
+    the non-empty lines of txt; [] when there are none."""
+    caps = None
+    if "json" in sample:
+        try:
+            meta = json.loads(sample["json"])
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict):
+            caps = meta.get("captions") or meta.get("caption")
+        if isinstance(caps, str):
+            caps = [caps]
+        if not isinstance(caps, list):
+            caps = None
+    if not caps and "txt" in sample:
+        caps = [c for c in sample["txt"].decode("utf-8", errors="replace").split("\n") if c]
+    return [str(c) for c in caps or []]
+
+
+def encode_captions(vocab: Vocab, caps: list[str], rows: int, max_words: int) -> dict:
+    """Token ids [rows, max_words] (padding 0), lengths [rows] (0 for padding rows) and the count."""
+    ids = np.zeros((rows, max_words), np.int64)
+    lengths = np.zeros(rows, np.int64)
+    for j, c in enumerate(caps[:rows]):
+        row, lengths[j] = vocab.encode(c, max_words)
+        ids[j] = row
+    return {"caption_ids": ids, "caption_lengths": lengths, "caption_count": min(len(caps), rows)}
 
 
 class CorruptSample(Exception):
@@ -46,13 +77,18 @@ class Decoder:
     captions: bool = False
     caption: str = "random"
     text_emb_dim: int = 0
+    max_captions: int = 0
+    """Caption rows per sample in the batch (the manifest's most captions); extra captions are cut."""
+    vocab: Optional[Vocab] = None
+    """Word vocabulary: with it every caption is also yielded as token ids."""
+    max_words: int = 18
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return (1 if self.mode == "L" else 3, self.height, self.width)
 
     @classmethod
-    def build(cls, cfg: ShardsConfig, m: Manifest) -> "Decoder":
+    def build(cls, cfg: ShardsConfig, m: Manifest, vocab: Optional[Vocab] = None) -> "Decoder":
         """The decoder for these shards; UserError when the output shape cannot be fixed."""
         t = cfg.transform
         mode = {0: m.mode, 1: "L", 3: "RGB"}[cfg.channels]
@@ -76,7 +112,8 @@ class Decoder:
                    crop_size=height if t.crop != "none" else 0, flip=t.flip, draft=cfg.draft,
                    labels=cfg.labels and m.num_classes > 0, num_classes=m.num_classes,
                    captions=cfg.text and m.captions, caption=cfg.caption,
-                   text_emb_dim=m.text_emb_dim if cfg.text else 0)
+                   text_emb_dim=m.text_emb_dim if cfg.text else 0, max_captions=max(1, m.max_captions),
+                   vocab=vocab if cfg.text else None, max_words=cfg.max_words)
 
     def for_eval(self) -> "Decoder":
         """Deterministic variant: centre crop, no flip (real images for plots and metrics)."""
@@ -140,35 +177,38 @@ class Decoder:
                 raise CorruptSample(f"label {y} outside 0..{self.num_classes - 1}")
             out["y"] = y
         if self.captions:
-            caps = self._captions(sample)
+            caps = self._captions(sample)[: self.max_captions]
             i = int(g.integers(len(caps))) if self.caption == "random" else 0
             out["text"] = caps[i]
+            out["captions"] = caps
+            if self.vocab is not None:
+                out.update(encode_captions(self.vocab, caps, self.max_captions, self.max_words))
             if self.text_emb_dim:
-                out["text_emb"] = self._text_emb(sample, i, len(caps))
+                emb = self._embeddings(sample)
+                if emb.ndim == 2 and len(emb) < len(caps):
+                    raise CorruptSample(f"emb.npy has {len(emb)} rows for {len(caps)} captions")
+                out["text_emb"] = emb[i] if emb.ndim == 2 else emb
+                if emb.ndim == 2:  # one row per caption, padded like the ids
+                    rows = np.zeros((self.max_captions, self.text_emb_dim), np.float32)
+                    rows[: len(caps)] = emb[: len(caps)]
+                    out["caption_emb"] = rows
         return out
 
     def _captions(self, sample: dict) -> list[str]:
-        caps: Optional[list] = None
-        if "json" in sample:
-            try:
-                caps = json.loads(sample["json"]).get("captions")
-            except ValueError:
-                caps = None
-        if not caps and "txt" in sample:
-            caps = [c for c in sample["txt"].decode("utf-8", errors="replace").split("\n") if c]
+        caps = sample_captions(sample)
         if not caps:
             raise CorruptSample("missing captions (json captions / txt)")
-        return [str(c) for c in caps]
+        return caps
 
-    def _text_emb(self, sample: dict, i: int, num_captions: int) -> np.ndarray:
+    def _embeddings(self, sample: dict) -> np.ndarray:
+        """emb.npy as float32: [E] (one vector) or [C, E] (one row per caption, cut like the captions)."""
         if "emb.npy" not in sample:
             raise CorruptSample("missing key emb.npy (text embedding)")
         try:
             emb = np.load(io.BytesIO(sample["emb.npy"]), allow_pickle=False)
         except Exception as e:
             raise CorruptSample(f"cannot read emb.npy ({e})") from None
-        if emb.ndim == 2 and emb.shape[0] == num_captions:
-            emb = emb[i]  # the embedding of the caption yielded
-        if emb.shape != (self.text_emb_dim,):
-            raise CorruptSample(f"text embedding has shape {emb.shape}, expected ({self.text_emb_dim},)")
-        return emb.astype(np.float32, copy=False)
+        if emb.shape[-1:] != (self.text_emb_dim,) or emb.ndim not in (1, 2):
+            raise CorruptSample(f"text embedding has shape {emb.shape}, expected ({self.text_emb_dim},) "
+                                f"or (captions, {self.text_emb_dim})")
+        return emb.astype(np.float32, copy=False)[: self.max_captions]

@@ -18,6 +18,8 @@ from ganscale.errors import UserError
 
 FORMAT = "ganscale-shards/1"
 MANIFEST_NAME = "manifest.json"
+VOCAB_NAME = "vocab.json"
+"""The word vocabulary `data pack` builds from the train captions, beside the manifest."""
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 """Sample keys that hold encoded image bytes, in the order they are looked up."""
 
@@ -54,6 +56,12 @@ class Manifest:
     """Samples carry captions (`json` key `captions`, `txt` one caption per line)."""
     text_emb_dim: int = 0
     """Width of precomputed text embeddings stored as `emb.npy`; 0 when absent."""
+    max_captions: int = 0
+    """Most captions any sample has (batches pad caption ids to this many rows)."""
+    fields: list[str] = field(default_factory=list)
+    """Sample keys present in the shards (png/jpg, cls, txt, json, emb.npy); empty in old manifests."""
+    vocab: str = ""
+    """Word vocabulary file next to the manifest (`vocab.json`), or empty."""
     num_skipped: int = 0
     """Inputs skipped while packing (unreadable images, missing files)."""
     skipped_examples: list[str] = field(default_factory=list)

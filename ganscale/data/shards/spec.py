@@ -50,16 +50,38 @@ def _join(base: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name
 
 
-def resolve_shards(urls, manifest: str = "") -> ShardSet:
+def _img2dataset_stats(tar_path: str) -> bool:
+    """img2dataset writes `00000_stats.json` beside `00000.tar`; ganscale's packer never does (an
+    interrupted `data pack`, which leaves tars without a manifest, is still refused)."""
+    return os.path.isfile(os.path.splitext(tar_path)[0] + "_stats.json")
+
+
+def _local_tars(folder: str) -> list[str]:
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".tar"))
+
+
+def resolve_shards(urls, manifest: str = "", format: str = "auto") -> ShardSet:
+    """Shard URLs with their sample counts. format: ganscale (manifest.json required), img2dataset
+    (no manifest: counted at start-up, see img2dataset.py) or auto (img2dataset when no manifest)."""
     import braceexpand
 
     expanded: list[str] = []
     folder_manifest: Optional[str] = None
     for spec in _specs(urls):
-        if is_local(spec) and os.path.isdir(local_path(spec)):
-            folder_manifest = folder_manifest or os.path.join(local_path(spec), MANIFEST_NAME)
-            m = Manifest.load(os.path.join(local_path(spec), MANIFEST_NAME))
-            expanded += [os.path.join(local_path(spec), s.name) for s in m.shards]
+        folder = local_path(spec) if is_local(spec) and os.path.isdir(local_path(spec)) else None
+        tars = _local_tars(folder) if folder is not None else []
+        no_manifest = folder is not None and not os.path.isfile(os.path.join(folder, MANIFEST_NAME))
+        if folder is not None and not manifest and (format == "img2dataset" or (
+                format == "auto" and no_manifest and tars and _img2dataset_stats(tars[0]))):
+            if not tars:
+                raise UserError(f"{folder} holds no manifest.json and no .tar shards; make shards with "
+                                "`ganscale data pack SRC OUT` or point data.shards.urls at img2dataset output")
+            expanded += tars
+            format = "img2dataset"
+        elif folder is not None:
+            folder_manifest = folder_manifest or os.path.join(folder, MANIFEST_NAME)
+            m = Manifest.load(os.path.join(folder, MANIFEST_NAME))
+            expanded += [os.path.join(folder, s.name) for s in m.shards]
         elif is_local(spec) and "{" not in spec and not os.path.exists(local_path(spec)):
             raise UserError(f"shard path {spec} does not exist; pass data.shards.urls=FOLDER (holding "
                             "manifest.json and the shards), a .tar path, a brace pattern "
@@ -67,6 +89,16 @@ def resolve_shards(urls, manifest: str = "") -> ShardSet:
         else:
             expanded += list(braceexpand.braceexpand(spec))
     manifest_url = manifest or folder_manifest or (_join(expanded[0], MANIFEST_NAME) if expanded else "")
+    if format == "img2dataset" or (format == "auto" and not manifest and expanded and is_local(manifest_url)
+                                   and not os.path.isfile(local_path(manifest_url))
+                                   and is_local(expanded[0]) and _img2dataset_stats(local_path(expanded[0]))):
+        from ganscale.data.shards.img2dataset import img2dataset_manifest
+
+        if not expanded:
+            raise UserError("data.shards.format=img2dataset needs data.shards.urls (a folder, tar paths or a "
+                            "brace pattern)")
+        m = img2dataset_manifest(expanded)
+        return ShardSet(tuple(expanded), tuple(s.num_samples for s in m.shards), m, "")
     if not manifest_url:
         raise UserError("no shards given: set data.shards.urls=FOLDER_OR_SPEC or data.shards.manifest=PATH")
     if is_local(manifest_url) and not os.path.isfile(local_path(manifest_url)):

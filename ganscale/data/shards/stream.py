@@ -223,8 +223,9 @@ class SampleSource:
 
 
 def collate(items: list[dict]) -> dict:
-    """uint8 images N x C x H x W (normalised to [-1, 1] after the transfer to the device) and the
-    sample keys (for tracing a sample back to its shard)."""
+    """uint8 images N x C x H x W (normalised to [-1, 1] after the transfer to the device), the
+    sample keys (for tracing a sample back to its shard), and every caption of each image: strings,
+    and with a vocabulary ids [N, C, T], lengths [N, C], counts [N] (ganscale.data.captions)."""
     out = {"x": torch.from_numpy(np.stack([d["x"] for d in items])).permute(0, 3, 1, 2).contiguous(),
            "key": [d["key"] for d in items]}
     if "y" in items[0]:
@@ -233,6 +234,13 @@ def collate(items: list[dict]) -> dict:
         out["text"] = [d["text"] for d in items]
     if "text_emb" in items[0]:
         out["text_emb"] = torch.from_numpy(np.stack([d["text_emb"] for d in items]))
+    if "captions" in items[0]:
+        out["captions"] = [d["captions"] for d in items]
+    for k in ("caption_ids", "caption_lengths", "caption_emb"):
+        if k in items[0]:
+            out[k] = torch.from_numpy(np.stack([d[k] for d in items]))
+    if "caption_count" in items[0]:
+        out["caption_counts"] = torch.tensor([d["caption_count"] for d in items], dtype=torch.long)
     return out
 
 

@@ -1,0 +1,1 @@
+"""Synthetic datasets written straight into shards (`ganscale data synth KIND OUT`)."""
