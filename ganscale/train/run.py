@@ -28,6 +28,7 @@ from ganscale.ops.checkpoint import list_checkpoints
 from ganscale.train.callbacks import EvalAndPlot, IterationProgressBar, TrainLogger
 from ganscale.train.curves import TrainingCurves
 from ganscale.train.module import GANModule
+from ganscale.train.resume import ScheduleChangeWarning
 
 RUN_DIR_ENV = "GANSCALE_RUN_DIR"
 
@@ -70,7 +71,8 @@ def quiet_known_warnings() -> None:
 
 
 def build_callbacks(cfg, run_dir: str) -> list:
-    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), TrainingCurves(cfg, run_dir), *ops_callbacks(cfg, run_dir)]
+    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), TrainingCurves(cfg, run_dir), ScheduleChangeWarning(cfg),
+           *ops_callbacks(cfg, run_dir)]
     if cfg.trainer.progress_bar:
         cbs.append(IterationProgressBar(refresh_rate=10))
     return cbs
