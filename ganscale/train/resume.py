@@ -45,4 +45,4 @@ class ScheduleChangeWarning(L.Callback):
         meta = checkpoint.get("ganscale") or {}
         self.message = schedule_change_message(meta.get("config") or {}, self.cfg, int(meta.get("iteration", 0)))
         if self.message and trainer.is_global_zero:
-            warnings.warn(self.message, stacklevel=2)
+            warnings.warn(self.message)  # the location shown is this file, not Lightning's hook caller
