@@ -28,7 +28,8 @@ def test_train_leaves_a_complete_run_directory(trained):
     assert {"config.yaml", "checkpoints", "metrics.csv", "metrics.jsonl", "final_metrics.json", "plots"} <= files
     assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [  # each with its completion marker
         "iter_00000060.ckpt", "iter_00000060.ckpt.complete", "iter_00000120.ckpt", "iter_00000120.ckpt.complete"]
-    assert sorted(os.listdir(os.path.join(run, "plots"))) == ["samples_00000060.png", "samples_00000120.png"]
+    assert sorted(os.listdir(os.path.join(run, "plots"))) == [
+        "curves.png", "samples_00000060.png", "samples_00000120.png"]
     final = json.load(open(os.path.join(run, "final_metrics.json")))
     assert final["iter"] == 120 and final["num_modes"] == 8
     assert {"modes", "hq_fraction", "kl"} <= set(final)

@@ -6,6 +6,11 @@ The port differs from torchvision's InceptionV3 where TensorFlow did: inputs are
 299 x 299 with TF 1.x bilinear sampling (no half-pixel offset), scaled as (x - 128) / 128, the
 average pools of the A, C and first E blocks ignore padding, and the last E block max-pools.
 The parameter names follow the weight file, so `load_state_dict` reads it as is.
+
+With the same weights it computes torch-fidelity's `FeatureExtractorInceptionV3` bit for bit
+(tests/test_image_metrics.py pins its values). It is kept instead of that package because
+torch-fidelity needs torchvision, which has no PyPI build that loads beside a CPU-only torch, and
+torchmetrics imports torch-fidelity whenever it is installed (docs/evaluation.md).
 """
 
 from __future__ import annotations

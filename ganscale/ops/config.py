@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
-WANDB_MODES = ("online", "offline", "disabled")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
 @dataclass
@@ -45,9 +45,11 @@ class WandbConfig:
     """Weights & Biases tracking through Lightning's WandbLogger (rank 0 logs). Files go to
     <run>/wandb; the run id is kept in <run>/wandb_run_id and reused on resume."""
 
-    mode: str = "disabled"
-    """online, offline or disabled. online without an API key falls back to offline and prints
-    the `wandb sync` command that uploads the run later."""
+    mode: str = "auto"
+    """auto, online, offline or disabled. auto follows W&B's own WANDB_MODE when it is set, else
+    logs online when an API key is configured (WANDB_API_KEY or the netrc of `wandb login`) and
+    offline otherwise; offline (and online without a key) prints the `wandb sync` command that
+    uploads the run later. disabled opts out."""
     project: str = "ganscale"
     """W&B project."""
     entity: Optional[str] = None

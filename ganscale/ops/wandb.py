@@ -1,7 +1,9 @@
 """Weights & Biases through Lightning's WandbLogger.
 
-    ganscale train wandb.mode=online wandb.project=gans wandb.tags=[ring,baseline]
+    ganscale train                                # wandb.mode=auto: online with an API key, else offline
+    ganscale train wandb.project=gans wandb.tags=[ring,baseline]
     ganscale train wandb.mode=offline             # no network: files only; `wandb sync` later
+    ganscale train wandb.mode=disabled            # no W&B at all (WANDB_MODE=disabled does the same)
 
 Everything goes through the trainer's loggers, so W&B receives exactly what the CSV logger
 gets, from rank 0 only: loss/D/real, loss/D/fake, loss/D, loss/G, D/real and D/fake (mean D(x)
@@ -46,6 +48,25 @@ def has_api_key() -> bool:
         return False
 
 
+# W&B's own environment switch, in the values its documentation accepts
+_ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
+              "disabled": "disabled"}
+
+
+def resolve_mode(mode: str) -> str:
+    """The mode a run logs in: `auto` becomes W&B's WANDB_MODE (or disabled for WANDB_DISABLED=true)
+    when the environment sets one, else online with an API key and offline without one (so a
+    machine without credentials, CI included, never reaches for the network). Explicit modes stay."""
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env in _ENV_MODES:
+        return _ENV_MODES[env]
+    if os.environ.get("WANDB_DISABLED", "").strip().lower() in ("true", "1", "yes"):
+        return "disabled"
+    return "online" if has_api_key() else "offline"
+
+
 def run_id(run_dir: str) -> str:
     """The W&B run id of this run directory, created on first use (rank 0 only)."""
     path = os.path.join(run_dir, RUN_ID_FILE)
@@ -72,19 +93,23 @@ def build_wandb_logger(cfg, run_dir: str):
     """A WandbLogger for `cfg.wandb`, or None when disabled."""
     global _OWN_DATA_DIR
     w = cfg.wandb
-    if w.mode == "disabled":
+    mode = resolve_mode(w.mode)
+    if mode == "disabled":
         return None
     from lightning.pytorch.loggers import WandbLogger
 
     from ganscale.config.load import to_dict
 
-    mode = w.mode
     rank0 = is_rank_zero()
     if mode == "online" and not has_api_key():
         mode = "offline"
         if rank0:
             print("ganscale: W&B has no API key (set WANDB_API_KEY or run `wandb login`); logging offline "
                   f"into {os.path.join(run_dir, 'wandb')}. Upload it later with: {sync_hint(run_dir)}", flush=True)
+    elif mode == "offline" and w.mode == "auto" and rank0:
+        print(f"ganscale: W&B logs offline into {os.path.join(run_dir, 'wandb')} (no API key: set WANDB_API_KEY "
+              f"or run `wandb login` to log online; wandb.mode=disabled turns W&B off). Upload it later with: "
+              f"{sync_hint(run_dir)}", flush=True)
     # Artifact staging copies (checkpoints) go inside the run directory too, unless the user chose a place.
     if os.environ.get("WANDB_DATA_DIR") in (None, _OWN_DATA_DIR):
         _OWN_DATA_DIR = os.path.join(run_dir, "wandb", "data")

@@ -4,7 +4,8 @@
     ganscale train configs/toy/grid.yaml optim.D.lr=1e-4 trainer.max_iters=2000
 
 The run directory (<run.root>/<run.name>) receives config.yaml (the resolved config),
-checkpoints/, metrics.csv (losses), metrics.jsonl and final_metrics.json (evaluations) and plots/.
+checkpoints/, metrics.csv (losses), metrics.jsonl and final_metrics.json (evaluations) and plots/
+(samples, and curves.png: the training curves).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from ganscale.errors import UserError
 from ganscale.ops import after_fit, ops_callbacks, ops_loggers, ops_plugins, prepare_run_dir
 from ganscale.ops.checkpoint import list_checkpoints
 from ganscale.train.callbacks import EvalAndPlot, IterationProgressBar, TrainLogger
+from ganscale.train.curves import TrainingCurves
 from ganscale.train.module import GANModule
+from ganscale.train.resume import ScheduleChangeWarning
 
 RUN_DIR_ENV = "GANSCALE_RUN_DIR"
 
@@ -68,7 +71,8 @@ def quiet_known_warnings() -> None:
 
 
 def build_callbacks(cfg, run_dir: str) -> list:
-    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), *ops_callbacks(cfg, run_dir)]
+    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), TrainingCurves(cfg, run_dir), ScheduleChangeWarning(cfg),
+           *ops_callbacks(cfg, run_dir)]
     if cfg.trainer.progress_bar:
         cbs.append(IterationProgressBar(refresh_rate=10))
     return cbs

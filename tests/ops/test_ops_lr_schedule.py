@@ -82,3 +82,32 @@ def test_guard_rollback_scales_a_scheduled_lr(train_in_process):
     lr_G, lr_D = (opt.param_groups[0]["lr"] for opt in run.trainer.optimizers)
     assert math.isclose(lr_G, 0.5 * lr_at(run.cfg.optim.G, 24, 25))  # the schedule, times the guard's scale
     assert math.isclose(lr_D, 0.5 * lr_at(run.cfg.optim.D, 24, 25))
+
+
+def test_resume_with_other_max_iters_warns_about_the_schedule(train_in_process):
+    train_in_process("len", *SCHEDULE, "trainer.max_iters=12", "trainer.ckpt_every=12")
+    with pytest.warns(UserWarning) as caught:
+        run = train_in_process("len", *SCHEDULE, "trainer.max_iters=16", "trainer.ckpt_every=12")
+    assert run.ckpt_path.endswith("iter_00000012.ckpt")
+    msgs = [str(w.message) for w in caught if "max_iters" in str(w.message)]
+    assert len(msgs) == 1 and "\n" not in msgs[0], msgs
+    cfg = run.cfg
+    assert msgs[0].startswith("resuming with trainer.max_iters=16 from a checkpoint trained with trainer.max_iters=12")
+    assert (f"optim.G.schedule=linear lr at iteration 12: {lr_at(cfg.optim.G, 12, 16):.3g} "
+            f"(was {lr_at(cfg.optim.G, 12, 12):.3g})") in msgs[0]
+    assert "optim.D.schedule=cosine" in msgs[0]
+
+
+def test_schedule_change_message_only_for_length_tied_schedules():
+    from ganscale.config import to_dict
+    from ganscale.train.resume import schedule_change_message
+
+    flat = load_config([], ["optim.G.schedule=constant", "optim.D.schedule=constant", "trainer.max_iters=8"])
+    stored = to_dict(load_config([], ["trainer.max_iters=6"]))
+    assert schedule_change_message(stored, flat, 6) is None  # constant lrs do not depend on max_iters
+    decayed = load_config([], [*SCHEDULE, "trainer.max_iters=6"])
+    assert schedule_change_message(stored, decayed, 6) is None  # same length
+    assert schedule_change_message({}, decayed, 6) is None  # a checkpoint without a stored config
+    msg = schedule_change_message(stored, load_config([], ["optim.D.schedule=constant", "trainer.max_iters=8"]), 6)
+    assert "trainer.max_iters=8" in msg and "max_iters=6" in msg and "optim.G.schedule=linear" in msg
+    assert "optim.D" not in msg

@@ -55,11 +55,48 @@ def test_wandb_offline_run_folder_and_resume(train_in_process, no_wandb_key, tmp
     assert len(s2["images"]) == 3
 
 
-def test_wandb_disabled_by_default_and_mode_is_checked(train_in_process):
+def test_wandb_mode_auto_resolution(no_wandb_key, monkeypatch):
     from ganscale.config import load_config
     from ganscale.errors import ConfigError
+    from ganscale.ops.wandb import resolve_mode
 
+    assert load_config([], []).wandb.mode == "auto"  # W&B is on by default
+    for var in ("WANDB_MODE", "WANDB_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    assert resolve_mode("auto") == "offline"  # no key anywhere (CI): never the network
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)  # a fake key: resolved only, no run is started
+    assert resolve_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_MODE", "offline")  # W&B's own switch decides auto
+    assert resolve_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert resolve_mode("auto") == "disabled"
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_DISABLED", "true")
+    assert resolve_mode("auto") == "disabled"
+    assert [resolve_mode(m) for m in ("online", "offline", "disabled")] == ["online", "offline", "disabled"]
+    monkeypatch.delenv("WANDB_API_KEY")
+    netrc = os.environ["NETRC"]  # the netrc entry `wandb login` writes counts as a key too
+    with open(netrc, "w") as f:
+        f.write("machine api.wandb.ai\n  login user\n  password " + "1" * 40 + "\n")
+    os.chmod(netrc, 0o600)
+    monkeypatch.delenv("WANDB_DISABLED")
+    assert resolve_mode("auto") == "online"
+    with pytest.raises(ConfigError, match="mode='cloud' unknown; choose one of: auto, online, offline, disabled"):
+        load_config([], ["wandb.mode=cloud"])
+
+
+def test_wandb_auto_without_key_logs_offline_and_prints_sync(train_in_process, no_wandb_key, monkeypatch, capsys):
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # the suite's hermetic WANDB_MODE=disabled, lifted here
+    run = train_in_process("auto", "trainer.max_iters=2")
+    out = capsys.readouterr().out
+    assert "W&B logs offline" in out
+    assert f"upload it with: wandb sync {os.path.join(run.run_dir, 'wandb', 'offline-run-*')}" in out  # at the end
+    assert glob.glob(os.path.join(run.run_dir, "wandb", "offline-run-*", "run-*.wandb"))
+
+
+def test_wandb_disabled_leaves_no_files(train_in_process):
+    # the suite runs with WANDB_MODE=disabled (tests/conftest.py): auto follows it
     run = train_in_process("quiet", "trainer.max_iters=2")
     assert not os.path.exists(os.path.join(run.run_dir, "wandb"))
-    with pytest.raises(ConfigError, match="mode='cloud' unknown; choose one of: online, offline, disabled"):
-        load_config([], ["wandb.mode=cloud"])
+    run = train_in_process("off", "trainer.max_iters=2", "wandb.mode=disabled")
+    assert not os.path.exists(os.path.join(run.run_dir, "wandb"))
