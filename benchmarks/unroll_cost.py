@@ -70,7 +70,7 @@ def child(k: int, second_order: bool, iters: int, overrides: list[str], device: 
 
     m.reals = [(x, None) for x in batch(3)["x"].split(cfg.data.batch_size)]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        m.phase_G_main(cfg.data.batch_size)
+        m.run_phase(m.phase_by_name("G_main"))
     graph_bytes = sum(saved.values())
 
     if device == "cuda":

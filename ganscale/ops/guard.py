@@ -90,7 +90,10 @@ class NonFiniteGuard(L.Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         poisoned = set(self.cfg.guard.debug_nan_d_loss_at)
         if poisoned:
-            pl_module.loss_fn = with_nan_d_loss(pl_module.loss_fn, lambda: pl_module.iteration in poisoned)
+            game = pl_module.game
+            if not hasattr(game, "loss_fn"):
+                raise UserError(f"guard.debug_nan_d_loss_at poisons the GAN's D loss; game.name={game.name} has none")
+            game.loss_fn = with_nan_d_loss(game.loss_fn, lambda: pl_module.iteration in poisoned)
 
     def on_train_start(self, trainer, pl_module) -> None:
         # the module recomputes every learning rate each iteration (schedule x lr_scale), so a

@@ -16,7 +16,7 @@ gradient flows back through all k updates, including through the fake samples th
 saw. First order: no gradient through the updates; G sees the k-step D as a constant.
 
 The step loss (what one look-ahead update minimises) is supplied by the caller; GANModule passes
-the very D loss its real D phase uses (ganscale.train.module.GANModule.d_main_loss).
+the very D loss its real D phase uses (ganscale.games.gan.GANGame.d_main_loss).
 
 Distributed training: `grad_sync` is applied to the surrogate D gradients of every look-ahead
 step. It defaults to the identity (one process). Under data parallelism the real D averages its
