@@ -48,6 +48,14 @@ def test_shipped_configs_exist():
     assert any(p.endswith(os.path.join("toy", "grid.yaml")) for p in SHIPPED)
 
 
+def test_the_grid_spells_out_its_recipe():
+    """The grid once inherited batch, lr and EMA decay from the default job; it now sets them
+    (its published figures: docs/toy_modes.md)."""
+    cfg = load_config([os.path.join(REPO, "configs", "toy", "grid.yaml")])
+    assert cfg.data.batch_size == 512 and cfg.optim.G.lr == cfg.optim.D.lr == 1e-3 and cfg.gan.ema.decay == 0.99
+    assert cfg.optim.G.schedule == "linear" and cfg.reg.r1_gamma == 0.1 and cfg.trainer.max_iters == 16000
+
+
 def test_yaml_then_overrides_compose(tmp_path):
     y = tmp_path / "a.yaml"
     y.write_text("optim:\n  D:\n    lr: 0.001\ntrainer:\n  max_iters: 10\n")
