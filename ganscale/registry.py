@@ -12,6 +12,10 @@ is loaded):
     ARCHS.declare("stylegan2", "my_package.stylegan2:build_stylegan2")  # any importable module
     GAMES.register("two_critics")(TwoCritics)                           # eager, e.g. in a test file
 
+A registration lives in the process that made it: for runs that start other processes (torchrun,
+spawned ranks or DataLoader workers), declare an importable "module:attribute" instead, or
+register in a module every process imports.
+
 What each registry holds (and where the config names it):
 
     LOSSES       GANLoss (d_real, d_fake, g)                        loss.name
@@ -19,7 +23,8 @@ What each registry holds (and where the config names it):
     DATASETS     data module class, called with the RunConfig        data.kind
     EXTRACTORS   build(eval_cfg) -> FeatureExtractor                 eval.extractor
     METRICS      metric(ref, fake, eval_cfg) -> {key: value}         eval.metrics
-    GAMES        a game (players, networks, phases): see ganscale/games once it exists; empty until then
+    GAMES        games: who the players are and how they step (the engine's game section names
+                 one); none is declared yet, so `GAMES.register` / `GAMES.declare` add the first
 """
 
 from __future__ import annotations
