@@ -41,6 +41,7 @@ def worker(args) -> None:
     from torch.utils.data import DataLoader, IterableDataset
 
     from ganscale.config import load_config
+    from ganscale.config.default_job import default_job_path
     from ganscale.data.base import DataInfo, GANDataModule
     from ganscale.data.toy import mixture_means, sample_mixture
     from ganscale.distributed import trainer_kwargs
@@ -48,7 +49,8 @@ def worker(args) -> None:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     strategy = ["strategy.name=single"] if world == 1 else STRATEGIES[args.strategy]
-    cfg = load_config([], [*MODELS[args.model], *strategy, f"trainer.devices={world}",
+    # on top of the default job (R1, EMA, schedule as in `ganscale train`): the setting of the published figures
+    cfg = load_config([default_job_path()], [*MODELS[args.model], *strategy, f"trainer.devices={world}",
                            f"trainer.accelerator={args.accelerator}", "trainer.progress_bar=false",
                            f"trainer.max_iters={args.iters + args.warmup}"])
     image = args.model != "toy"

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganscale.registry import Registry
+from ganscale.registry import LOSSES
 
 
 @dataclass(frozen=True)
@@ -23,13 +23,6 @@ class GANLoss:
     d_real: Callable[[Tensor], Tensor]
     d_fake: Callable[[Tensor], Tensor]
     g: Callable[[Tensor], Tensor]
-
-
-LOSSES: Registry[GANLoss] = Registry("GAN loss")
-
-
-def _register(loss: GANLoss) -> GANLoss:
-    return LOSSES.register(loss.name)(loss)
 
 
 def bce_d_real(r: Tensor) -> Tensor:
@@ -92,11 +85,12 @@ def lsgan_g(f: Tensor) -> Tensor:
     return 0.5 * (f - 1.0).pow(2).mean()
 
 
-MINIMAX = _register(GANLoss("minimax", bce_d_real, bce_d_fake, minimax_g))
-NONSATURATING = _register(GANLoss("nonsaturating", bce_d_real, bce_d_fake, nonsaturating_g))
-HINGE = _register(GANLoss("hinge", hinge_d_real, hinge_d_fake, critic_g))
-WASSERSTEIN = _register(GANLoss("wasserstein", wasserstein_d_real, wasserstein_d_fake, critic_g))
-LEAST_SQUARES = _register(GANLoss("least_squares", lsgan_d_real, lsgan_d_fake, lsgan_g))
+# Named in ganscale/registry.py (LOSSES: "name" -> "ganscale.losses:ATTRIBUTE"), imported on lookup.
+MINIMAX = GANLoss("minimax", bce_d_real, bce_d_fake, minimax_g)
+NONSATURATING = GANLoss("nonsaturating", bce_d_real, bce_d_fake, nonsaturating_g)
+HINGE = GANLoss("hinge", hinge_d_real, hinge_d_fake, critic_g)
+WASSERSTEIN = GANLoss("wasserstein", wasserstein_d_real, wasserstein_d_fake, critic_g)
+LEAST_SQUARES = GANLoss("least_squares", lsgan_d_real, lsgan_d_fake, lsgan_g)
 
 
 def get_loss(name: str) -> GANLoss:

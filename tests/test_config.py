@@ -2,11 +2,14 @@
 
 import glob
 import os
+import subprocess
+import sys
 
 import pytest
 
 from conftest import REPO, cli
 from ganscale.config import RunConfig, config_from_dict, load_config, to_dict
+from ganscale.config.default_job import default_job_path
 from ganscale.errors import ConfigError
 
 SHIPPED = sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True))
@@ -29,11 +32,10 @@ IMAGE_CONFIGS = [p for p in SHIPPED if os.sep + "toy" + os.sep not in p and os.s
 
 @pytest.mark.parametrize("path", IMAGE_CONFIGS, ids=[os.path.relpath(p, REPO) for p in IMAGE_CONFIGS])
 def test_image_configs_do_not_inherit_the_toy_recipe(path):
-    """RunConfig() is the ring's tuned job, so a YAML inherits every value it leaves unset: the
-    shipped image configs must set their own learning rates, length and schedule (constant, as
-    in the papers they follow) instead of picking up the ring's decay."""
+    """The shipped image configs set their own learning rates and length and keep a constant
+    schedule (as in the papers they follow): nothing of the default job's ring recipe."""
     cfg = load_config([path])
-    default = RunConfig()
+    default = load_config([default_job_path()])
     for name in ("G", "D"):
         opt = getattr(cfg.optim, name)
         assert opt.schedule == "constant", (path, name)
@@ -44,6 +46,14 @@ def test_image_configs_do_not_inherit_the_toy_recipe(path):
 def test_shipped_configs_exist():
     assert any(p.endswith(os.path.join("toy", "ring.yaml")) for p in SHIPPED)
     assert any(p.endswith(os.path.join("toy", "grid.yaml")) for p in SHIPPED)
+
+
+def test_the_grid_spells_out_its_recipe():
+    """The grid once inherited batch, lr and EMA decay from the default job; it now sets them
+    (its published figures: docs/toy_modes.md)."""
+    cfg = load_config([os.path.join(REPO, "configs", "toy", "grid.yaml")])
+    assert cfg.data.batch_size == 512 and cfg.optim.G.lr == cfg.optim.D.lr == 1e-3 and cfg.gan.ema.decay == 0.99
+    assert cfg.optim.G.schedule == "linear" and cfg.reg.r1_gamma == 0.1 and cfg.trainer.max_iters == 16000
 
 
 def test_yaml_then_overrides_compose(tmp_path):
@@ -62,11 +72,38 @@ def test_every_problem_is_listed_at_once(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config([str(y)], ["trainer.max_iters=abc", "loss.name=wgan", "nonsense", "data.toy.mixture=spiral"])
     msg = str(e.value)
-    # all of: unknown key with suggestion, wrong type, malformed override; choices come after merge
+    # all of: unknown key with suggestion, wrong type, malformed override, and the bad choices
+    # found by the checks that run over everything that did merge
     assert "optim.D.lrr" in msg and "did you mean 'optim.D.lr'" in msg
     assert "trainer.max_iters" in msg and "abc" in msg
     assert "not of the form key=value" in msg
-    assert len(e.value.problems) == 3
+    assert "loss.name='wgan' is not a known GAN loss" in msg and "mixture='spiral'" in msg
+    assert len(e.value.problems) == 5
+
+
+def test_type_errors_and_bad_choices_are_reported_together_from_the_cli():
+    r = cli("train", "optim.G.lr=fast", "loss.name=foo", "model.arch=resnet9", "trainer.max_iters=5",
+            "gan.ema.start_iter=7")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(lines) == 4, r.stderr
+    assert any("optim.G.lr='fast'" in ln for ln in lines)  # type error
+    assert any("loss.name='foo'" in ln and "hinge, least_squares, minimax, nonsaturating, wasserstein" in ln
+               for ln in lines)  # bad choice, the choices from the registry
+    assert any("model.arch='resnet9'" in ln and "biggan, dcgan, mlp, sngan" in ln for ln in lines)
+    assert any("G_ema would only ever copy G" in ln for ln in lines)  # cross-field check
+    assert "4 problem(s)" in r.stderr
+
+
+def test_loading_a_config_does_not_import_torch():
+    """Config modules are torch-free (and free of import cycles: each is imported first here)."""
+    for first in ("ganscale.config", "ganscale.config.load", "ganscale.config.schema", "ganscale.config.default_job",
+                  "ganscale.registry"):
+        code = (f"import {first}, sys; import ganscale.config; ganscale.config.load_config([], []); "
+                "from ganscale.cli.train import load_from_args; load_from_args([]); "
+                "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('ganscale'))")
+        r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (first, r.stderr[-2000:])
 
 
 def test_invalid_choices_and_combinations_list_valid_values():

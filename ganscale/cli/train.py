@@ -1,11 +1,18 @@
 """`ganscale train [CONFIG.yaml ...] [key=value ...]`: YAML files compose in order over the
-defaults, then the overrides. With nothing given it runs the default toy job."""
+components' defaults, then the overrides. Without a YAML file it runs the default job, the
+packaged configs/toy/ring.yaml (overrides apply on top of it):
+
+    ganscale train                                   # the default job
+    ganscale train trainer.max_iters=6000            # the default job, shorter
+    ganscale train configs/toy/grid.yaml optim.D.lr=1e-4
+"""
 
 from __future__ import annotations
 
 import os
 
 from ganscale.config import load_config
+from ganscale.config.default_job import default_job_path
 
 
 def split_config_args(items: list[str]) -> tuple[list[str], list[str]]:
@@ -17,8 +24,9 @@ def split_config_args(items: list[str]) -> tuple[list[str], list[str]]:
 
 def load_from_args(items: list[str]):
     paths, overrides = split_config_args(items)
-    if paths:
-        overrides = [f"config_name={os.path.splitext(os.path.basename(paths[-1]))[0]}", *overrides]
+    if not paths:  # the default job; its runs keep the name default-<time> (config_name unset)
+        return load_config([default_job_path()], overrides)
+    overrides = [f"config_name={os.path.splitext(os.path.basename(paths[-1]))[0]}", *overrides]
     return load_config(paths, overrides)
 
 

@@ -12,25 +12,18 @@ slices, n_disc chunks and mismatched pairs), `cond_cat`, `cond_to` (device). Net
 condition as their second argument: `G(z, c)`, `D(x, c)`.
 """
 
-import importlib
-
-from ganscale.conditions.kinds import CONDITIONS, ConditionKind, resolve_condition
+from ganscale.conditions.kinds import ConditionKind, resolve_condition
 from ganscale.conditions.ops import cond_cat, cond_index, cond_len, cond_to
 from ganscale.conditions.text import TextCondition
 from ganscale.errors import UserError
+from ganscale.registry import CONDITIONS
 
 __all__ = ["CONDITIONS", "ConditionKind", "TextCondition", "build_condition", "cond_cat", "cond_index",
            "cond_len", "cond_to"]
 
 
-_BUILTIN: tuple[str, ...] = ()
-"""Modules of further condition kinds (each registers itself in CONDITIONS when imported)."""
-
-
 def build_condition(cfg, info) -> ConditionKind:
     """The condition kind `game.condition` names (auto: class for labelled data, else none)."""
-    for mod in _BUILTIN:
-        importlib.import_module(mod)
     name = resolve_condition(cfg, info)
     if name not in CONDITIONS:
         raise UserError(CONDITIONS.problem("game.condition", name))

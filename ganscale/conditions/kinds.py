@@ -4,8 +4,8 @@
     game.condition=none     G(z), D(x)
     game.condition=class    y from the batch; fakes get labels as game.fake_labels says
 
-A new kind (text embeddings, latent codes, ...) is one file with a ConditionKind subclass plus
-`@CONDITIONS.register("name")` and its module in `_BUILTIN` (ganscale/conditions/__init__.py).
+A new kind (text embeddings, latent codes, ...) is one file with a ConditionKind subclass plus one
+line in ganscale/registry.py's CONDITIONS (`"name": "ganscale.conditions.<file>:<Class>"`).
 Every draw goes through the engine's seeded global-batch draws (`m.draw`, `m.fake_labels`), so
 N ranks still equal one process.
 """
@@ -15,10 +15,6 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
-
-from ganscale.registry import Registry
-
-CONDITIONS: Registry = Registry("condition kind")
 
 
 class ConditionKind:
@@ -37,7 +33,6 @@ class ConditionKind:
         raise NotImplementedError
 
 
-@CONDITIONS.register("none")
 class NoCondition(ConditionKind):
     name = "none"
 
@@ -48,7 +43,6 @@ class NoCondition(ConditionKind):
         return None
 
 
-@CONDITIONS.register("class")
 class ClassCondition(ConditionKind):
     """Class indices `batch["y"]`; fakes: uniform over the classes or the global batch's labels."""
 

@@ -2,7 +2,12 @@
 
 Every problem is collected before anything is raised, so a user fixes a config in one pass:
 unknown keys (with the closest valid names), wrong types, invalid choices (with the valid ones)
-and impossible combinations (each component's ``check``) come back as one ``ConfigError``.
+and impossible combinations (each component's ``check``) come back as one ``ConfigError``. A
+value that could not be merged (unknown key, wrong type) leaves its field at the value it had,
+so the checks still run over everything else.
+
+The defaults are the components' own (neutral) ones; `ganscale train` without a config file
+adds the default job's YAML (ganscale.config.default_job). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ganscale.config.default_job import neutral_config
 from ganscale.config.schema import RunConfig
 from ganscale.errors import ConfigError
 
@@ -117,6 +121,19 @@ def _check_tree(obj: Any, root: RunConfig, path: str, problems: list[str]) -> No
         _check_tree(getattr(obj, f.name), root, f"{path}.{f.name}" if path else f.name, problems)
 
 
+def _validated(cfg: DictConfig, problems: list[str]) -> RunConfig:
+    """Dataclasses of the merged config, after every component's check; raises one ConfigError
+    with the merge problems found so far and the checks' problems."""
+    try:
+        obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    except OmegaConfBaseException as e:  # e.g. a required (???) value left unset
+        raise ConfigError([*problems, str(e).splitlines()[0]]) from None
+    _check_tree(obj, obj, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    return obj
+
+
 def load_config(paths: Iterable[str] = (), overrides: Iterable[str] = ()) -> RunConfig:
     """Compose the dataclass defaults, the YAML files and the dotlist; validate; return dataclasses."""
     problems: list[str] = []
@@ -125,16 +142,7 @@ def load_config(paths: Iterable[str] = (), overrides: Iterable[str] = ()) -> Run
         cfg = _merge_leaves(cfg, _read_yaml(path, problems), path, problems)
     for item in overrides:
         cfg = _merge_leaves(cfg, _parse_override(item, problems), "override", problems)
-    if problems:
-        raise ConfigError(problems)
-    try:
-        obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    except OmegaConfBaseException as e:  # e.g. a required (???) value left unset
-        raise ConfigError([str(e).splitlines()[0]]) from None
-    _check_tree(obj, obj, "", problems)
-    if problems:
-        raise ConfigError(problems)
-    return obj
+    return _validated(cfg, problems)
 
 
 def to_yaml(cfg: RunConfig) -> str:
@@ -159,16 +167,9 @@ def config_from_dict(data: dict) -> RunConfig:
     """A RunConfig from a plain dict (as stored in checkpoints and run directories), validated like
     a YAML file.
 
-    A stored config is complete when it is saved, so the base it is merged onto only fills fields
-    added to the schema since. That base is the components' neutral defaults, not the default
-    job's tuned values: a new field's neutral default is the behaviour that existed before it
-    (optim.*.schedule=constant), while the default job may have moved on (the ring decays its lr)."""
+    A stored config is complete when it is saved, so the defaults it is merged onto only fill
+    fields added to the schema since: the components' neutral defaults, which are the behaviour
+    that existed before such a field (e.g. optim.*.schedule=constant)."""
     problems: list[str] = []
-    cfg = _merge_leaves(OmegaConf.structured(neutral_config()), data, "stored config", problems)
-    if problems:
-        raise ConfigError(problems)
-    obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    _check_tree(obj, obj, "", problems)
-    if problems:
-        raise ConfigError(problems)
-    return obj
+    cfg = _merge_leaves(OmegaConf.structured(RunConfig), data, "stored config", problems)
+    return _validated(cfg, problems)

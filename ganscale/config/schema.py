@@ -1,16 +1,16 @@
-"""The root config: it only composes the typed configs that each component owns. Its defaults are
-the default job, the tuned 2D-ring run (ganscale.config.default_job)."""
+"""The root config: it only composes the typed configs that each component owns, each with its
+component's neutral defaults. The default job (the tuned 2D ring) is a YAML like any other:
+configs/toy/ring.yaml (ganscale.config.default_job)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ganscale.config.default_job import tuned
 from ganscale.data.config import DataConfig
-from ganscale.metrics.config import EvalConfig
 from ganscale.distributed.config import StrategyConfig
 from ganscale.games.config import GameConfig
+from ganscale.metrics.config import EvalConfig
 from ganscale.nets.config import ModelConfig
 from ganscale.ops.config import CheckpointConfig, GuardConfig, SlurmConfig, WandbConfig
 from ganscale.train.config import (
@@ -20,8 +20,8 @@ from ganscale.train.config import (
     RegConfig,
     RunDirConfig,
     TrainerConfig,
+    UnrollConfig,
 )
-from ganscale.train.unroll import UnrollConfig
 
 
 @dataclass
@@ -34,19 +34,19 @@ class RunConfig:
     """Where the run directory goes and whether to resume."""
     game: GameConfig = field(default_factory=GameConfig)
     """The game the engine plays (ganscale.games): networks, players, phases."""
-    data: DataConfig = field(default_factory=tuned("data", DataConfig))
+    data: DataConfig = field(default_factory=DataConfig)
     """Data module and per-rank batch size."""
-    model: ModelConfig = field(default_factory=tuned("model", ModelConfig))
+    model: ModelConfig = field(default_factory=ModelConfig)
     """Networks G and D."""
     loss: LossConfig = field(default_factory=LossConfig)
     """GAN loss."""
-    reg: RegConfig = field(default_factory=tuned("reg", RegConfig))
+    reg: RegConfig = field(default_factory=RegConfig)
     """Regularizers: gradient penalty, R1, spectral norm."""
-    optim: OptimConfig = field(default_factory=tuned("optim", OptimConfig))
+    optim: OptimConfig = field(default_factory=OptimConfig)
     """Separate optimizers for G and D."""
-    gan: GANConfig = field(default_factory=tuned("gan", GANConfig))
+    gan: GANConfig = field(default_factory=GANConfig)
     """The two-player schedule: n_disc, EMA."""
-    trainer: TrainerConfig = field(default_factory=tuned("trainer", TrainerConfig))
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Length, devices, precision, intervals."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     """Full-state atomic checkpoints: how many to keep, best by which metric."""
@@ -58,7 +58,7 @@ class RunConfig:
     """Preemption signal and requeue behaviour inside a Slurm job."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Image metrics (FID, KID, IS, precision/recall) during training and in `ganscale eval`."""
-    unroll: UnrollConfig = field(default_factory=tuned("unroll", UnrollConfig))
+    unroll: UnrollConfig = field(default_factory=UnrollConfig)
     """Unrolled D look-ahead in G's step (Metz et al. 2016)."""
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     """How the players are trained on several processes: single, ddp or deepspeed (ZeRO)."""

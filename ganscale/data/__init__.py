@@ -1,10 +1,10 @@
-"""Data modules. `build_datamodule(cfg)` picks one by `data.kind`."""
+"""Data modules. `build_datamodule(cfg)` picks one by `data.kind` (ganscale.registry.DATASETS)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ganscale.registry import Registry
+from ganscale.registry import DATASETS
 
 if TYPE_CHECKING:
     from ganscale.data.base import DataInfo, GANDataModule
@@ -20,24 +20,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-DATASETS: Registry[type] = Registry("data kind")
-
-
-@DATASETS.register("toy")
-def _toy(cfg) -> GANDataModule:
-    from ganscale.data.toy import ToyDataModule
-
-    return ToyDataModule(cfg)
-
-
-@DATASETS.register("shards")
-def _shards(cfg) -> GANDataModule:
-    from ganscale.data.shards.datamodule import ShardsDataModule
-
-    return ShardsDataModule(cfg)
-
-
 def build_datamodule(cfg) -> GANDataModule:
+    """The data module class named by data.kind (ganscale.registry.DATASETS), given the RunConfig."""
     return DATASETS[cfg.data.kind](cfg)
 
 

@@ -55,7 +55,7 @@ class DataConfig:
     """Shard spec, manifest, shuffling, decoding and transforms (used when kind=shards)."""
 
     def check(self, root: "RunConfig") -> list[str]:
-        from ganscale.data import DATASETS
+        from ganscale.registry import DATASETS
 
         out = []
         p = DATASETS.problem("kind", self.kind)

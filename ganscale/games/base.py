@@ -24,9 +24,10 @@ DeepSpeed engine. Networks outside every player are frozen (e.g. a trained text 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
-from torch import Tensor, nn
+if TYPE_CHECKING:  # the declarations stay importable without torch (config checks list games)
+    from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Phase:
     """Logged and used in the seeds of its random draws (with its position in the list)."""
     player: str
     """The player that steps on this phase's loss."""
-    loss: Callable[[Any, int], Optional[Tensor]]
+    loss: Callable[[Any, int], Optional["Tensor"]]
     """loss(engine, sub) -> the loss to step on, or None to skip the step; `sub` counts repeats."""
     repeat: int = 1
     """How many times per iteration it runs (the D steps per G step, Eve's two steps, ...)."""
@@ -63,7 +64,7 @@ class Game:
     sample_net: ClassVar[Optional[str]] = None
     """The generator `ganscale sample` and evaluation use (its EMA when there is one), or None."""
 
-    def build(self, cfg, info) -> dict[str, nn.Module]:
+    def build(self, cfg, info) -> dict[str, "nn.Module"]:
         raise NotImplementedError
 
     def phases(self, cfg) -> list[Phase]:

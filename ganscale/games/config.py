@@ -19,7 +19,11 @@ class GameConfig:
     class frequencies)."""
 
     def check(self, root) -> list[str]:
-        problems = []
+        from ganscale.registry import CONDITIONS, GAMES
+
+        problems = [p for p in (GAMES.problem("name", self.name),) if p]
+        if self.condition != "auto":
+            problems += [p for p in (CONDITIONS.problem("condition", self.condition),) if p]
         if self.fake_labels not in ("uniform", "data"):
             problems.append(f"fake_labels={self.fake_labels!r}: choose uniform or data")
         return problems

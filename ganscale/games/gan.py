@@ -24,7 +24,6 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from ganscale.games import GAMES
 from ganscale.games.base import Game, Phase, Player
 from ganscale.losses import get_loss
 from ganscale.nets import build_nets
@@ -33,7 +32,6 @@ from ganscale.regularizers import apply_spectral_norm, gradient_penalty, r1_pena
 from ganscale.train.unroll import DLookahead, FunctionalD
 
 
-@GAMES.register("gan")
 class GANGame(Game):
     name = "gan"
     players = {"G": Player(nets=("G",), optim="G"), "D": Player(nets=("D",), optim="D")}

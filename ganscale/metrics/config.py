@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
-IMAGE_METRICS = ("fid", "kid", "is", "pr", "class_acc", "modes")
-
 
 @dataclass
 class EvalConfig:
@@ -47,12 +45,12 @@ class EvalConfig:
     """Where reference statistics are cached; empty = the data's cache folder (or <run dir>/refstats)."""
 
     def check(self, root: "RunConfig") -> list[str]:
-        from ganscale.metrics.extractors import EXTRACTORS
+        from ganscale.registry import EXTRACTORS, METRICS
 
         out = []
-        bad = [m for m in self.metrics if m not in IMAGE_METRICS]
+        bad = [m for m in self.metrics if m not in METRICS]
         if bad:
-            out.append(f"metrics={self.metrics}: {bad} unknown; choose from: {', '.join(IMAGE_METRICS)}")
+            out.append(f"metrics={self.metrics}: {bad} unknown; choose from: {', '.join(METRICS.choices())}")
         p = EXTRACTORS.problem("extractor", self.extractor)
         if p:
             out.append(p)

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ganscale.metrics import fidelity
 from ganscale.metrics.extractors import FeatureExtractor, build_extractor
+from ganscale.registry import METRICS
 
 CACHE_VERSION = 1
 def to_uint8(x: Tensor) -> Tensor:
@@ -201,22 +202,9 @@ class ImageEvaluator:
         return self.metrics(ref, fake)
 
     def metrics(self, ref: dict, fake: Features) -> dict:
-        e, out = self.ecfg, {}
-        want = set(e.metrics)
-        kept = fake.features[: e.pr_num_samples]
-        if "fid" in want:
-            out["fid"] = fidelity.fid(ref["moments"], fake.features)
-        if "kid" in want:
-            out["kid"], out["kid_std"] = fidelity.kid(ref["features"], kept, e.kid_subsets, e.kid_subset_size, e.seed)
-        if "is" in want and fake.logits is not None:
-            out["is"], out["is_std"] = fidelity.inception_score(fake.logits, e.is_splits, e.seed)
-        if "pr" in want:
-            out["precision"], out["recall"] = fidelity.precision_recall(ref["features"], kept, e.pr_k)
-        if "class_acc" in want and fake.logits is not None and fake.labels is not None:
-            out["class_acc"], per_class = fidelity.class_accuracy(fake.logits, fake.labels)
-            out["class_acc_min"] = min(per_class)
-        if "modes" in want and fake.channel_logits is not None:
-            out["modes"], out["modes_kl"], out["num_modes"] = fidelity.mode_coverage(fake.channel_logits)
+        out: dict = {}
+        for name in dict.fromkeys(self.ecfg.metrics):  # in the config's order, each once
+            out.update(METRICS[name](ref, fake, self.ecfg))
         out["num_samples"] = len(fake.features)
         out["num_reference"] = int(ref["num"])
         return out

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ganscale.metrics.classifier import DigitClassifier, load_classifier
 from ganscale.data.pack.writer import sha256_file as file_sha256
 from ganscale.metrics.inception import load_inception
-from ganscale.registry import Registry
+from ganscale.registry import EXTRACTORS
 
 
 class FeatureExtractor(nn.Module):
@@ -52,18 +52,16 @@ class FeatureExtractor(nn.Module):
 
 
 ExtractorBuilder = Callable[["EvalConfig"], FeatureExtractor]  # noqa: F821
-EXTRACTORS: Registry[ExtractorBuilder] = Registry("feature extractor")
+"""What ganscale.registry.EXTRACTORS holds: eval config -> extractor (eval.extractor names it)."""
 
 
-@EXTRACTORS.register("inception")
-def _inception(cfg) -> FeatureExtractor:
+def build_inception(cfg) -> FeatureExtractor:
     net = load_inception(cfg.inception_path)
     return FeatureExtractor("inception", net, net.num_features, net.num_logits,
                             f"inception-2015-12-05:{file_sha256(cfg.inception_path)}", channels=3)
 
 
-@EXTRACTORS.register("classifier")
-def _classifier(cfg) -> FeatureExtractor:
+def build_classifier(cfg) -> FeatureExtractor:
     net: DigitClassifier = load_classifier(cfg.classifier_path)
     return FeatureExtractor("classifier", net, net.num_features, net.num_logits,
                             f"digit-classifier:{file_sha256(cfg.classifier_path)}", channels=1)

@@ -1,31 +1,24 @@
-"""Network families. `build_nets(model_cfg, info) -> (G, D)`; each family registers a builder."""
+"""Network families. `build_nets(model_cfg, info) -> (G, D)`; each family is one file with a
+`build_<family>(model_cfg, info)` function, named in ganscale/registry.py (ARCHS)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from ganscale.nets.base import Discriminator, Generator
-from ganscale.nets.config import ModelConfig
-from ganscale.nets.mlp import MLPDiscriminator, MLPGenerator
-from ganscale.registry import Registry
+from ganscale.registry import ARCHS
 
-Builder = Callable[[ModelConfig, "DataInfo"], tuple[Generator, Discriminator]]  # noqa: F821
-ARCHS: Registry[Builder] = Registry("network architecture")
+if TYPE_CHECKING:
+    from ganscale.nets.base import Discriminator, Generator
+    from ganscale.nets.config import ModelConfig
 
 
-@ARCHS.register("mlp")
-def build_mlp(cfg: ModelConfig, info) -> tuple[Generator, Discriminator]:
-    return MLPGenerator(cfg.z_dim, info.shape, cfg.mlp.G), MLPDiscriminator(info.shape, cfg.mlp.D, cfg.remedies)
+def __getattr__(name: str):
+    # Lazy: importing ganscale.nets.config (to load a config) must not import torch.
+    if name in ("Discriminator", "Generator"):
+        from ganscale.nets import base
 
-
-# image families (one file each); registered here so nets/__init__ stays the single registry
-from ganscale.nets.biggan import build_biggan  # noqa: E402
-from ganscale.nets.dcgan import build_dcgan  # noqa: E402
-from ganscale.nets.sngan import build_sngan  # noqa: E402
-
-ARCHS.register("dcgan")(build_dcgan)
-ARCHS.register("sngan")(build_sngan)
-ARCHS.register("biggan")(build_biggan)
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_nets(cfg: ModelConfig, info) -> tuple[Generator, Discriminator]:

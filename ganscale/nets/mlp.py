@@ -66,3 +66,8 @@ class MLPDiscriminator(Discriminator):
         h = self.trunk(pack_samples(x.reshape(x.shape[0], -1), self.pack))
         out = self.head(self.batch_layers(h)).squeeze(1)
         return (out, h) if return_features else out
+
+
+def build_mlp(cfg, info) -> tuple[Generator, Discriminator]:
+    """G and D of `model.arch=mlp` (ganscale.registry.ARCHS)."""
+    return MLPGenerator(cfg.z_dim, info.shape, cfg.mlp.G), MLPDiscriminator(info.shape, cfg.mlp.D, cfg.remedies)

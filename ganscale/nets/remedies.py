@@ -26,90 +26,16 @@ The layers are generic: they take [N, F] features (MLP) or [N, C, H, W] maps (co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
 from ganscale.errors import UserError
-
-if TYPE_CHECKING:
-    from ganscale.config.schema import RunConfig
-
-
-@dataclass
-class MinibatchDiscriminationConfig:
-    enabled: bool = False
-    """Append Salimans et al.'s minibatch-discrimination features to D's last hidden layer."""
-    num_kernels: int = 16
-    """B, the number of kernels (output features appended)."""
-    kernel_dim: int = 4
-    """C, the dimension of each kernel's projection (L1 distances are taken over it)."""
-
-
-@dataclass
-class MinibatchStdDevConfig:
-    enabled: bool = False
-    """Append ProGAN's minibatch standard deviation feature(s) to D's last hidden layer."""
-    group_size: int = 4
-    """Samples per group whose standard deviation is taken (min(group_size, batch) is used)."""
-    num_features: int = 1
-    """Feature groups, each giving one appended stddev feature (StyleGAN2's num_channels)."""
-
-
-@dataclass
-class FeatureMatchingConfig:
-    weight: float = 0.0
-    """Weight of the feature-matching G loss ||E f(x) - E f(G(z))||^2; 0 = off."""
-    adversarial_weight: float = 1.0
-    """Weight of the adversarial G loss next to it; 0 = feature matching alone."""
-
-
-@dataclass
-class RemediesConfig:
-    """Mode-collapse remedies: packing and batch-level D layers (architecture), feature matching (G loss)."""
-
-    pack: int = 1
-    """PacGAN packing degree m: D judges m samples at once; 1 = off. The per-rank batch
-    data.batch_size must be divisible by m."""
-    minibatch_discrimination: MinibatchDiscriminationConfig = field(default_factory=MinibatchDiscriminationConfig)
-    """Minibatch discrimination (Salimans et al. 2016)."""
-    minibatch_stddev: MinibatchStdDevConfig = field(default_factory=MinibatchStdDevConfig)
-    """Minibatch standard deviation (ProGAN)."""
-    feature_matching: FeatureMatchingConfig = field(default_factory=FeatureMatchingConfig)
-    """Feature matching (Salimans et al. 2016)."""
-
-    def check(self, root: "RunConfig") -> list[str]:
-        out = []
-        b = root.data.batch_size
-        if self.pack < 1:
-            out.append(f"pack={self.pack} must be >= 1 (1 = no packing)")
-        elif b % self.pack:
-            out.append(f"pack={self.pack}: the per-rank batch data.batch_size={b} is not divisible by it; "
-                       f"choose a batch size that is a multiple of {self.pack} or another pack")
-        mbd, msd, fm = self.minibatch_discrimination, self.minibatch_stddev, self.feature_matching
-        if mbd.num_kernels < 1 or mbd.kernel_dim < 1:
-            out.append(f"minibatch_discrimination: num_kernels={mbd.num_kernels} and "
-                       f"kernel_dim={mbd.kernel_dim} must be >= 1")
-        if msd.group_size < 1 or msd.num_features < 1:
-            out.append(f"minibatch_stddev: group_size={msd.group_size} and num_features={msd.num_features} "
-                       "must be >= 1")
-        elif msd.enabled and self.pack >= 1 and b % self.pack == 0:
-            n = b // self.pack  # what D sees per call
-            g = min(msd.group_size, n)
-            if n % g:
-                out.append(f"minibatch_stddev.group_size={msd.group_size}: D sees {n} inputs per call "
-                           f"(data.batch_size / pack), not divisible by the group; choose a divisor of {n}")
-        if msd.enabled and root.model.arch == "mlp" and root.model.mlp.D.width % msd.num_features:
-            out.append(f"minibatch_stddev.num_features={msd.num_features} must divide "
-                       f"model.mlp.D.width={root.model.mlp.D.width}")
-        if fm.weight < 0 or fm.adversarial_weight < 0:
-            out.append("feature_matching: weight and adversarial_weight must be >= 0")
-        elif fm.weight == 0 and fm.adversarial_weight == 0:
-            out.append("feature_matching: weight and adversarial_weight are both 0, so G has no loss; "
-                       "set one of them > 0")
-        return out
+from ganscale.nets.config import (  # noqa: F401  (the configs live torch-free; re-exported here)
+    FeatureMatchingConfig,
+    MinibatchDiscriminationConfig,
+    MinibatchStdDevConfig,
+    RemediesConfig,
+)
 
 
 # ---------------------------------------------------------------- layers

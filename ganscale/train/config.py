@@ -1,4 +1,4 @@
-"""Typed configs of the two-player update: loss, regularizers, optimizers, EMA, trainer."""
+"""Typed configs of the two-player update: loss, regularizers, optimizers, EMA, unrolling, trainer."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class LossConfig:
     """GAN loss: minimax, nonsaturating, hinge, wasserstein, least_squares."""
 
     def check(self, root: "RunConfig") -> list[str]:
-        from ganscale.losses import LOSSES
+        from ganscale.registry import LOSSES
 
         p = LOSSES.problem("name", self.name)
         return [p] if p else []
@@ -124,6 +124,23 @@ class GANConfig:
 
     def check(self, root: "RunConfig") -> list[str]:
         return [] if self.n_disc >= 1 else [f"n_disc={self.n_disc} must be >= 1"]
+
+
+@dataclass
+class UnrollConfig:
+    """Unrolled D steps in G's update (`unroll.*`)."""
+
+    steps: int = 0
+    """k, the number of look-ahead D updates G's loss sees; 0 = off (the plain G step)."""
+    second_order: bool = True
+    """Differentiate G's loss through the k updates (Metz et al.); false = the cheap first-order
+    variant (the k-step D is a constant for G's gradient)."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        out = []
+        if self.steps < 0:
+            out.append(f"steps={self.steps} must be >= 0 (0 = no unrolling)")
+        return out
 
 
 @dataclass

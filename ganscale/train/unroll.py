@@ -30,17 +30,14 @@ defines one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from ganscale.errors import UserError
-
-if TYPE_CHECKING:
-    from ganscale.config.schema import RunConfig
+from ganscale.train.config import UnrollConfig  # noqa: F401  (lives torch-free; re-exported here)
 
 GradSync = Callable[[list[Tensor]], list[Tensor]]
 """grads (aligned with DLookahead.names) -> the gradients the look-ahead update uses."""
@@ -48,23 +45,6 @@ GradSync = Callable[[list[Tensor]], list[Tensor]]
 StepLoss = Callable[[int, "FunctionalD", bool], Tensor]
 """(step j, D as a callable, keep_graph) -> the D loss of look-ahead step j. When keep_graph is
 False (first order) the caller may build its fake samples without a graph to G."""
-
-
-@dataclass
-class UnrollConfig:
-    """Unrolled D steps in G's update (`unroll.*`)."""
-
-    steps: int = 0
-    """k, the number of look-ahead D updates G's loss sees; 0 = off (the plain G step)."""
-    second_order: bool = True
-    """Differentiate G's loss through the k updates (Metz et al.); false = the cheap first-order
-    variant (the k-step D is a constant for G's gradient)."""
-
-    def check(self, root: "RunConfig") -> list[str]:
-        out = []
-        if self.steps < 0:
-            out.append(f"steps={self.steps} must be >= 0 (0 = no unrolling)")
-        return out
 
 
 def identity_grad_sync(grads: list[Tensor]) -> list[Tensor]:
