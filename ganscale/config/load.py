@@ -117,10 +117,11 @@ def _check_tree(obj: Any, root: RunConfig, path: str, problems: list[str]) -> No
         _check_tree(getattr(obj, f.name), root, f"{path}.{f.name}" if path else f.name, problems)
 
 
-def load_config(paths: Iterable[str] = (), overrides: Iterable[str] = ()) -> RunConfig:
-    """Compose the dataclass defaults, the YAML files and the dotlist; validate; return dataclasses."""
+def load_config(paths: Iterable[str] = (), overrides: Iterable[str] = (), schema: type = RunConfig) -> Any:
+    """Compose the dataclass defaults, the YAML files and the dotlist; validate; return dataclasses.
+    `schema` is the root dataclass (RunConfig; a tool with its own config passes its own)."""
     problems: list[str] = []
-    cfg = OmegaConf.structured(RunConfig)
+    cfg = OmegaConf.structured(schema)
     for path in paths:
         cfg = _merge_leaves(cfg, _read_yaml(path, problems), path, problems)
     for item in overrides:
@@ -128,7 +129,7 @@ def load_config(paths: Iterable[str] = (), overrides: Iterable[str] = ()) -> Run
     if problems:
         raise ConfigError(problems)
     try:
-        obj: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+        obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:  # e.g. a required (???) value left unset
         raise ConfigError([str(e).splitlines()[0]]) from None
     _check_tree(obj, obj, "", problems)
