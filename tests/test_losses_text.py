@@ -40,7 +40,7 @@ def test_ma_gp_hand_value_linear_d():
     gp = ma_gp(out, x, s)  # ||(1, 2, 0, 0, 2, 0)||^6 = 9^3 = 729, times k=2
     assert float(gp.detach()) == pytest.approx(2 * 729)
     assert gp.requires_grad  # differentiable in the weights of D: it trains D
-    assert float(ma_gp(out, x, s, k=1.0, p=2.0)) == pytest.approx(9.0)
+    assert float(ma_gp(out, x, s, k=1.0, p=2.0).detach()) == pytest.approx(9.0)
 
 
 def test_colour_consistency_hand_value():

@@ -27,6 +27,12 @@ ARCHS.register("dcgan")(build_dcgan)
 ARCHS.register("sngan")(build_sngan)
 ARCHS.register("biggan")(build_biggan)
 
+from ganscale.nets.text2img import build_dfgan, build_stackgan, build_stackganpp  # noqa: E402
+
+ARCHS.register("stackgan")(build_stackgan)
+ARCHS.register("stackganpp")(build_stackganpp)
+ARCHS.register("dfgan")(build_dfgan)
+
 
 def build_nets(cfg: ModelConfig, info) -> tuple[Generator, Discriminator]:
     return ARCHS[cfg.arch](cfg, info)
