@@ -110,3 +110,25 @@ def test_text2img_config_problems_are_named():
     with pytest.raises(ConfigError, match="stage=3 must be 1") as e:
         load_config([], ["model.arch=stackgan", "model.stackgan.stage=3", "model.stackganpp.branches=4"])
     assert "branches=4" in str(e.value)
+
+
+def test_shipped_configs_load_and_build():
+    """Every configs/text2img file loads and builds its model at its data size, with the text
+    dimension of the matching encoder config in configs/text/."""
+    import glob
+    import os
+
+    from ganscale.text.config import TextEncoderConfig
+
+    files = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "text2img", "*.yaml")))
+    assert len(files) == 8
+    for path in files:
+        cfg = load_config([path])
+        t = cfg.data.shards.transform
+        res = t.crop_size or t.resize or 64
+        G, D = build_nets(cfg.model, DataInfo("image", (3, res, res), 0))
+        family = getattr(cfg.model, cfg.model.arch)
+        enc = load_config([path.replace("text2img", "text").rsplit("_", 1)[0] + "_damsm.yaml"], ["data=x"],
+                          schema=TextEncoderConfig)
+        assert family.text_dim == enc.dim, path
+        assert sum(p.numel() for p in G.parameters()) > 0 and sum(p.numel() for p in D.parameters()) > 0
