@@ -46,6 +46,23 @@ def test_negatives_mask_identical_captions_and_groups():
     assert m.tolist() == [[False, True, False], [True, False, False], [False, False, False]]
 
 
+def test_draw_captions_uniform_over_each_images_captions():
+    from ganscale.text.dataset import draw_captions
+
+    ids = torch.tensor([[[1, 0], [2, 0], [3, 0]], [[4, 0], [9, 9], [9, 9]]])  # image 1 has one caption
+    lengths = torch.tensor([[1, 1, 1], [1, 2, 2]])
+    g = torch.Generator().manual_seed(0)
+    seen = [set(), set()]
+    for _ in range(60):
+        i, n = draw_captions(ids, lengths, torch.tensor([3, 1]), g)
+        seen[0].add(int(i[0, 0]))
+        seen[1].add(int(i[1, 0]))
+        assert n.tolist() == [1, 1]
+    assert seen == [{1, 2, 3}, {4}]
+    a = draw_captions(ids, lengths, torch.tensor([3, 1]), torch.Generator().manual_seed(5))[0]
+    assert torch.equal(a, draw_captions(ids, lengths, torch.tensor([3, 1]), torch.Generator().manual_seed(5))[0])
+
+
 def test_r_precision_perfect_and_chance():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, 16, generator=g)
@@ -90,9 +107,14 @@ def test_text_train_cli_beats_chance_and_saves_one_safe_file(shards, tmp_path):
     assert res["r_precision"] >= 0.5 and res["num_test"] == 150
     assert os.listdir(tmp_path) == ["enc.safetensors"]  # one file: config and vocabulary inside
 
-    from ganscale.text.pair import load_encoder
+    from ganscale.text.pair import build_text_encoder, load_encoder
 
     pair = load_encoder(out)
+    enc = build_text_encoder(path=out)
+    assert enc.dim == 64 and not enc.training and not any(p.requires_grad for p in enc.parameters())
+    assert isinstance(build_text_encoder(emb_dim=8), PrecomputedText)
+    with pytest.raises(UserError, match="text_emb_dim"):
+        build_text_encoder()
     assert not pair.training and not any(p.requires_grad for p in pair.parameters())
     ids, lengths = pair.encode_captions(["a red square in the top left"])
     assert pair.text(ids, lengths).sentence.shape == (1, 64)

@@ -122,6 +122,17 @@ class CaptionedImages:
 
     def batch(self, idx: Tensor, generator: torch.Generator) -> dict:
         """Images `idx` with one caption each, drawn uniformly among the image's captions."""
-        pick = (torch.rand(len(idx), generator=generator) * self.counts[idx]).long()
-        return {"images": self.images[idx], "caption_ids": self.ids[idx, pick],
-                "caption_lengths": self.lengths[idx, pick], "groups": self.groups[idx]}
+        ids, lengths = draw_captions(self.ids[idx], self.lengths[idx], self.counts[idx], generator)
+        return {"images": self.images[idx], "caption_ids": ids, "caption_lengths": lengths,
+                "groups": self.groups[idx]}
+
+
+def draw_captions(ids: Tensor, lengths: Tensor, counts: Tensor, generator: torch.Generator
+                  ) -> tuple[Tensor, Tensor]:
+    """One caption per image, uniform among its `counts` captions: ids [N, C, T], lengths [N, C],
+    counts [N] -> ids [N, T], lengths [N]. The draws come from `generator` (on the CPU), so a
+    seeded phase generator replays them on every rank."""
+    pick = (torch.rand(len(counts), generator=generator) * counts.cpu()).long().clamp_(max=ids.shape[1] - 1)
+    pick = pick.to(ids.device)
+    rows = torch.arange(len(counts), device=ids.device)
+    return ids[rows, pick], lengths[rows, pick]

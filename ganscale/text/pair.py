@@ -2,6 +2,8 @@
 
     pair = load_encoder("text_encoder.safetensors")      # frozen, eval mode
     cond = pair.text.condition(batch)                    # TextCondition for G and D
+    enc = build_text_encoder(path="enc.safetensors")     # the frozen text half, for a GAN
+    enc = build_text_encoder(emb_dim=512)                # precomputed caption_emb (CLIP, T5)
     ids, lengths = pair.encode_captions(["a red 3 in the top left"])
 
 The file is safetensors: the weights of both encoders as tensors (`text.*`, `image.*`), and in
@@ -89,3 +91,17 @@ def load_encoder(path: str, device="cpu", frozen: bool = True) -> EncoderPair:
     if frozen:
         pair.eval().requires_grad_(False)
     return pair
+
+
+def build_text_encoder(path: str = "", emb_dim: int = 0, device="cpu") -> nn.Module:
+    """What a text-to-image GAN conditions on: the frozen text encoder saved at `path`
+    (`condition(batch)` reads caption_ids / caption_lengths), or, without a path, PrecomputedText
+    of width `emb_dim` (reads caption_emb). Both have `dim` and `condition(batch) -> TextCondition`."""
+    from ganscale.text.encoders import PrecomputedText
+
+    if path:
+        return load_encoder(path, device=device).text
+    if emb_dim < 1:
+        raise UserError("give the text encoder file (trained by `ganscale text train`) or, for embeddings "
+                        "stored in the shards, their width (the manifest's text_emb_dim)")
+    return PrecomputedText(emb_dim)
