@@ -11,7 +11,7 @@ from text_data import make_captioned_shards
 
 from ganscale.conditions import TextCondition
 from ganscale.errors import UserError
-from ganscale.text.damsm import negatives_mask, r_precision, sentence_loss, word_scores
+from ganscale.text.damsm import candidates_used, negatives_mask, r_precision, sentence_loss, word_scores
 from ganscale.text.encoders import PrecomputedText, RNNTextEncoder
 
 
@@ -69,6 +69,7 @@ def test_r_precision_perfect_and_chance():
     assert r_precision(x, x, torch.arange(200), 100, generator=g) == 1.0
     rp = r_precision(x, torch.randn(200, 16, generator=g), torch.arange(200), 100, generator=g)
     assert rp < 0.1  # chance is 1/100
+    assert candidates_used(torch.arange(200)) == 100 and candidates_used(torch.tensor([0, 0, 1, 2])) == 3
 
 
 def test_rnn_and_precomputed_give_text_conditions():
@@ -104,7 +105,7 @@ def test_text_train_cli_beats_chance_and_saves_one_safe_file(shards, tmp_path):
             "eval_every=0")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
-    assert res["r_precision"] >= 0.5 and res["num_test"] == 150
+    assert res["r_precision"] >= 0.5 and res["num_test"] == 150 and res["candidates"] == 100
     assert os.listdir(tmp_path) == ["enc.safetensors"]  # one file: config and vocabulary inside
 
     from ganscale.text.pair import build_text_encoder, load_encoder

@@ -38,14 +38,16 @@ def run_train(args) -> int:
     cfg = load_config([args.config], args.overrides, schema=TextEncoderConfig)
     start = time.time()
     result = train_encoder(cfg)
-    print(json.dumps({"r_precision": result.r_precision, "num_train": result.num_train,
-                      "num_test": result.num_test, "seconds": round(time.time() - start, 1), "out": cfg.out}))
+    print(json.dumps({"r_precision": result.r_precision, "candidates": result.candidates,
+                      "num_train": result.num_train, "num_test": result.num_test,
+                      "seconds": round(time.time() - start, 1), "out": cfg.out}))
     return 0
 
 
 def run_eval(args) -> int:
     from dataclasses import replace
 
+    from ganscale.text.damsm import candidates_used
     from ganscale.text.dataset import CaptionedImages
     from ganscale.text.pair import load_encoder
     from ganscale.text.train import evaluate
@@ -55,5 +57,6 @@ def run_eval(args) -> int:
     pair = load_encoder(args.encoder)
     cfg = replace(pair.cfg, candidates=args.candidates, device="cpu")
     data = CaptionedImages.load(args.data, cfg.image_size, cfg.max_len, vocab=pair.vocab)
-    print(json.dumps({"r_precision": evaluate(pair, data, cfg), "num_images": len(data)}))
+    print(json.dumps({"r_precision": evaluate(pair, data, cfg),
+                      "candidates": candidates_used(data.groups, cfg.candidates), "num_images": len(data)}))
     return 0

@@ -71,6 +71,12 @@ def word_loss(regions: Tensor, words: Tensor, mask: Tensor, excluded: Optional[T
     return _both_ways(word_scores(regions, words, mask, gamma1, gamma2)[0], excluded, gamma3)
 
 
+def candidates_used(groups: Tensor, candidates: int = 100) -> int:
+    """Captions R-precision can rank for the worst-off row: min(candidates, 1 + rows of other groups)."""
+    same = (groups[:, None] == groups[None, :]).sum(1)
+    return int(min(candidates, 1 + len(groups) - int(same.max())))
+
+
 def r_precision(image_global: Tensor, sentence: Tensor, groups: Tensor, candidates: int = 100,
                 generator: Optional[torch.Generator] = None) -> float:
     """Top-1 rate of the true caption among itself and `candidates - 1` mismatched captions

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from ganscale.text.config import TextEncoderConfig
-from ganscale.text.damsm import negatives_mask, r_precision, sentence_loss, word_loss
+from ganscale.text.damsm import candidates_used, negatives_mask, r_precision, sentence_loss, word_loss
 from ganscale.text.dataset import CaptionedImages
 from ganscale.text.pair import EncoderPair, save_encoder
 
@@ -31,6 +31,9 @@ class TrainResult:
     """One entry per report: step, loss, r_precision, seconds."""
     num_train: int = 0
     num_test: int = 0
+    candidates: int = 0
+    """Captions each R-precision ranks (the true one + mismatches): `candidates`, or fewer when the
+    held-out set has fewer captions of other groups."""
 
 
 def to_float_images(images: torch.Tensor, device) -> torch.Tensor:
@@ -79,7 +82,11 @@ def train_encoder(cfg: TextEncoderConfig, log: Callable[[str], None] = print) ->
     opt = torch.optim.Adam(pair.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     g = torch.Generator().manual_seed(cfg.seed)
     bs = min(cfg.batch_size, len(train))
-    result = TrainResult(0.0, num_train=len(train), num_test=len(test))
+    result = TrainResult(0.0, num_train=len(train), num_test=len(test),
+                         candidates=candidates_used(test.groups, cfg.candidates))
+    if result.candidates < cfg.candidates:
+        log(f"ganscale text: note: the held-out set has too few images of other groups for {cfg.candidates} "
+            f"candidates; R-precision ranks among {result.candidates} (chance {1 / result.candidates:.3f})")
     start, perm, pos = time.time(), torch.randperm(len(train), generator=g), 0
     pair.train()
     for step in range(1, cfg.steps + 1):
@@ -94,7 +101,7 @@ def train_encoder(cfg: TextEncoderConfig, log: Callable[[str], None] = print) ->
         opt.step()
         if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
             rp = evaluate(pair, test, cfg)
-            entry = {"step": step, "loss": round(float(loss), 4), **{k: round(v, 4) for k, v in parts.items()},
+            entry = {"step": step, "loss": round(float(loss.detach()), 4), **{k: round(v, 4) for k, v in parts.items()},
                      "r_precision": rp, "seconds": round(time.time() - start, 1)}
             result.history.append(entry)
             log(f"ganscale text: step {step}/{cfg.steps} loss {entry['loss']} R-precision {rp:.3f} "
