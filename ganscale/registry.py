@@ -110,6 +110,9 @@ ARCHS: Registry = Registry("network architecture", {
     "dcgan": "ganscale.nets.dcgan:build_dcgan",
     "sngan": "ganscale.nets.sngan:build_sngan",
     "biggan": "ganscale.nets.biggan:build_biggan",
+    "stackgan": "ganscale.nets.text2img.stackgan:build_stackgan",
+    "stackganpp": "ganscale.nets.text2img.stackganpp:build_stackganpp",
+    "dfgan": "ganscale.nets.text2img.dfgan:build_dfgan",
 })
 DATASETS: Registry = Registry("data kind", {
     "toy": "ganscale.data.toy:ToyDataModule",

@@ -7,6 +7,7 @@
     ganscale data synth captioned-digits OUT --split train|test  |  ganscale data embed SHARDS --model PATH --out DIR
     ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall)
     ganscale classifier train|test --data MNIST_DIR ...       (feature network for digit data)
+    ganscale text train CONFIG.yaml [key=value ...]          (DAMSM text encoder for text-to-image)
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import classifier, data, evaluate, launch, sample, train
+from ganscale.cli import classifier, data, evaluate, launch, sample, text, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, data, evaluate, classifier, launch]
+COMMANDS = [train, sample, data, evaluate, classifier, launch, text]
 
 
 def build_parser() -> argparse.ArgumentParser:

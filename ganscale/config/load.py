@@ -134,10 +134,11 @@ def _validated(cfg: DictConfig, problems: list[str]) -> RunConfig:
     return obj
 
 
-def load_config(paths: Iterable[str] = (), overrides: Iterable[str] = ()) -> RunConfig:
-    """Compose the dataclass defaults, the YAML files and the dotlist; validate; return dataclasses."""
+def load_config(paths: Iterable[str] = (), overrides: Iterable[str] = (), schema: type = RunConfig) -> Any:
+    """Compose the dataclass defaults, the YAML files and the dotlist; validate; return dataclasses.
+    `schema` is the root dataclass (RunConfig; a tool with its own config passes its own)."""
     problems: list[str] = []
-    cfg = OmegaConf.structured(RunConfig)
+    cfg = OmegaConf.structured(schema)
     for path in paths:
         cfg = _merge_leaves(cfg, _read_yaml(path, problems), path, problems)
     for item in overrides:

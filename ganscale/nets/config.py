@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ganscale.nets.text2img.config import DFGANConfig, StackGANConfig, StackGANppConfig
+
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
@@ -225,6 +227,12 @@ class ModelConfig:
     """Settings of the SNGAN ResNet family (arch=sngan)."""
     biggan: BigGANConfig = field(default_factory=BigGANConfig)
     """Settings of the BigGAN family (arch=biggan)."""
+    stackgan: StackGANConfig = field(default_factory=StackGANConfig)
+    """Settings of StackGAN (arch=stackgan; text-to-image)."""
+    stackganpp: StackGANppConfig = field(default_factory=StackGANppConfig)
+    """Settings of StackGAN++ (arch=stackganpp; text-to-image)."""
+    dfgan: DFGANConfig = field(default_factory=DFGANConfig)
+    """Settings of DF-GAN (arch=dfgan; text-to-image)."""
     remedies: RemediesConfig = field(default_factory=RemediesConfig)
     """Mode-collapse remedies: packing, minibatch discrimination / stddev layers in D, feature matching."""
 

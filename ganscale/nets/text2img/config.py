@@ -1,0 +1,82 @@
+"""Typed configs of the text-to-image families (`model.stackgan`, `model.stackganpp`, `model.dfgan`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _positive(cfg, *names: str) -> list[str]:
+    return [f"{n}={getattr(cfg, n)} must be >= 1" for n in names if getattr(cfg, n) < 1]
+
+
+@dataclass
+class StackGANConfig:
+    """StackGAN (Zhang et al. 2017). Stage-I: text -> 64 px; Stage-II: Stage-I's 64 px image plus
+    the text -> 256 px, with Stage-I frozen inside G (load its trained weights into G.stage1)."""
+
+    stage: int = 1
+    """1 (64 px) or 2 (256 px on top of a frozen Stage-I)."""
+    text_dim: int = 256
+    """Size of the sentence vectors (the text encoder's dim; 1024 for char-CNN-RNN embeddings)."""
+    ca_dim: int = 128
+    """Size of the conditioning-augmentation code c_hat (GAN.CONDITION_DIM: 128)."""
+    gf: int = 192
+    """Stage-I G width: 8 gf channels at 4x4, halving with each doubling (GF_DIM: 192 on COCO, 128 on CUB)."""
+    df: int = 96
+    """D width: df channels after the first conv, doubling to at most 8 df (DF_DIM: 96 on COCO, 64 on CUB)."""
+    stage2_gf: int = 128
+    """Stage-II G width: 4 gf2 channels at 16x16 (GF_DIM of the Stage-II configs)."""
+    res_blocks: int = 4
+    """Residual blocks of Stage-II G at 16x16 (R_NUM: 4)."""
+
+    def check(self, root) -> list[str]:
+        out = _positive(self, "text_dim", "ca_dim", "gf", "df", "stage2_gf")
+        if self.stage not in (1, 2):
+            out.append(f"stage={self.stage} must be 1 (64 px) or 2 (256 px)")
+        if self.res_blocks < 0:
+            out.append(f"res_blocks={self.res_blocks} must be >= 0")
+        return out
+
+
+@dataclass
+class StackGANppConfig:
+    """StackGAN++ (Zhang et al. 2018): one tree G with branches at 64, 128, 256 px and one D per scale,
+    each with a conditional and an unconditional head."""
+
+    branches: int = 3
+    """Scales 64 x 2^i for i < branches; the data's size must be the last (3: 256 px)."""
+    text_dim: int = 256
+    """Size of the sentence vectors (the text encoder's dim)."""
+    ca_dim: int = 128
+    """Size of the conditioning-augmentation code (GAN.EMBEDDING_DIM: 128)."""
+    gf: int = 64
+    """G width: 16 gf channels at 4x4 (GAN.GF_DIM: 64)."""
+    df: int = 64
+    """D width per scale (GAN.DF_DIM: 64)."""
+    res_blocks: int = 2
+    """Residual blocks per branch after the first (GAN.R_NUM: 2)."""
+
+    def check(self, root) -> list[str]:
+        out = _positive(self, "text_dim", "ca_dim", "gf", "df")
+        if self.branches not in (1, 2, 3):
+            out.append(f"branches={self.branches} must be 1, 2 or 3 (64, 128, 256 px)")
+        if self.res_blocks < 0:
+            out.append(f"res_blocks={self.res_blocks} must be >= 0")
+        return out
+
+
+@dataclass
+class DFGANConfig:
+    """DF-GAN (Tao et al. 2022): one stage of deep text-image fusion blocks; a residual D with a
+    matching-aware head."""
+
+    text_dim: int = 256
+    """Size of the sentence vectors (TEXT.EMBEDDING_DIM: 256)."""
+    nf: int = 32
+    """Base width: G starts with 8 nf channels at 4x4 (TRAIN.NF: 32 on CUB and COCO)."""
+    affine_hidden: int = 0
+    """Hidden units of each affine MLP (gamma, beta from [z, sentence]); 0 = the block's width."""
+
+    def check(self, root) -> list[str]:
+        return _positive(self, "text_dim", "nf") + ([] if self.affine_hidden >= 0 else
+                                                    [f"affine_hidden={self.affine_hidden} must be >= 0"])

@@ -1,0 +1,134 @@
+"""Text-to-image nets (StackGAN, StackGAN++, DF-GAN): shapes, seeded CA noise, the matching-aware
+D, frozen Stage-I, MA-GP through DF-GAN's D, built through the config and the nets registry."""
+
+import pytest
+import torch
+
+from ganscale.conditions import TextCondition
+from ganscale.config.load import load_config
+from ganscale.data.base import DataInfo
+from ganscale.errors import UserError
+from ganscale.losses import LOSSES
+from ganscale.losses_text import ca_kl, colour_consistency, ma_gp, matching_aware_d, rolled
+from ganscale.nets import build_nets
+
+E = 12  # sentence size of the tests' text condition
+
+
+def nets(arch: str, res: int, *overrides: str):
+    small = {"stackgan": ["model.stackgan.gf=4", "model.stackgan.df=4", "model.stackgan.stage2_gf=4",
+                          "model.stackgan.ca_dim=6", "model.stackgan.res_blocks=1"],
+             "stackganpp": ["model.stackganpp.gf=2", "model.stackganpp.df=4", "model.stackganpp.ca_dim=6",
+                            "model.stackganpp.res_blocks=1"],
+             "dfgan": ["model.dfgan.nf=4"]}[arch]
+    cfg = load_config([], [f"model.arch={arch}", "model.z_dim=8", f"model.{arch}.text_dim={E}", *small, *overrides])
+    torch.manual_seed(0)
+    return build_nets(cfg.model, DataInfo("image", (3, res, res), 0))
+
+
+def text(n: int, seed: int = 1) -> TextCondition:
+    g = torch.Generator().manual_seed(seed)
+    return TextCondition(sentence=torch.randn(n, E, generator=g), words=torch.randn(n, 5, E, generator=g),
+                         mask=torch.ones(n, 5, dtype=torch.bool))
+
+
+def test_stackgan_stage1_shapes_seeded_ca_and_matching_aware_losses():
+    G, D = nets("stackgan", 64)
+    z, c = torch.randn(4, 8), text(4)
+    x, ex = G(z, c, generator=torch.Generator().manual_seed(3))
+    assert x.shape == (4, 3, 64, 64) and ex["mu"].shape == ex["logvar"].shape == (4, 6)
+    assert x.abs().max() <= 1
+    G.eval()
+    a, _ = G(z, c, generator=torch.Generator().manual_seed(3))
+    b, _ = G(z, c, generator=torch.Generator().manual_seed(3))
+    d, _ = G(z, c, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.allclose(a, d)  # the engine's generator decides the CA noise
+    real = torch.rand(4, 3, 64, 64) * 2 - 1
+    wrong = c[rolled(4)]
+    parts = matching_aware_d(LOSSES["nonsaturating"], D(real, c), D(real, wrong), D(x.detach(), c))
+    assert D(real, c).shape == (4,) and parts["total"].requires_grad
+    (parts["total"] + 2.0 * ca_kl(ex["mu"], ex["logvar"])).backward()
+    with pytest.raises(ValueError, match="unconditional"):
+        D(real, None)
+
+
+def test_stackgan_stage2_builds_on_frozen_stage1():
+    G, D = nets("stackgan", 256, "model.stackgan.stage=2")
+    G.train()
+    x, ex = G(torch.randn(2, 8), text(2))
+    assert x.shape == (2, 3, 256, 256) and ex["stage1"].shape == (2, 3, 64, 64)
+    assert not G.stage1.training  # Stage-I's BatchNorm keeps its statistics
+    D(x, text(2)).mean().backward()
+    assert all(p.grad is None for p in G.stage1.parameters())
+    assert all(p.grad is not None for p in G.ca.parameters())
+    with pytest.raises(UserError, match="stackgan makes RGB square images of 256"):
+        nets("stackgan", 64, "model.stackgan.stage=2")
+
+
+def test_stackganpp_tree_scales_joint_heads_and_colour_term():
+    G, D = nets("stackganpp", 256)
+    x, ex = G(torch.randn(2, 8), text(2))
+    assert [s.shape[-1] for s in ex["scales"]] == [64, 128, 256] and x is ex["scales"][-1]
+    for s in ex["scales"]:
+        assert D(s, text(2)).shape == (2,) and D(s, None).shape == (2,)
+    cc = colour_consistency(ex["scales"][2], ex["scales"][1])  # statistics, so sizes may differ
+    cc.backward()
+    assert G.to_rgb[2][0].weight.grad is not None and G.to_rgb[1][0].weight.grad is None  # coarse is detached
+    G2, _ = nets("stackganpp", 128, "model.stackganpp.branches=2")
+    assert G2(torch.randn(2, 8), text(2))[0].shape == (2, 3, 128, 128)
+    with pytest.raises(UserError, match="256"):
+        nets("stackganpp", 64)
+
+
+def test_dfgan_fusion_matching_head_and_ma_gp():
+    G, D = nets("dfgan", 64)
+    z, c = torch.randn(3, 8), text(3)
+    x, ex = G(z, c)
+    assert x.shape == (3, 3, 64, 64) and ex == {}
+    # precomputed embeddings (a plain [N, E] tensor) work as the condition too
+    assert torch.allclose(G(z, c.sentence)[0], x)
+    real = (torch.rand(3, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    sent = c.sentence.clone().requires_grad_(True)
+    out = D(real, TextCondition(sentence=sent))
+    gp = ma_gp(out, real, sent)
+    assert gp.shape == () and float(gp.detach()) >= 0
+    gp.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
+    # the head reads the text: another sentence gives other logits
+    assert not torch.allclose(D(real, c), D(real, c[rolled(3)]))
+    with pytest.raises(UserError, match=r"expects \[N, 12\]"):
+        D(real, torch.randn(3, 7))
+    with pytest.raises(UserError, match="needs a text condition"):
+        G(z, None)
+    G32, D32 = nets("dfgan", 32)
+    assert D32(G32(z, c)[0], c).shape == (3,)
+
+
+def test_text2img_config_problems_are_named():
+    from ganscale.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stage=3 must be 1") as e:
+        load_config([], ["model.arch=stackgan", "model.stackgan.stage=3", "model.stackganpp.branches=4"])
+    assert "branches=4" in str(e.value)
+
+
+def test_shipped_configs_load_and_build():
+    """Every configs/text2img file loads and builds its model at its data size, with the text
+    dimension of the matching encoder config in configs/text/."""
+    import glob
+    import os
+
+    from ganscale.text.config import TextEncoderConfig
+
+    files = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "text2img", "*.yaml")))
+    assert len(files) == 8
+    for path in files:
+        cfg = load_config([path])
+        t = cfg.data.shards.transform
+        res = t.crop_size or t.resize or 64
+        G, D = build_nets(cfg.model, DataInfo("image", (3, res, res), 0))
+        family = getattr(cfg.model, cfg.model.arch)
+        enc = load_config([path.replace("text2img", "text").rsplit("_", 1)[0] + "_damsm.yaml"], ["data=x"],
+                          schema=TextEncoderConfig)
+        assert family.text_dim == enc.dim, path
+        assert sum(p.numel() for p in G.parameters()) > 0 and sum(p.numel() for p in D.parameters()) > 0
