@@ -47,7 +47,7 @@ def test_every_builtin_entry_resolves():
     for reg in (ARCHS, DATASETS, EXTRACTORS, METRICS):
         for name in reg.choices():
             assert callable(reg[name]), (reg.kind, name)
-    assert ARCHS.choices() == ["biggan", "dcgan", "mlp", "sngan"]
+    assert ARCHS.choices() == ["biggan", "dcgan", "dfgan", "mlp", "sngan", "stackgan", "stackganpp"]
     assert DATASETS.choices() == ["shards", "toy"]
     assert METRICS.choices() == ["class_acc", "fid", "is", "kid", "modes", "pr"]
 
@@ -61,7 +61,7 @@ def test_config_choices_come_from_the_registries():
         with pytest.raises(ConfigError) as e:
             load_config([], ["model.arch=nope", "eval.metrics=[fid,fidd]", "eval.extractor=vgg"])
         msg = str(e.value)
-        assert f"model.arch='nope' is not a known network architecture; choose one of: biggan, dcgan, mlp, sngan, {reg_name}" in msg
+        assert f"model.arch='nope' is not a known network architecture; choose one of: biggan, dcgan, dfgan, mlp, sngan, stackgan, stackganpp, {reg_name}" in msg
         assert "['fidd'] unknown; choose from: class_acc, fid, is, kid, modes, pr" in msg
         assert "eval.extractor='vgg' is not a known feature extractor; choose one of: classifier, inception" in msg
     finally:
