@@ -5,6 +5,7 @@
     ganscale launch slurm [CONFIG.yaml ...] [key=value ...] --nodes N --gpus-per-node G --time T --partition P
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
     ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall)
+    ganscale export RUN_DIR_OR_CHECKPOINT --out DIR [--with-g] [--with-d]   (safetensors + model card)
     ganscale classifier train|test --data MNIST_DIR ...       (feature network for digit data)
 """
 
@@ -14,10 +15,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import classifier, data, evaluate, launch, sample, train
+from ganscale.cli import classifier, data, evaluate, export, launch, sample, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, data, evaluate, classifier, launch]
+COMMANDS = [train, sample, data, evaluate, export, classifier, launch]
 
 
 def build_parser() -> argparse.ArgumentParser:

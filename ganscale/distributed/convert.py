@@ -8,7 +8,8 @@ fp32 master weights and the partitioned optimizer state). The plain checkpoint h
 rebuilt in fp32 from the shards (DeepSpeed's zero_to_fp32), any world size can read it:
 `ganscale sample plain.ckpt ...`, `torch.load(...)["state_dict"]` for `GANModule.load_state_dict`.
 It keeps the weights only: the optimizer state stays partitioned for the world size that wrote
-it, so resuming *training* needs that world size and the original checkpoint.
+it, so resuming *training* needs that world size and the original checkpoint. Nothing read runs
+code: the checkpoint loads with `weights_only=True`, the shards through safe_shards.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import sys
 
 import torch
 
+from ganscale.distributed.safe_shards import restricted_loads
 from ganscale.errors import UserError
+from ganscale.ops.checkpoint.safe import load_checkpoint_file
 
 PLAYERS = ("G", "D")
 
@@ -30,7 +33,7 @@ def plain_state_dict(checkpoint_path: str) -> dict:
 
     if not os.path.isfile(checkpoint_path):
         raise UserError(f"{checkpoint_path} does not exist; pass a checkpoints/iter_*.ckpt file of a DeepSpeed run")
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint_file(checkpoint_path)  # weights_only: a checkpoint never runs code
     ds_dir = engines_dir(checkpoint_path)
     if "ganscale_deepspeed" not in ckpt or not os.path.isdir(ds_dir):
         raise UserError(f"{checkpoint_path} is not a DeepSpeed checkpoint of ganscale (no {ds_dir}); "
@@ -40,7 +43,8 @@ def plain_state_dict(checkpoint_path: str) -> dict:
 
     state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(tuple(f"{p}." for p in PLAYERS))}
     for player in PLAYERS:
-        weights = get_fp32_state_dict_from_zero_checkpoint(ds_dir, tag=player)
+        with restricted_loads():  # DeepSpeed's shards, unpickled with an allow-list (safe_shards.py)
+            weights = get_fp32_state_dict_from_zero_checkpoint(ds_dir, tag=player)
         state.update({f"{player}.{k}": v.float() for k, v in weights.items()})
     # buffers (BatchNorm statistics, spectral-norm vectors) are not in the ZeRO shards: keep them
     for k, v in ckpt["state_dict"].items():
