@@ -29,9 +29,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose positional arguments take key=value overrides; a W&B sweep agent passes them as
+# `--key=value` (`program --optim.G.lr=2e-4 --seed=3`), see launch/sweeps/.
+OVERRIDE_COMMANDS = ("train", "eval", "launch")
+TOP_LEVEL_KEYS = ("seed", "config_name")  # the root config's own scalars (none is an option name)
+
+
+def sweep_overrides(argv: list[str]) -> list[str]:
+    """`--a.b=1` -> `a.b=1` (and `--seed=3` -> `seed=3`) for the override-taking commands.
+    Options of those commands never contain a dot and are not named like a root config field."""
+    if not argv or argv[0] not in OVERRIDE_COMMANDS:
+        return argv
+    out = []
+    for a in argv:
+        key = a[2:].split("=", 1)[0] if a.startswith("--") and "=" in a else ""
+        out.append(a[2:] if key and ("." in key or key in TOP_LEVEL_KEYS) else a)
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sweep_overrides(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args) or 0)
     except UserError as e:
