@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from conftest import REPO, cli
 
@@ -191,7 +192,10 @@ def test_export_round_trips_a_toy_run(toy_run, tmp_path, capsys):
                                                                            "num_classes": 0}
     final = json.load(open(os.path.join(toy_run, "final_metrics.json")))
     card = (out / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: ganscale\n") and "model-index:" in card
+    header = yaml.safe_load(card.split("---\n")[1])  # the Hub reads this YAML block
+    assert header["library_name"] == "ganscale" and "gan" in header["tags"]
+    shown = {m["type"]: m["value"] for m in header["model-index"][0]["results"][0]["metrics"]}
+    assert shown["kl"] == pytest.approx(final["kl"]) and shown["hq_fraction"] == final["hq_fraction"]
     assert f"| kl | {final['kl']:.6g} |" in card and "![samples](samples.png)" in card
 
 

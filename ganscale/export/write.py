@@ -17,8 +17,8 @@ GRID_FILE = "samples.png"
 GRID_SEED = 0
 
 
-def run_metrics(source: str, ckpt: str) -> dict:
-    """final_metrics.json of the run directory when it belongs to this checkpoint, else {}."""
+def run_metrics(ckpt: str, iteration: int) -> dict:
+    """final_metrics.json of the run directory when it belongs to this checkpoint (same iteration), else {}."""
     folder = os.path.dirname(os.path.abspath(ckpt))
     run_dir = os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
     path = os.path.join(run_dir, "final_metrics.json")
@@ -29,7 +29,7 @@ def run_metrics(source: str, ckpt: str) -> dict:
             metrics = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid JSON ({e}); fix or remove it and export again") from None
-    return metrics if isinstance(metrics, dict) else {}
+    return metrics if isinstance(metrics, dict) and metrics.get("iter") == iteration else {}
 
 
 def write_grid(module, path: str, n: int = 64) -> str:
@@ -66,7 +66,7 @@ def export_run(source: str, out: str, with_g: bool = False, with_d: bool = False
     if with_d:
         save_weights(module.D, os.path.join(out, D_FILE))
         files[D_FILE] = "D, the discriminator"
-    metrics = run_metrics(source, ckpt)
+    metrics = run_metrics(ckpt, module.iteration)
     info = module.info
     config = {
         "format": FORMAT,

@@ -64,4 +64,6 @@ def unsupported_global(e: BaseException) -> Optional[str]:
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+    first = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", text[0]) if text else ""
+    first = first.split(". ")[0][:160]  # torch's zip errors go on with advice of their own
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
