@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 from ganscale.errors import UserError
 from ganscale.export.card import model_card
@@ -32,8 +33,10 @@ def run_metrics(ckpt: str, iteration: int) -> dict:
     return metrics if isinstance(metrics, dict) and metrics.get("iter") == iteration else {}
 
 
-def write_grid(module, path: str, n: int = 64) -> str:
-    """The sample grid of the card: images tiled, or 2D points over the true modes."""
+def write_grid(module, path: str, n: int = 64) -> Optional[str]:
+    """The sample grid of the card: images tiled, or 2D points over the true modes (None for other data)."""
+    if module.info.kind != "image" and module.cfg.data.kind != "toy":
+        return None
     x = module.sample(n if module.info.kind == "image" else 2000, seed=GRID_SEED)
     if module.info.kind == "image":
         from ganscale.train.plots import image_grid, to_uint8_images
@@ -80,6 +83,7 @@ def export_run(source: str, out: str, with_g: bool = False, with_d: bool = False
     from ganscale.utils.files import atomic_write_text
 
     atomic_write_text(os.path.join(out, CONFIG_FILE), json.dumps(config, indent=2) + "\n")
-    grid = os.path.basename(write_grid(module, os.path.join(out, GRID_FILE)))
+    grid = write_grid(module, os.path.join(out, GRID_FILE))
+    grid = os.path.basename(grid) if grid else None
     atomic_write_text(os.path.join(out, "README.md"), model_card(module.cfg, info, module.iteration, metrics, files, grid))
     return files
