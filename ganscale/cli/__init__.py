@@ -6,6 +6,7 @@
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
     ganscale data synth captioned-digits OUT --split train|test  |  ganscale data embed SHARDS --model PATH --out DIR
     ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall)
+    ganscale export RUN_DIR_OR_CHECKPOINT --out DIR [--with-g] [--with-d]   (safetensors + model card)
     ganscale classifier train|test --data MNIST_DIR ...       (feature network for digit data)
     ganscale text train CONFIG.yaml [key=value ...]          (DAMSM text encoder for text-to-image)
 """
@@ -16,10 +17,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import classifier, data, evaluate, launch, sample, text, train
+from ganscale.cli import classifier, data, evaluate, export, launch, sample, text, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, data, evaluate, classifier, launch, text]
+COMMANDS = [train, sample, data, evaluate, export, classifier, launch, text]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,9 +31,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose positional arguments take key=value overrides; a W&B sweep agent passes them as
+# `--key=value` (`program --optim.G.lr=2e-4 --seed=3`), see launch/sweeps/.
+OVERRIDE_COMMANDS = ("train", "eval", "launch")
+TOP_LEVEL_KEYS = ("seed", "config_name")  # the root config's own scalars (none is an option name)
+
+
+def sweep_overrides(argv: list[str]) -> list[str]:
+    """`--a.b=1` -> `a.b=1` (and `--seed=3` -> `seed=3`) for the override-taking commands.
+    Options of those commands never contain a dot and are not named like a root config field."""
+    if not argv or argv[0] not in OVERRIDE_COMMANDS:
+        return argv
+    out = []
+    for a in argv:
+        key = a[2:].split("=", 1)[0] if a.startswith("--") and "=" in a else ""
+        out.append(a[2:] if key and ("." in key or key in TOP_LEVEL_KEYS) else a)
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sweep_overrides(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -1,5 +1,6 @@
 """`ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...] [--out FILE.json]`: image metrics of a
 trained G_ema (FID, KID, IS, precision/recall, class accuracy; see `eval.*` in the config).
+RUN_DIR_OR_CHECKPOINT may also be a folder written by `ganscale export` (nothing is unpickled).
 
 The run's stored config is used, with `key=value` overrides on top (e.g. a larger sample count,
 the weight file's path on this machine, or where the shards are now):
@@ -25,7 +26,7 @@ from ganscale.errors import UserError
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="FID/KID/IS/precision-recall of a trained G", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="run directory or .ckpt file")
+    p.add_argument("source", help="run directory, .ckpt file or a folder written by `ganscale export`")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (eval.*, data.*)")
     p.add_argument("--out", default=None, help="JSON file for the metrics (default <run>/eval/iter_<N>.json)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -64,6 +65,8 @@ def _init_distributed(device_arg):
 
 
 def default_out(ckpt_file: str, iteration: int) -> str:
+    if os.path.isdir(ckpt_file):  # an exported folder
+        return os.path.join(os.path.abspath(ckpt_file), "eval", f"iter_{iteration:08d}.json")
     folder = os.path.dirname(os.path.abspath(ckpt_file))
     run_dir = os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
     return os.path.join(run_dir, "eval", f"iter_{iteration:08d}.json")
@@ -77,7 +80,7 @@ def run(args) -> int:
     from ganscale.metrics.evaluator import ImageEvaluator
     from ganscale.train.restore import find_checkpoint, load_module
 
-    ckpt_file = find_checkpoint(args.source)
+    ckpt_file = find_checkpoint(args.source)  # an exported folder: its results go to DIR/eval/
     module = load_module(ckpt_file)
     cfg = resolved_config(to_dict(module.cfg), args.overrides)
     if not cfg.eval.metrics:

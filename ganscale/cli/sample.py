@@ -1,6 +1,7 @@
 """`ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out OUT [--seed S] [--class C[,C...]] [--truncation T]`
 
-Samples come from G_ema when the run has one. Same seed, same samples.
+Samples come from G_ema when the run has one. Same seed, same samples. The source is a run directory,
+a checkpoint file or a folder written by `ganscale export`; nothing is unpickled.
 
     ganscale sample runs/ring --num 2500 --out ring.npy                     # points: float32 (N, D)
     ganscale sample runs/mnist --num 100 --out digits.npy                  # images: uint8 (N, H, W, C)
@@ -26,7 +27,7 @@ from ganscale.errors import UserError
 def add_parser(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained G", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="run directory or .ckpt file")
+    p.add_argument("source", help="run directory, .ckpt file or a folder written by `ganscale export`")
     p.add_argument("--num", type=int, default=2500, help="number of samples")
     p.add_argument("--out", required=True, help="FILE.npy, FILE.png (image grid) or a folder for one PNG per sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same samples)")

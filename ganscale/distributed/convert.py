@@ -8,7 +8,8 @@ fp32 master weights and the partitioned optimizer state). The plain checkpoint h
 rebuilt in fp32 from the shards (DeepSpeed's zero_to_fp32), any world size can read it:
 `ganscale sample plain.ckpt ...`, `torch.load(...)["state_dict"]` for `GANModule.load_state_dict`.
 It keeps the weights only: the optimizer state stays partitioned for the world size that wrote
-it, so resuming *training* needs that world size and the original checkpoint.
+it, so resuming *training* needs that world size and the original checkpoint. Nothing read runs
+code: the checkpoint loads with `weights_only=True`, the shards through safe_shards.py.
 """
 
 from __future__ import annotations
@@ -19,18 +20,30 @@ import sys
 
 import torch
 
+from ganscale.distributed.safe_shards import restricted_loads
 from ganscale.errors import UserError
+from ganscale.ops.checkpoint.safe import load_checkpoint_file
 
-PLAYERS = ("G", "D")
+GAN_PLAYERS = {"G": ["G"], "D": ["D"]}  # checkpoints written before games named their players
+
+
+def _net_key(nets: list, key: str) -> str:
+    """A key of a player's engine state -> the engine module's key. A player of one network was
+    handed to DeepSpeed as that network; one of several as a ModuleList (`<index>.<key>`)."""
+    if len(nets) == 1:
+        return f"{nets[0]}.{key}"
+    index, _, rest = key.partition(".")
+    return f"{nets[int(index)]}.{rest}"
 
 
 def plain_state_dict(checkpoint_path: str) -> dict:
-    """The checkpoint dict of `checkpoint_path` with G and D as fp32 tensors from the ZeRO shards."""
+    """The checkpoint dict of `checkpoint_path` with every player's networks as fp32 tensors from
+    the ZeRO shards (one engine per player, tagged with the player's name)."""
     from ganscale.distributed.deepspeed import engines_dir, import_deepspeed
 
     if not os.path.isfile(checkpoint_path):
         raise UserError(f"{checkpoint_path} does not exist; pass a checkpoints/iter_*.ckpt file of a DeepSpeed run")
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint_file(checkpoint_path)  # weights_only: a checkpoint never runs code
     ds_dir = engines_dir(checkpoint_path)
     if "ganscale_deepspeed" not in ckpt or not os.path.isdir(ds_dir):
         raise UserError(f"{checkpoint_path} is not a DeepSpeed checkpoint of ganscale (no {ds_dir}); "
@@ -38,10 +51,13 @@ def plain_state_dict(checkpoint_path: str) -> dict:
     import_deepspeed("cpu")
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(tuple(f"{p}." for p in PLAYERS))}
-    for player in PLAYERS:
-        weights = get_fp32_state_dict_from_zero_checkpoint(ds_dir, tag=player)
-        state.update({f"{player}.{k}": v.float() for k, v in weights.items()})
+    players = ckpt.get("ganscale", {}).get("players") or GAN_PLAYERS
+    owned = tuple(f"{n}." for nets in players.values() for n in nets)
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(owned)}
+    for player, nets in players.items():
+        with restricted_loads():  # DeepSpeed's shards, unpickled with an allow-list (safe_shards.py)
+            weights = get_fp32_state_dict_from_zero_checkpoint(ds_dir, tag=player)
+        state.update({_net_key(nets, k): v.float() for k, v in weights.items()})
     # buffers (BatchNorm statistics, spectral-norm vectors) are not in the ZeRO shards: keep them
     for k, v in ckpt["state_dict"].items():
         state.setdefault(k, v.float() if v.is_floating_point() else v)

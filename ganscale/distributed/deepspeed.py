@@ -290,9 +290,12 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
             raise UserError(f"{checkpoint_path} holds ZeRO shards of {meta['world_size']} ranks but this run has "
                             f"{self.world_size}; resume on {meta['world_size']} ranks, or convert it to a plain "
                             "checkpoint (python -m ganscale.distributed.convert) and start from its weights")
+        from ganscale.distributed.safe_shards import restricted_loads
+
         for name, engine in self.engines.items():
-            path, _ = engine.load_checkpoint(ds_dir, tag=name, load_optimizer_states=True,
-                                             load_lr_scheduler_states=False)
+            with restricted_loads():  # DeepSpeed's own shard files, without running code
+                path, _ = engine.load_checkpoint(ds_dir, tag=name, load_optimizer_states=True,
+                                                 load_lr_scheduler_states=False)
             if path is None:
                 raise UserError(f"could not load the {name} engine from {ds_dir}/{name}; the checkpoint is incomplete")
         return checkpoint

@@ -4,7 +4,8 @@
            ->  fsync <dir>  ->  write the marker iter_N.ckpt.complete (atomically, too)
 
 Readers (resume, rollback, `ganscale sample`) only take checkpoints that have a marker, so a
-process killed while writing leaves the previous checkpoint as the newest usable one.
+process killed while writing leaves the previous checkpoint as the newest usable one. Loading is
+always `weights_only=True` (ganscale.ops.checkpoint.safe): a checkpoint never runs code.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ganscale.errors import UserError
 from ganscale.ops.checkpoint import store
+from ganscale.ops.checkpoint.safe import load_checkpoint_file
 
 
 def checkpoint_meta(checkpoint: dict) -> dict:
@@ -59,7 +61,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not store.is_complete(path):
             raise UserError(f"checkpoint {path} has no completion marker ({os.path.basename(store.marker_path(path))}): "
                             "its write was interrupted; resume from an older checkpoint of the same folder")
-        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        # Always weights_only: a resume or rollback may read a checkpoint copied from elsewhere, and
+        # ganscale's checkpoints need nothing else (Lightning would pass None, or False if asked).
+        return load_checkpoint_file(path, map_location=map_location)
 
     def remove_checkpoint(self, path) -> None:
         store.remove(os.fspath(path))
