@@ -45,8 +45,9 @@ def worker(args) -> None:
     from ganscale.data.toy import mixture_means, sample_mixture
     from ganscale.distributed import trainer_kwargs
     from ganscale.train.module import GANModule
+    from ganscale.utils.ranks import launched_world_size
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     strategy = ["strategy.name=single"] if world == 1 else STRATEGIES[args.strategy]
     cfg = load_config([], [*MODELS[args.model], *strategy, f"trainer.devices={world}",
                            f"trainer.accelerator={args.accelerator}", "trainer.progress_bar=false",

@@ -52,15 +52,16 @@ def _init_distributed(device_arg):
     import torch
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    from ganscale.utils.ranks import launched_world_size, local_rank, rank
+
+    world, local = launched_world_size(), local_rank()
     use_cuda = (device_arg or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return (dist.get_rank() if world > 1 else 0), world, device
+    return rank(), world, device
 
 
 def default_out(ckpt_file: str, iteration: int) -> str:

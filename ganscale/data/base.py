@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Optional
 
 import lightning as L
 
+from ganscale.utils import ranks
+
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
@@ -41,11 +43,11 @@ class GANDataModule(L.LightningDataModule):
 
     @property
     def rank(self) -> int:
-        return self.trainer.global_rank if self.trainer is not None else 0
+        return ranks.rank(self.trainer)
 
     @property
     def world_size(self) -> int:
-        return self.trainer.world_size if self.trainer is not None else 1
+        return ranks.world_size(self.trainer)
 
     def _consumed(self) -> int:
         module = self.trainer.lightning_module if self.trainer is not None else None

@@ -20,6 +20,7 @@ import sys
 import torch
 
 from ganscale.errors import UserError
+from ganscale.utils.files import atomic_torch_save
 
 PLAYERS = ("G", "D")
 
@@ -53,10 +54,7 @@ def plain_state_dict(checkpoint_path: str) -> dict:
 
 def convert(checkpoint_path: str, out_path: str) -> str:
     ckpt = plain_state_dict(checkpoint_path)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = f"{out_path}.tmp"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, out_path)
+    atomic_torch_save(ckpt, out_path)
     return out_path
 
 

@@ -32,6 +32,7 @@ from ganscale.data.shards.stream import (
     iter_samples,
     worker_init,
 )
+from ganscale.utils.ranks import process_group
 
 NUM_PLOT_SAMPLES = 64
 
@@ -39,12 +40,6 @@ NUM_PLOT_SAMPLES = 64
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1]."""
     return x.float().div_(127.5).sub_(1.0)
-
-
-def _dist():
-    import torch.distributed as dist
-
-    return dist if dist.is_available() and dist.is_initialized() else None
 
 
 class ShardsDataModule(GANDataModule):
@@ -66,21 +61,6 @@ class ShardsDataModule(GANDataModule):
         self._skipped_before = [0, 0]
         self._consumed = 0
         self._restored: Optional[dict] = None
-
-    # ------------------------------------------------------------ ranks
-    @property
-    def rank(self) -> int:
-        if self.trainer is not None:
-            return self.trainer.global_rank
-        d = _dist()
-        return d.get_rank() if d else 0
-
-    @property
-    def world_size(self) -> int:
-        if self.trainer is not None:
-            return self.trainer.world_size
-        d = _dist()
-        return d.get_world_size() if d else 1
 
     # ------------------------------------------------------------ streams
     @property
@@ -174,7 +154,7 @@ class ShardsDataModule(GANDataModule):
         """The stream position of every rank and worker. Collective under DDP/DeepSpeed: every rank
         calls it (Lightning's save_checkpoint runs dump_checkpoint on every rank)."""
         local = self._local_state()
-        d = _dist()
+        d = process_group()
         if d is not None and d.get_world_size() > 1:
             nccl = d.get_backend() == "nccl"  # NCCL only moves CUDA tensors
             device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
