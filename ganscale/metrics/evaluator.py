@@ -18,7 +18,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -26,17 +26,14 @@ from torch import Tensor
 
 from ganscale.distributed.collectives import all_agree
 from ganscale.metrics import fidelity
+from ganscale.metrics.evaluation import SampleFn
 from ganscale.metrics.extractors import FeatureExtractor, build_extractor
+from ganscale.metrics.plots import to_uint8
 from ganscale.utils.files import atomic_torch_save
 from ganscale.utils.ranks import rank as global_rank
 from ganscale.utils.ranks import world_size
 
 CACHE_VERSION = 1
-def to_uint8(x: Tensor) -> Tensor:
-    """Images in [-1, 1] -> uint8 [0, 255] (same rounding as `ganscale sample`)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 # ----------------------------------------------------------------------------- distributed
 def gather_rows(rows: Tensor, index: Tensor) -> Tensor:
     """All ranks' rows, ordered by their global `index` (each rank holds a disjoint set)."""
@@ -100,9 +97,6 @@ def _extract_batches(batches: Iterator[tuple[int, Tensor, Optional[Tensor]]], ex
 
 
 # ----------------------------------------------------------------------------- evaluator
-SampleFn = Callable[..., Tensor]  # sample_fn(n, seed=..., y=..., truncation=...) -> [-1, 1] images on CPU
-
-
 class ImageEvaluator:
     """FID/KID/IS/PR/class accuracy of a generator against a data module's real images."""
 

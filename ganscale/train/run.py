@@ -24,7 +24,8 @@ from ganscale.distributed import trainer_kwargs, world_size_of
 from ganscale.errors import UserError
 from ganscale.ops import after_fit, ops_callbacks, ops_loggers, ops_plugins, prepare_run_dir
 from ganscale.ops.checkpoint import list_checkpoints
-from ganscale.train.callbacks import EvalAndPlot, IterationProgressBar, TrainLogger
+from ganscale.train.callbacks import IterationProgressBar, TrainLogger
+from ganscale.metrics.callback import EvalAndPlot
 from ganscale.train.module import GANModule
 from ganscale.utils.ranks import launched_rank_zero
 

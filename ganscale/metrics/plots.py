@@ -1,19 +1,30 @@
-"""Figures saved into the run directory (matplotlib, no display needed)."""
+"""Figures of samples saved into the run directory (matplotlib without a display, PIL).
+
+    scatter_plot(samples, means, path)     2D samples over the true mode means (toy data)
+    image_grid(to_uint8_images(x), path)   images tiled into one PNG
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Optional
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 [0, 255], the rounding every image output uses (feature
+    extractors, sample grids, `ganscale sample`)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def scatter_plot(samples: torch.Tensor, means: torch.Tensor, path: str, title: Optional[str] = None) -> str:
     """Generated 2D samples over the true mode means."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     s = samples.detach().cpu().numpy()
     m = means.cpu().numpy()
@@ -35,8 +46,7 @@ def scatter_plot(samples: torch.Tensor, means: torch.Tensor, path: str, title: O
 
 def to_uint8_images(x: torch.Tensor):
     """[-1, 1] float N x C x H x W -> uint8 N x H x W x C (numpy)."""
-    arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(dtype=torch.uint8)
-    return arr.permute(0, 2, 3, 1).numpy()
+    return to_uint8(x).permute(0, 2, 3, 1).numpy()
 
 
 def image_grid(images, path: str, nrow: int | None = None) -> str:
