@@ -49,9 +49,12 @@ def test_inception_port_matches_torch_fidelity_on_seeded_weights(tmp_path):
     assert out["features"].shape == (2, 2048) and out["logits"].shape == (2, 1008)
     golden_f0 = [1.3220460414886475, 0.41253411769866943, 0.0, 0.0, 1.8139867782592773]
     golden_l1 = [-2.2783210277557373, 0.2909110188484192, 0.4865272045135498]
-    assert torch.allclose(out["features"][0, :5], torch.tensor(golden_f0), atol=2e-5)
-    assert torch.allclose(out["logits"][1, :3], torch.tensor(golden_l1), atol=2e-5)
-    assert float(out["features"].double().mean(1)[0]) == pytest.approx(0.5749754745640665, abs=1e-5)
+    # golden values recorded on one CPU; another CPU's kernels sum the ~50 float32 layers in another
+    # order and drift in the last digits, while a port error (a wrong padding, pooling or scale)
+    # moves them by more than 1e-2: compare with a tolerance between the two
+    torch.testing.assert_close(out["features"][0, :5], torch.tensor(golden_f0), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(out["logits"][1, :3], torch.tensor(golden_l1), rtol=1e-3, atol=1e-4)
+    assert float(out["features"].double().mean(1)[0]) == pytest.approx(0.5749754745640665, rel=1e-3)
 
 
 def test_missing_inception_weights_say_which_file_and_how_to_get_it(tmp_path):
