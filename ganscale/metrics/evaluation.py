@@ -91,7 +91,7 @@ class ImageEvaluation:
         from ganscale.metrics.plots import image_grid, to_uint8_images
 
         real_path = os.path.join(os.path.dirname(path), "real.png")
-        if not os.path.exists(real_path):
+        if not os.path.exists(real_path) and hasattr(self.data, "real_images"):
             image_grid(to_uint8_images(self.data.real_images(NUM_PLOT_SAMPLES)), real_path)
         k = self.data.info.num_classes if self.cfg.model.conditional else 0
         if k:
@@ -102,7 +102,9 @@ class ImageEvaluation:
 
 
 @EVALUATIONS.register("points")
-def _points(cfg, datamodule, run_dir, device) -> Evaluation:
+def _points(cfg, datamodule, run_dir, device) -> Optional[Evaluation]:
+    if getattr(datamodule, "means", None) is None:
+        return None  # points that are no mixture: no modes to cover
     return ModeEvaluation(datamodule.means, datamodule.std)
 
 
@@ -113,7 +115,7 @@ def _image(cfg, datamodule, run_dir, device) -> Evaluation:
 
 def build_evaluation(cfg, datamodule, run_dir: Optional[str] = None,
                      device: Optional[torch.device] = None) -> Optional[Evaluation]:
-    """The evaluation of `datamodule`'s kind of data, or None for a kind nothing is registered for."""
+    """The evaluation of `datamodule`'s kind of data, or None when there is nothing to measure."""
     kind = datamodule.info.kind
     if kind not in EVALUATIONS:
         return None
