@@ -20,6 +20,7 @@ import os
 import tempfile
 
 from ganscale.errors import UserError
+from ganscale.utils.files import atomic_write_json
 
 
 def add_parser(sub) -> None:
@@ -99,9 +100,7 @@ def run(args) -> int:
         metrics = evaluator.evaluate(sample_fn, device)
     metrics = {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **metrics}
     if rank == 0:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            json.dump(metrics, f, indent=2)
+        atomic_write_json(out, metrics, indent=2)
         print(json.dumps(metrics, indent=2))
         print(f"ganscale eval: wrote {out}")
     if world > 1:
