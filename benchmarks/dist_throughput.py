@@ -46,8 +46,9 @@ def worker(args) -> None:
     from ganscale.data.toy import mixture_means, sample_mixture
     from ganscale.distributed import trainer_kwargs
     from ganscale.train.module import GANModule
+    from ganscale.utils.ranks import launched_world_size
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     strategy = ["strategy.name=single"] if world == 1 else STRATEGIES[args.strategy]
     # on top of the default job (R1, EMA, schedule as in `ganscale train`): the setting of the published figures
     cfg = load_config([default_job_path()], [*MODELS[args.model], *strategy, f"trainer.devices={world}",

@@ -69,7 +69,7 @@ def test_split_sampler(mnist: str):
 def per_class_accuracy(module, clf, per_class: int) -> list[float]:
     import torch
 
-    from ganscale.metrics.evaluator import to_uint8
+    from ganscale.metrics.plots import to_uint8
 
     accs = []
     for c in range(10):
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     from ganscale.data import build_datamodule
     from ganscale.metrics.classifier import load_classifier
     from ganscale.metrics.evaluator import ImageEvaluator
-    from ganscale.train.plots import image_grid, to_uint8_images
+    from ganscale.metrics.plots import image_grid, to_uint8_images
     from ganscale.train.restore import load_module
 
     t_start = time.perf_counter()

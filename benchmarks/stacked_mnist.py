@@ -63,7 +63,7 @@ def pack_stacked(mnist: str, out: str, num: int, force: bool) -> None:
 def count_modes(batches, extractor) -> dict:
     import torch
 
-    from ganscale.metrics.evaluator import to_uint8
+    from ganscale.metrics.plots import to_uint8
     from ganscale.metrics.fidelity import mode_coverage
 
     logits = torch.cat([extractor(to_uint8(x))["channel_logits"] for x in batches])
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     from ganscale.config import load_config
     from ganscale.data import build_datamodule
     from ganscale.metrics.extractors import build_extractor
-    from ganscale.train.plots import image_grid, to_uint8_images
+    from ganscale.metrics.plots import image_grid, to_uint8_images
     from ganscale.train.restore import load_module
 
     t_start = time.perf_counter()

@@ -112,9 +112,17 @@ def run_one(job: dict) -> dict:
     seconds = time.perf_counter() - t0
     with open(os.path.join(run_dir, "final_metrics.json")) as f:
         metrics = json.load(f)
-    samples = run.module.sample(2500, seed=cfg.seed + 12345)  # the samples EvalAndPlot evaluated
+    samples = eval_samples(run.module, cfg)
     return {**{k: job[k] for k in ("mixture", "method", "seed")}, "metrics": metrics,
             "seconds": seconds, "iters": cfg.trainer.max_iters, "samples": samples.numpy().tolist()}
+
+
+def eval_samples(module, cfg):
+    """The samples EvalAndPlot evaluated at the end of the run (same number, same seed)."""
+    from ganscale.metrics.callback import SAMPLE_SEED_OFFSET
+    from ganscale.metrics.modes import NUM_EVAL_SAMPLES
+
+    return module.sample(NUM_EVAL_SAMPLES, seed=cfg.seed + SAMPLE_SEED_OFFSET)
 
 
 def finished_run(run_dir: str, cfg) -> dict | None:
@@ -134,7 +142,7 @@ def finished_run(run_dir: str, cfg) -> dict | None:
     if not (ckpt and iteration_of(ckpt) == cfg.trainer.max_iters and os.path.isfile(metrics_file)
             and os.path.isfile(config_file) and saved_config_yaml(config_file) == to_yaml(cfg)):
         return None
-    samples = load_module(ckpt).sample(2500, seed=cfg.seed + 12345)
+    samples = eval_samples(load_module(ckpt), cfg)
     return {"metrics": json.load(open(metrics_file)), "seconds": os.path.getmtime(ckpt) - os.path.getmtime(config_file),
             "iters": cfg.trainer.max_iters, "samples": samples.numpy().tolist(), "reused": True}
 

@@ -138,6 +138,7 @@ def test_replica_buffers_are_batchnorm_statistics_not_spectral_norm_vectors():
 
 def test_launched_processes_agree_on_the_run_directory(monkeypatch):
     from ganscale.train import run
+    from ganscale.utils.ranks import LAUNCHER_RANK_VARS, launched_rank_zero
 
     cfg = load_config([], ["config_name=ring", "run.root=/r"])
     for k in ("GANSCALE_RUN_DIR", "SLURM_JOB_ID", "TORCHELASTIC_RUN_ID"):
@@ -146,12 +147,12 @@ def test_launched_processes_agree_on_the_run_directory(monkeypatch):
     assert run.resolve_run_dir(cfg) == "/r/ring-jobabc"
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     assert run.resolve_run_dir(cfg) == "/r/ring-job77"
-    for k in ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID"):
+    for k in LAUNCHER_RANK_VARS:
         monkeypatch.delenv(k, raising=False)
-    assert not run._is_launcher_child()
+    assert launched_rank_zero()
     for k in ("RANK", "GROUP_RANK", "SLURM_PROCID"):  # torchrun worker / second node / srun task
         monkeypatch.setenv(k, "1")
-        assert run._is_launcher_child()
+        assert not launched_rank_zero()
         monkeypatch.setenv(k, "0")
 
 

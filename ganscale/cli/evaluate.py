@@ -21,6 +21,7 @@ import os
 import tempfile
 
 from ganscale.errors import UserError
+from ganscale.utils.files import atomic_write_json
 
 
 def add_parser(sub) -> None:
@@ -53,15 +54,16 @@ def _init_distributed(device_arg):
     import torch
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    from ganscale.utils.ranks import launched_world_size, local_rank, rank
+
+    world, local = launched_world_size(), local_rank()
     use_cuda = (device_arg or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return (dist.get_rank() if world > 1 else 0), world, device
+    return rank(), world, device
 
 
 def default_out(ckpt_file: str, iteration: int) -> str:
@@ -101,9 +103,7 @@ def run(args) -> int:
         metrics = evaluator.evaluate(sample_fn, device)
     metrics = {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **metrics}
     if rank == 0:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            json.dump(metrics, f, indent=2)
+        atomic_write_json(out, metrics, indent=2)
         print(json.dumps(metrics, indent=2))
         print(f"ganscale eval: wrote {out}")
     if world > 1:

@@ -87,7 +87,7 @@ def run(args) -> int:
     if kind != "folder":
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if module.info.kind == "image":
-        from ganscale.train.plots import image_grid, to_uint8_images
+        from ganscale.metrics.plots import image_grid, to_uint8_images
 
         imgs = to_uint8_images(x)
         if kind == "png":

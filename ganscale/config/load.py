@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ganscale.config.schema import RunConfig
 from ganscale.errors import ConfigError
+from ganscale.utils.files import atomic_write_text
 
 
 def _leaves(node: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
@@ -155,10 +156,7 @@ def to_dict(cfg: RunConfig) -> dict:
 
 
 def save_config(cfg: RunConfig, path: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(to_yaml(cfg))
-    os.replace(tmp, path)
+    atomic_write_text(path, to_yaml(cfg))
 
 
 __all__ = ["load_config", "save_config", "to_yaml", "to_dict", "ListConfig"]

@@ -1,4 +1,7 @@
-"""What every data module gives the trainer: `info`, a train dataloader, evaluate and plot."""
+"""What every data module gives the trainer: `info`, a train dataloader, its stream position.
+
+Image data also yields real images in a fixed order (`real_images`, `reference_batches`) for
+whoever measures G against them (ganscale.metrics); data modules know nothing of metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import lightning as L
+
+from ganscale.utils import ranks
 
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
@@ -41,11 +46,11 @@ class GANDataModule(L.LightningDataModule):
 
     @property
     def rank(self) -> int:
-        return self.trainer.global_rank if self.trainer is not None else 0
+        return ranks.rank(self.trainer)
 
     @property
     def world_size(self) -> int:
-        return self.trainer.world_size if self.trainer is not None else 1
+        return ranks.world_size(self.trainer)
 
     def _consumed(self) -> int:
         module = self.trainer.lightning_module if self.trainer is not None else None
@@ -62,40 +67,13 @@ class GANDataModule(L.LightningDataModule):
         """Counters the trainer logs summed over ranks (e.g. skipped corrupt samples); same keys on every rank."""
         return {}
 
-    def evaluate(self, sample_fn, iteration: int) -> dict:
-        """Metrics of G; sample_fn(n, seed=None, y=None, truncation=None) -> samples on CPU.
-        Image data: the `eval.*` metrics (FID, KID, IS, precision/recall, class accuracy), computed
-        across all ranks (every rank calls this), against `reference_batches`. Others: none."""
-        if self.info.kind != "image" or not self.cfg.eval.metrics:
-            return {}
-        return self.image_evaluator().evaluate(sample_fn, self._eval_device())
-
-    def prepare_evaluation(self) -> None:
-        """Load what `evaluate` needs (the feature network) so missing files fail at start-up."""
-        if self.info.kind == "image" and self.cfg.eval.metrics:
-            self.image_evaluator()
-
-    def image_evaluator(self):
-        """The evaluator of this data (built once; loading the feature network fails early)."""
-        if getattr(self, "_image_evaluator", None) is None:
-            from ganscale.metrics.evaluator import ImageEvaluator
-
-            run_dir = self.trainer.default_root_dir if self.trainer is not None else None
-            self._image_evaluator = ImageEvaluator(self.cfg, self.info, self, run_dir)
-        return self._image_evaluator
-
-    def _eval_device(self):
-        import torch
-
-        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-
     def reference_batches(self, batch_size: int):
         """Real samples for reference statistics: dicts {"x": [B, C, H, W] in [-1, 1], "y"?} in a
         fixed order (the same on every call and every rank), one pass over the data."""
         from ganscale.errors import UserError
 
-        raise UserError(f"data.kind={self.cfg.data.kind} provides no real images for image metrics; "
-                        "set eval.metrics=[] or use image data (data.kind=shards)")
+        raise UserError(f"data.kind={self.cfg.data.kind} yields no real images in a fixed order; "
+                        "use image data (data.kind=shards)")
 
     def reference_key(self) -> str:
         """Identifies the real data (and its preprocessing) in the reference-statistics cache key."""
@@ -103,7 +81,4 @@ class GANDataModule(L.LightningDataModule):
 
     def reference_cache_dir(self) -> Optional[str]:
         """Folder for cached reference statistics next to the data, or None (-> the run directory)."""
-        return None
-
-    def plot(self, sample_fn, path: str, title: Optional[str] = None) -> Optional[str]:
         return None

@@ -57,6 +57,8 @@ class ToyDataModule(GANDataModule):
         super().__init__(cfg)
         self.toy = cfg.data.toy
         self.means = mixture_means(self.toy)
+        self.std = self.toy.std
+        """Mode means [K, 2] and the std of every mode: what mode coverage is measured against."""
         self.info = DataInfo(kind="points", shape=(2,), num_classes=0)
 
     def stream(self, start: Optional[int] = None) -> ToyStream:
@@ -67,14 +69,3 @@ class ToyDataModule(GANDataModule):
     def train_dataloader(self):
         nw = self.cfg.data.num_workers
         return DataLoader(self.stream(), batch_size=None, num_workers=nw, persistent_workers=nw > 0)
-
-    def evaluate(self, sample_fn, iteration: int) -> dict:
-        from ganscale.metrics.modes import NUM_EVAL_SAMPLES, mode_metrics
-
-        return mode_metrics(sample_fn(NUM_EVAL_SAMPLES), self.means, self.toy.std)
-
-    def plot(self, sample_fn, path: str, title: Optional[str] = None) -> str:
-        from ganscale.metrics.modes import NUM_EVAL_SAMPLES
-        from ganscale.train.plots import scatter_plot
-
-        return scatter_plot(sample_fn(NUM_EVAL_SAMPLES), self.means, path, title=title)

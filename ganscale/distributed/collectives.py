@@ -12,9 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+from ganscale.utils.ranks import world_size
 
 
 def _buckets(tensors: Sequence[Tensor], cap_bytes: int) -> Iterable[list[Tensor]]:

@@ -23,6 +23,7 @@ import torch
 from ganscale.distributed.safe_shards import restricted_loads
 from ganscale.errors import UserError
 from ganscale.ops.checkpoint.safe import load_checkpoint_file
+from ganscale.utils.files import atomic_torch_save
 
 GAN_PLAYERS = {"G": ["G"], "D": ["D"]}  # checkpoints written before games named their players
 
@@ -69,10 +70,7 @@ def plain_state_dict(checkpoint_path: str) -> dict:
 
 def convert(checkpoint_path: str, out_path: str) -> str:
     ckpt = plain_state_dict(checkpoint_path)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = f"{out_path}.tmp"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, out_path)
+    atomic_torch_save(ckpt, out_path)
     return out_path
 
 

@@ -39,11 +39,11 @@ def write_grid(module, path: str, n: int = 64) -> Optional[str]:
         return None
     x = module.sample(n if module.info.kind == "image" else 2000, seed=GRID_SEED)
     if module.info.kind == "image":
-        from ganscale.train.plots import image_grid, to_uint8_images
+        from ganscale.metrics.plots import image_grid, to_uint8_images
 
         return image_grid(to_uint8_images(x), path)
     from ganscale.data.toy import mixture_means
-    from ganscale.train.plots import scatter_plot
+    from ganscale.metrics.plots import scatter_plot
 
     return scatter_plot(x, mixture_means(module.cfg.data.toy), path, title=f"seed {GRID_SEED}")
 

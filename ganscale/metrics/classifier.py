@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganscale.errors import UserError
+from ganscale.utils.files import atomic_torch_save
 
 FORMAT = "ganscale-classifier-v1"
 IDX_FILES = {
@@ -141,13 +142,10 @@ def train_classifier(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], 
 
 
 def save_classifier(result: TrainResult, path: str, source: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     m = result.model
     payload = {"format": FORMAT, "num_classes": m.num_classes, "image_size": m.image_size,
                "test_accuracy": result.test_accuracy, "trained_on": source, "state_dict": m.state_dict()}
-    tmp = f"{path}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(payload, path)
 
 
 def load_classifier(path: str, what: str = "eval.classifier_path") -> DigitClassifier:

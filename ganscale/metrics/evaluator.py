@@ -18,32 +18,27 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ganscale.distributed.collectives import all_agree
 from ganscale.metrics import fidelity
+from ganscale.metrics.evaluation import SampleFn
 from ganscale.metrics.extractors import FeatureExtractor, build_extractor
 from ganscale.registry import METRICS
+from ganscale.metrics.plots import to_uint8
+from ganscale.utils.files import atomic_torch_save
+from ganscale.utils.ranks import rank as global_rank
+from ganscale.utils.ranks import world_size
 
 CACHE_VERSION = 1
-def to_uint8(x: Tensor) -> Tensor:
-    """Images in [-1, 1] -> uint8 [0, 255] (same rounding as `ganscale sample`)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 # ----------------------------------------------------------------------------- distributed
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def gather_rows(rows: Tensor, index: Tensor) -> Tensor:
     """All ranks' rows, ordered by their global `index` (each rank holds a disjoint set)."""
-    rank, world = _world()
+    world = world_size()
     if world == 1:
         return rows[index.argsort()]
     count = torch.tensor([len(rows)], device=rows.device)
@@ -61,15 +56,6 @@ def gather_rows(rows: Tensor, index: Tensor) -> Tensor:
     keep = idx_cat >= 0
     rows_cat, idx_cat = rows_cat[keep], idx_cat[keep]
     return rows_cat[idx_cat.argsort()]
-
-
-def _all_ranks_true(flag: bool, device) -> bool:
-    _, world = _world()
-    if world == 1:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
 
 
 # ----------------------------------------------------------------------------- features
@@ -112,9 +98,6 @@ def _extract_batches(batches: Iterator[tuple[int, Tensor, Optional[Tensor]]], ex
 
 
 # ----------------------------------------------------------------------------- evaluator
-SampleFn = Callable[..., Tensor]  # sample_fn(n, seed=..., y=..., truncation=...) -> [-1, 1] images on CPU
-
-
 class ImageEvaluator:
     """FID/KID/IS/PR/class accuracy of a generator against a data module's real images."""
 
@@ -154,9 +137,9 @@ class ImageEvaluator:
         """Real moments and kept features, from the cache file or computed (once) and cached."""
         if self._reference is not None:
             return self._reference
-        rank, world = _world()
+        rank, world = global_rank(), world_size()
         path = self.cache_path()
-        if _all_ranks_true(os.path.isfile(path), device):
+        if all_agree(os.path.isfile(path), device):  # every rank reads the cache, or every rank computes
             ref = torch.load(path, map_location="cpu", weights_only=True)
         else:
             feats = _extract_batches(self._real_batches(rank, world), self.extractor, device, self.info.shape, False)
@@ -168,10 +151,7 @@ class ImageEvaluator:
             ref = {"moments": fidelity.feature_moments(feats.features), "features": feats.features[: self._num_kept()],
                    "num": len(feats.features)}
             if rank == 0:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = f"{path}.tmp{os.getpid()}"
-                torch.save(ref, tmp)
-                os.replace(tmp, path)  # atomic: a reader never sees half a file
+                atomic_torch_save(ref, path)  # another run reading the cache never sees half a file
         self._reference = ref
         return ref
 
@@ -196,7 +176,7 @@ class ImageEvaluator:
         device = device or torch.device("cpu")
         self.extractor.to(device)
         ref = self.reference(device)
-        rank, world = _world()
+        rank, world = global_rank(), world_size()
         fake = _extract_batches(self._fake_batches(sample_fn, rank, world), self.extractor, device,
                                 self.info.shape, self.num_classes > 0)
         return self.metrics(ref, fake)

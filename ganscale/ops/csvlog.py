@@ -14,6 +14,8 @@ from typing import Optional
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from ganscale.utils.files import atomic_path
+
 
 def _read_rows(path: str) -> list[dict]:
     if not os.path.isfile(path):
@@ -49,7 +51,8 @@ class ResumableCSVLogger(CSVLogger):
     @staticmethod
     def _write_back(exp, rows: list[dict]) -> None:
         exp.metrics_keys = sorted(set(exp.metrics_keys).union(*rows))
-        with open(exp.metrics_file_path, "w", newline="") as f:
+        # the history lives only in memory now: a crash mid-write must not lose it
+        with atomic_path(exp.metrics_file_path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=exp.metrics_keys)
             writer.writeheader()
             writer.writerows(rows)

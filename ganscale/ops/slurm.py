@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ganscale.errors import UserError
+from ganscale.utils.files import atomic_write_text
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                         "slurm", "ganscale.sbatch.in")
@@ -156,10 +157,8 @@ def submit(script: str, run_dir: str) -> str:
     if subprocess.run(["which", "sbatch"], capture_output=True).returncode != 0:
         raise UserError("sbatch not found: run this on a Slurm login node (or start the test cluster: "
                         "slurm/cluster/start.sh) or use --dry-run to see the script")
-    os.makedirs(run_dir, exist_ok=True)  # Slurm does not create the folder of --output
     path = os.path.join(run_dir, "job.sbatch")
-    with open(path, "w") as f:
-        f.write(script)
+    atomic_write_text(path, script)  # also creates run_dir: Slurm does not create the folder of --output
     r = subprocess.run(["sbatch", "--parsable", path], capture_output=True, text=True)
     if r.returncode != 0:
         raise UserError(f"sbatch rejected {path}: {(r.stderr or r.stdout).strip()}")

@@ -25,15 +25,11 @@ import string
 from typing import Optional
 from urllib.parse import urlparse
 
-from lightning.fabric.utilities.rank_zero import _get_rank
+from ganscale.utils.files import atomic_write_text
+from ganscale.utils.ranks import launched_rank_zero
 
 RUN_ID_FILE = "wandb_run_id"
 _OWN_DATA_DIR: Optional[str] = None
-
-
-def is_rank_zero() -> bool:
-    """Global rank 0 (or a process that has not been given a rank yet: the launching one)."""
-    return _get_rank() in (None, 0)
 
 
 def has_api_key() -> bool:
@@ -77,11 +73,7 @@ def run_id(run_dir: str) -> str:
             return rid
     # W&B ids are lowercase alphanumerics; `secrets` leaves the seeded generators alone
     rid = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
-    os.makedirs(run_dir, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(rid + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, rid + "\n")
     return rid
 
 
@@ -100,7 +92,7 @@ def build_wandb_logger(cfg, run_dir: str):
 
     from ganscale.config.load import to_dict
 
-    rank0 = is_rank_zero()
+    rank0 = launched_rank_zero()  # loggers are built before the process group exists
     if mode == "online" and not has_api_key():
         mode = "offline"
         if rank0:

@@ -1,25 +1,21 @@
 """Lightning callbacks that count in ganscale iterations (Lightning's global_step counts every
-optimizer.step() under manual optimization, i.e. n_disc + 1 or more per iteration)."""
+optimizer.step() under manual optimization, i.e. n_disc + 1 or more per iteration).
+
+The evaluation callback (metrics, sample plots) is ganscale.metrics.callback.EvalAndPlot."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.utilities import rank_zero_only
 
 # Checkpoints (atomic, with completion markers) live in ganscale.ops.checkpoint; re-exported here
 # for the code that lists a run's checkpoints.
 from ganscale.ops.checkpoint.store import checkpoint_path, list_checkpoints  # noqa: F401
-
-
-def _due(iteration: int, every: int, last: int) -> bool:
-    return iteration == last or (every > 0 and iteration % every == 0)
+from ganscale.utils.intervals import due
 
 
 class IterationProgressBar(TQDMProgressBar):
@@ -61,7 +57,7 @@ class TrainLogger(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
         last = self.cfg.trainer.max_iters
-        if _due(it, self.cfg.trainer.log_every, last):
+        if due(it, self.cfg.trainer.log_every, last):
             keys = sorted(pl_module.stats)
             vals = torch.stack([pl_module.stats[k].float() for k in keys]) if keys else torch.zeros(0)
             vals = trainer.strategy.reduce(vals, reduce_op="mean")  # collective: every rank calls it
@@ -98,57 +94,3 @@ def _data_counters(trainer, pl_module) -> dict[str, float]:
     vals = torch.tensor([counters[k] for k in keys], dtype=torch.float64, device=pl_module.device)
     vals = trainer.strategy.reduce(vals, reduce_op="sum")
     return {k: float(v) for k, v in zip(keys, vals.tolist())}
-
-
-class EvalAndPlot(L.Callback):
-    """Metrics of G_ema and a sample plot at intervals and at the end (rank 0 writes files).
-    Writes <run>/metrics.jsonl (one line per evaluation) and <run>/final_metrics.json."""
-
-    def __init__(self, cfg, run_dir: str):
-        self.cfg, self.run_dir = cfg, run_dir
-        self.latest_metrics: dict = {}
-        """The newest evaluation, {"iter": it, **metrics} (the checkpoint callback reads it)."""
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        # build the image evaluator now: a missing weight file fails before training, not at the first eval
-        prepare = getattr(trainer.datamodule, "prepare_evaluation", None)
-        if callable(prepare):
-            prepare()
-
-    def _sample_fn(self, pl_module):
-        def sample(n, seed=None, y=None, truncation=None):
-            seed = self.cfg.seed + 12345 if seed is None else seed
-            return pl_module.sample(n, seed=seed, y=y, truncation=truncation)
-
-        return sample
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.game.sample_net is None:
-            return  # a game without a generator (adversarial cryptography, ...) has nothing to sample
-        it, last = pl_module.iteration, self.cfg.trainer.max_iters
-        dm = trainer.datamodule
-        if _due(it, self.cfg.trainer.eval_every, last):
-            metrics = dm.evaluate(self._sample_fn(pl_module), it)
-            if metrics:
-                self.latest_metrics = {"iter": it, **metrics}
-                self._write(trainer, it, metrics, final=(it == last))
-        if _due(it, self.cfg.trainer.plot_every, last):
-            self._plot(trainer, pl_module, it)
-
-    @rank_zero_only
-    def _plot(self, trainer, pl_module, it: int) -> None:
-        path = os.path.join(self.run_dir, "plots", f"samples_{it:08d}.png")
-        path = trainer.datamodule.plot(self._sample_fn(pl_module), path, title=f"G_ema, iteration {it}")
-        for logger in trainer.loggers:  # e.g. W&B shows the plots next to the curves
-            if path and hasattr(logger, "log_image"):
-                logger.log_image("samples", [path], step=it)
-
-    @rank_zero_only
-    def _write(self, trainer, it: int, metrics: dict, final: bool) -> None:
-        for logger in trainer.loggers:
-            logger.log_metrics({f"metrics/{k}": v for k, v in metrics.items()}, step=it)
-        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a") as f:
-            f.write(json.dumps({"iter": it, **metrics}) + "\n")
-        if final:
-            with open(os.path.join(self.run_dir, "final_metrics.json"), "w") as f:
-                json.dump({"iter": it, **metrics}, f, indent=2)

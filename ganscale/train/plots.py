@@ -1,5 +1,5 @@
-"""Figures saved into the run directory (matplotlib, no display needed): sample scatter plots,
-image grids and the training curves of <run>/plots/curves.png.
+"""The training curves of <run>/plots/curves.png, from metrics.csv and metrics.jsonl (matplotlib,
+no display needed). Figures of samples are ganscale/metrics/plots.py.
 
     python -c "from ganscale.train.plots import training_curves; print(training_curves('runs/RUN'))"
 """
@@ -16,55 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from ganscale.utils.files import atomic_path  # noqa: E402
-
-
-def scatter_plot(samples: torch.Tensor, means: torch.Tensor, path: str, title: Optional[str] = None) -> str:
-    """Generated 2D samples over the true mode means."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    s = samples.detach().cpu().numpy()
-    m = means.cpu().numpy()
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, color="tab:blue", label="G samples")
-    ax.scatter(m[:, 0], m[:, 1], s=40, marker="x", color="tab:red", label="true means")
-    span = float(abs(m).max()) * 1.5 + 0.5
-    ax.set_xlim(-span, span)
-    ax.set_ylim(-span, span)
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def to_uint8_images(x: torch.Tensor):
-    """[-1, 1] float N x C x H x W -> uint8 N x H x W x C (numpy)."""
-    arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(dtype=torch.uint8)
-    return arr.permute(0, 2, 3, 1).numpy()
-
-
-def image_grid(images, path: str, nrow: int | None = None) -> str:
-    """uint8 N x H x W x C images tiled into one PNG."""
-    import math
-
-    import numpy as np
-    from PIL import Image
-
-    n, h, w, c = images.shape
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
-    ncol = int(math.ceil(n / nrow))
-    grid = np.zeros((ncol * h, nrow * w, c), dtype=np.uint8)
-    for i in range(n):
-        r, q = divmod(i, nrow)
-        grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = images[i]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
-    return path
 
 
 # Panels of the training-curve figure: title -> which metrics.csv columns go into it.

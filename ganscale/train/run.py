@@ -25,10 +25,12 @@ from ganscale.distributed import trainer_kwargs, world_size_of
 from ganscale.errors import UserError
 from ganscale.ops import after_fit, ops_callbacks, ops_loggers, ops_plugins, prepare_run_dir
 from ganscale.ops.checkpoint import list_checkpoints
-from ganscale.train.callbacks import EvalAndPlot, IterationProgressBar, TrainLogger
+from ganscale.metrics.callback import EvalAndPlot
+from ganscale.train.callbacks import IterationProgressBar, TrainLogger
 from ganscale.train.curves import TrainingCurves
 from ganscale.train.module import GANModule
 from ganscale.train.resume import ScheduleChangeWarning
+from ganscale.utils.ranks import launched_rank_zero
 
 RUN_DIR_ENV = "GANSCALE_RUN_DIR"
 
@@ -54,12 +56,6 @@ def resolve_run_dir(cfg) -> str:
     stamp = f"job{job}" if job and job != "none" else time.strftime('%Y%m%d-%H%M%S', time.gmtime())
     name = cfg.run.name or f"{cfg.config_name or 'default'}-{stamp}"
     return os.path.abspath(os.path.join(cfg.run.root, name))
-
-
-def _is_launcher_child() -> bool:
-    # LOCAL_RANK/NODE_RANK: Lightning's launcher; RANK/GROUP_RANK: torchrun; SLURM_PROCID: srun
-    keys = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID")
-    return any(int(os.environ.get(k, "0") or 0) != 0 for k in keys)
 
 
 def quiet_known_warnings() -> None:
@@ -103,14 +99,14 @@ def build_trainer(cfg, run_dir: str, callbacks: list) -> L.Trainer:
 def setup(cfg) -> Run:
     run_dir = resolve_run_dir(cfg)
     os.environ[RUN_DIR_ENV] = run_dir
-    if not _is_launcher_child():
+    if launched_rank_zero():
         prepare_run_dir(run_dir)  # drop what an interrupted checkpoint write left behind
     ckpts = list_checkpoints(os.path.join(run_dir, "checkpoints"))
     if ckpts and cfg.run.resume == "never":
         raise UserError(f"run directory {run_dir} already has checkpoints and run.resume=never; "
                         "choose another run.name or set run.resume=auto to continue it")
     ckpt_path = ckpts[-1] if ckpts and cfg.run.resume == "auto" else None
-    if not _is_launcher_child():
+    if launched_rank_zero():
         os.makedirs(run_dir, exist_ok=True)
         save_config(cfg, os.path.join(run_dir, "config.yaml"))
     quiet_known_warnings()

@@ -33,19 +33,11 @@ from ganscale.data.shards.stream import (
     iter_samples,
     worker_init,
 )
-
-NUM_PLOT_SAMPLES = 64
-
+from ganscale.utils.ranks import process_group
 
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1]."""
     return x.float().div_(127.5).sub_(1.0)
-
-
-def _dist():
-    import torch.distributed as dist
-
-    return dist if dist.is_available() and dist.is_initialized() else None
 
 
 class ShardsDataModule(GANDataModule):
@@ -81,21 +73,6 @@ class ShardsDataModule(GANDataModule):
         if self.manifest.vocab and url and is_local(url):
             return Vocab.load(os.path.join(os.path.dirname(local_path(url)), self.manifest.vocab))
         return None
-
-    # ------------------------------------------------------------ ranks
-    @property
-    def rank(self) -> int:
-        if self.trainer is not None:
-            return self.trainer.global_rank
-        d = _dist()
-        return d.get_rank() if d else 0
-
-    @property
-    def world_size(self) -> int:
-        if self.trainer is not None:
-            return self.trainer.world_size
-        d = _dist()
-        return d.get_world_size() if d else 1
 
     # ------------------------------------------------------------ streams
     @property
@@ -189,7 +166,7 @@ class ShardsDataModule(GANDataModule):
         """The stream position of every rank and worker. Collective under DDP/DeepSpeed: every rank
         calls it (Lightning's save_checkpoint runs dump_checkpoint on every rank)."""
         local = self._local_state()
-        d = _dist()
+        d = process_group()
         if d is not None and d.get_world_size() > 1:
             nccl = d.get_backend() == "nccl"  # NCCL only moves CUDA tensors
             device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
@@ -220,7 +197,7 @@ class ShardsDataModule(GANDataModule):
         s = self.skipped()
         return {"data/skipped_samples": float(s[0]), "data/skipped_shards": float(s[1])}
 
-    # ------------------------------------------------------------ real images, plots, metrics
+    # ------------------------------------------------------------ real images (sample grids, image metrics)
     def real_images(self, num: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
         """`num` real images in [-1, 1] (N x C x H x W), centre-cropped, read in shard order: for
         sample grids and for the image metrics (FID/KID/IS compare G against these)."""
@@ -234,7 +211,7 @@ class ShardsDataModule(GANDataModule):
 
     def reference_batches(self, batch_size: int):
         """Every sample once in the seeded shard order (no resampling, no random crop/flip), in
-        batches: the real side of the image metrics (see GANDataModule.evaluate)."""
+        batches: the real side of the image metrics (ganscale.metrics.evaluator)."""
         plan = self.plan(0, 1, resampled=False, batch=1)
         xs, ys = [], []
         for item in iter_samples(plan, self.decoder.for_eval()):
@@ -273,18 +250,3 @@ class ShardsDataModule(GANDataModule):
             return None
         folder = os.path.dirname(os.path.abspath(local_path(url)))
         return os.path.join(folder, "refstats") if os.access(folder, os.W_OK) else None
-
-    def plot(self, sample_fn, path: str, title: Optional[str] = None) -> str:
-        """A PNG grid of G samples (one row per class when conditional); the first call also writes
-        real.png (real images) beside it."""
-        from ganscale.train.plots import image_grid, to_uint8_images
-
-        real_path = os.path.join(os.path.dirname(path), "real.png")
-        if not os.path.exists(real_path):
-            image_grid(to_uint8_images(self.real_images(NUM_PLOT_SAMPLES)), real_path)
-        k = self.info.num_classes if self.cfg.model.conditional else 0
-        if k:
-            per_class = max(1, min(10, NUM_PLOT_SAMPLES // k))
-            y = torch.arange(k).repeat_interleave(per_class)
-            return image_grid(to_uint8_images(sample_fn(len(y), y=y)), path, nrow=per_class)
-        return image_grid(to_uint8_images(sample_fn(NUM_PLOT_SAMPLES)), path)

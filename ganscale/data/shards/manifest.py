@@ -9,12 +9,12 @@ check the bytes. A shard-spec URL is matched to its manifest entry by file name.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from ganscale.errors import UserError
+from ganscale.utils.files import atomic_write_json
 
 FORMAT = "ganscale-shards/1"
 MANIFEST_NAME = "manifest.json"
@@ -82,11 +82,7 @@ class Manifest:
         return {s.name: s.num_samples for s in self.shards}
 
     def save(self, path: str) -> None:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)  # a crash mid-pack leaves no manifest, so training refuses the folder
+        atomic_write_json(path, asdict(self))  # a crash mid-pack leaves no manifest, so training refuses the folder
 
     @classmethod
     def from_dict(cls, data: dict, where: str) -> "Manifest":

@@ -28,7 +28,7 @@ import lightning as L
 
 from ganscale.ops.checkpoint import rng, store
 from ganscale.ops.checkpoint.io import checkpoint_meta
-from ganscale.train.callbacks import _due
+from ganscale.utils.intervals import due
 
 
 class FullStateCheckpoint(L.Callback):
@@ -45,7 +45,7 @@ class FullStateCheckpoint(L.Callback):
 
     # ----------------------------------------------------------------- saving
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if _due(pl_module.iteration, self.cfg.trainer.ckpt_every, self.cfg.trainer.max_iters):
+        if due(pl_module.iteration, self.cfg.trainer.ckpt_every, self.cfg.trainer.max_iters):
             self.save(trainer, pl_module)
 
     def save(self, trainer, pl_module) -> str:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ganscale.errors import UserError
 from ganscale.ops.checkpoint import store
 from ganscale.ops.checkpoint.safe import load_checkpoint_file
+from ganscale.utils.files import atomic_torch_save
 
 
 def checkpoint_meta(checkpoint: dict) -> dict:
@@ -28,32 +28,12 @@ def checkpoint_meta(checkpoint: dict) -> dict:
     return {"iteration": int(core.get("iteration", -1)), "metrics": ops.get("metrics") or {}}
 
 
-def atomic_torch_save(obj: Any, path: str) -> int:
-    """torch.save to a temporary name in the same folder, fsync, rename over `path`; returns bytes."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = store.temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        nbytes = os.path.getsize(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    store.fsync_dir(folder)
-    return nbytes
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
     """TorchCheckpointIO with atomic writes, completion markers and refusal of incomplete files."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
         path = os.fspath(path)
-        nbytes = atomic_torch_save(checkpoint, path)
+        nbytes = atomic_torch_save(checkpoint, path, durable=True)
         store.write_marker(path, {"bytes": nbytes, **checkpoint_meta(checkpoint)})
 
     def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None):

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ganscale.utils.ranks import process_group
+
 
 def capture() -> dict:
     """This process's Python, NumPy, torch (CPU) and CUDA generator states."""
@@ -42,7 +44,7 @@ def _as_tuple(x):
 
 def gather(state: dict, world_size: int) -> list[dict]:
     """Every rank's state, in rank order (a collective: all ranks must call it)."""
-    if world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+    if world_size == 1 or process_group() is None:
         return [state]
     out: list = [None] * world_size
     dist.all_gather_object(out, state)

@@ -20,6 +20,8 @@ import shutil
 import time
 from typing import Callable, Optional
 
+from ganscale.utils.files import TEMP_MARK, atomic_write_json, fsync_dir, fsync_tree
+
 MARKER_SUFFIX = ".complete"
 _NAME = re.compile(r"^iter_(\d+)\.ckpt$")
 
@@ -30,12 +32,6 @@ def checkpoint_path(ckpt_dir: str, iteration: int) -> str:
 
 def marker_path(path: str) -> str:
     return str(path) + MARKER_SUFFIX
-
-
-def temp_path(path: str) -> str:
-    """A temporary name in the same folder (same file system, so the rename is atomic)."""
-    d, name = os.path.split(str(path))
-    return os.path.join(d, f".{name}.tmp-{os.getpid()}")
 
 
 def iteration_of(path: str) -> int:
@@ -55,45 +51,9 @@ def read_marker(path: str) -> dict:
         return {}
 
 
-def fsync_dir(path: str) -> None:
-    """Make a rename or a new file in `path` durable (the directory entry itself)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems do not support fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(path: str) -> int:
-    """fsync every file under `path` (a file or a folder); returns the total bytes."""
-    total = 0
-    files = [path] if os.path.isfile(path) else \
-        [os.path.join(r, f) for r, _, fs in os.walk(path) for f in fs]
-    for name in files:
-        with open(name, "rb") as f:
-            os.fsync(f.fileno())
-        total += os.path.getsize(name)
-    if os.path.isdir(path):
-        for r, dirs, _ in os.walk(path):
-            fsync_dir(r)
-    return total
-
-
 def write_marker(path: str, meta: dict) -> None:
     """Commit `path`: the marker is itself written atomically (temp, fsync, rename, fsync dir)."""
-    final = marker_path(path)
-    tmp = temp_path(final)
-    with open(tmp, "w") as f:
-        json.dump({"time": time.time(), **meta}, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    fsync_dir(os.path.dirname(final) or ".")
+    atomic_write_json(marker_path(path), {"time": time.time(), **meta}, durable=True)
 
 
 def commit(path: str, meta: dict) -> None:
@@ -143,7 +103,7 @@ def clean_stale(ckpt_dir: str) -> list[str]:
     """Remove what interrupted writes left behind: temporary files, and checkpoints without a
     marker. Call it only when no write can be in progress (at the start of a run, rank 0)."""
     removed = []
-    for p in glob.glob(os.path.join(ckpt_dir, ".iter_*.tmp-*")):
+    for p in glob.glob(os.path.join(ckpt_dir, f".iter_*{TEMP_MARK}*")):
         shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else os.remove(p)
         removed.append(p)
     for p in _all_named(ckpt_dir):
