@@ -22,7 +22,7 @@ import torch
 
 from ganscale.distributed.safe_shards import restricted_loads
 from ganscale.errors import UserError
-from ganscale.ops.checkpoint.safe import load_checkpoint_file
+from ganscale.utils.safe_load import load_checkpoint_file
 from ganscale.utils.files import atomic_torch_save
 
 GAN_PLAYERS = {"G": ["G"], "D": ["D"]}  # checkpoints written before games named their players

@@ -25,7 +25,7 @@ from typing import Iterator
 import torch
 
 from ganscale.errors import UserError
-from ganscale.ops.checkpoint.safe import unsupported_global
+from ganscale.utils.safe_load import unsupported_global
 
 # modules of DeepSpeed that call torch.load on checkpoint files
 _LOADERS = ("deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine", "deepspeed.utils.zero_to_fp32")

@@ -37,6 +37,7 @@ from ganscale.distributed.hooks import StrategyHooks, hooks_of
 from ganscale.distributed.precision import cast_like
 from ganscale.games import Game, Phase, build_game
 from ganscale.train.optim import build_optimizer, lr_at, set_lr
+from ganscale.utils.ranks import rank, world_size
 
 
 def phase_seed(seed: int, iteration: int, phase_id: int, sub: int) -> int:
@@ -155,11 +156,11 @@ class GANModule(L.LightningModule):
     # ----------------------------------------------------------------- seeded global draws
     @property
     def _rank(self) -> int:
-        return self.trainer.global_rank if self._trainer is not None else 0
+        return rank(self._trainer)
 
     @property
     def _world(self) -> int:
-        return self.trainer.world_size if self._trainer is not None else 1
+        return world_size(self._trainer)
 
     def _phase_generator(self, phase: Optional[str] = None, sub: int = 0) -> torch.Generator:
         pid = self.phase_ids[phase or self.phase]

@@ -4,7 +4,7 @@
     runs/ring/checkpoints/iter_00032000.ckpt  one checkpoint file
     exported/ring                            a folder written by `ganscale export` (safetensors)
 
-Nothing is unpickled: checkpoints load with `weights_only=True` (ganscale.ops.checkpoint.safe),
+Nothing is unpickled: checkpoints load with `weights_only=True` (ganscale.utils.safe_load),
 exported folders are JSON and safetensors (ganscale.export.pretrained).
 """
 
@@ -16,7 +16,7 @@ from ganscale.config import config_from_dict
 from ganscale.data.base import DataInfo
 from ganscale.errors import UserError
 from ganscale.ops.checkpoint import list_checkpoints
-from ganscale.ops.checkpoint.safe import load_checkpoint_file
+from ganscale.utils.safe_load import load_checkpoint_file
 from ganscale.train.module import GANModule
 
 

@@ -5,7 +5,7 @@
 
 Readers (resume, rollback, `ganscale sample`) only take checkpoints that have a marker, so a
 process killed while writing leaves the previous checkpoint as the newest usable one. Loading is
-always `weights_only=True` (ganscale.ops.checkpoint.safe): a checkpoint never runs code.
+always `weights_only=True` (ganscale.utils.safe_load): a checkpoint never runs code.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ganscale.errors import UserError
 from ganscale.ops.checkpoint import store
-from ganscale.ops.checkpoint.safe import load_checkpoint_file
+from ganscale.utils.safe_load import load_checkpoint_file
 from ganscale.utils.files import atomic_torch_save
 
 
