@@ -23,7 +23,25 @@ def _due(iteration: int, every: int, last: int) -> bool:
 
 
 class IterationProgressBar(TQDMProgressBar):
-    """Progress in ganscale iterations: n / max_iters, it/s and the main losses."""
+    """Progress in ganscale iterations: n / max_iters, it/s and the main losses.
+
+    Redrawn at most every `refresh_s` seconds rather than every N iterations: a redraw (terminal
+    write, metrics to floats) costs ~1-10 ms, which every-10-iterations made a tenth of a fast GPU
+    iteration (benchmarks/overhead.py, docs/overhead.md)."""
+
+    def __init__(self, refresh_s: float = 0.5):
+        super().__init__(refresh_rate=1)
+        self.refresh_s = refresh_s
+        self._last_refresh = float("-inf")
+
+    def _should_update(self, current: int, total: int) -> bool:
+        if not self.is_enabled:
+            return False
+        now = time.monotonic()
+        if current == total or now - self._last_refresh >= self.refresh_s:
+            self._last_refresh = now
+            return True
+        return False
 
     @property
     def total_train_batches(self):

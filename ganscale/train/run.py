@@ -71,7 +71,7 @@ def quiet_known_warnings() -> None:
 def build_callbacks(cfg, run_dir: str) -> list:
     cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), *ops_callbacks(cfg, run_dir)]
     if cfg.trainer.progress_bar:
-        cbs.append(IterationProgressBar(refresh_rate=10))
+        cbs.append(IterationProgressBar())  # redrawn twice a second
     return cbs
 
 
