@@ -16,7 +16,14 @@ from torch.nn.utils.parametrizations import spectral_norm
 DFn = Callable[[Tensor], Tensor]
 
 
-@torch.compiler.set_stance("force_eager")  # a compiled D (trainer.compile) runs its eager forward here
+def _force_eager(fn):
+    """Run `fn` with every torch.compile'd callee eager (torch >= 2.6; earlier versions: unchanged,
+    and torch's own error names double backward if trainer.compile meets a penalty)."""
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager")(fn) if set_stance is not None else fn
+
+
+@_force_eager  # a compiled D (trainer.compile) runs its eager forward here
 def _input_grad(d_fn: DFn, x: Tensor) -> Tensor:
     # An x already in a graph (fakes inside an unrolled look-ahead) stays in it, so G's gradient
     # also flows through the penalty; otherwise x becomes a leaf of its own.
