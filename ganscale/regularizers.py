@@ -1,7 +1,8 @@
 """Regularizers of D: WGAN-GP gradient penalty, R1, and spectral norm via torch's parametrization.
 
 Both penalties need the gradient of D's output with respect to its input, kept in the graph
-(create_graph=True) so D's backward differentiates through it (double backward).
+(create_graph=True) so D's backward differentiates through it (double backward). torch.compile's
+graphs do not support double backward, so under `trainer.compile` D runs eagerly inside them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from torch.nn.utils.parametrizations import spectral_norm
 DFn = Callable[[Tensor], Tensor]
 
 
+def _force_eager(fn):
+    """Run `fn` with every torch.compile'd callee eager (torch >= 2.6; earlier versions: unchanged,
+    and torch's own error names double backward if trainer.compile meets a penalty)."""
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager")(fn) if set_stance is not None else fn
+
+
+@_force_eager  # a compiled D (trainer.compile) runs its eager forward here
 def _input_grad(d_fn: DFn, x: Tensor) -> Tensor:
     # An x already in a graph (fakes inside an unrolled look-ahead) stays in it, so G's gradient
     # also flows through the penalty; otherwise x becomes a leaf of its own.

@@ -19,7 +19,26 @@ from ganscale.utils.intervals import due
 
 
 class IterationProgressBar(TQDMProgressBar):
-    """Progress in ganscale iterations: n / max_iters, it/s and the main losses."""
+    """Progress in ganscale iterations: n / max_iters, it/s and the main losses.
+
+    Redrawn when both `refresh_s` seconds and `min_iters` iterations have passed since the last
+    redraw (and at the end), rather than every 10 iterations: a redraw (terminal write, metrics to
+    floats) costs milliseconds, which every-10-iterations made a tenth of a fast GPU iteration
+    (benchmarks/overhead.py, docs/overhead.md); a slow loop still redraws no more than before."""
+
+    def __init__(self, refresh_s: float = 0.5, min_iters: int = 10):
+        super().__init__(refresh_rate=1)
+        self.refresh_s, self.min_iters = refresh_s, min_iters
+        self._last_time, self._last_n = float("-inf"), -min_iters
+
+    def _should_update(self, current: int, total: int) -> bool:
+        if not self.is_enabled:
+            return False
+        now = time.monotonic()
+        if current == total or (now - self._last_time >= self.refresh_s and current - self._last_n >= self.min_iters):
+            self._last_time, self._last_n = now, current
+            return True
+        return False
 
     @property
     def total_train_batches(self):

@@ -72,6 +72,10 @@ class OptimizerConfig:
     """Fraction of trainer.max_iters at which the decay begins (0 = from the first iteration)."""
     final_scale: float = 0.0
     """The learning rate at trainer.max_iters, as a fraction of lr."""
+    fused: Optional[bool] = None
+    """Adam/AdamW's fused CUDA kernel (one kernel for the whole update instead of several per
+    tensor). null = auto: fused when the parameters live on a GPU; true = require it (a CPU run is
+    refused); false = the default per-tensor implementation. Ignored by sgd."""
 
     def check(self, root: "RunConfig") -> list[str]:
         out = []
@@ -87,6 +91,9 @@ class OptimizerConfig:
             out.append(f"lr={self.lr} must be > 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             out.append(f"betas={self.betas} must be two numbers in [0, 1)")
+        if self.fused and root.trainer.accelerator == "cpu":
+            out.append("fused=true needs a GPU (the fused Adam kernel runs on CUDA); on CPU leave it "
+                       "null (auto) or set it to false")
         return out
 
 
@@ -167,6 +174,15 @@ class TrainerConfig:
     """Show a progress bar (iterations, it/s, main losses)."""
     deterministic: bool = True
     """Use deterministic algorithms (same config + seed -> same metrics on CPU)."""
+    compile: bool = False
+    """torch.compile G and D in place (nn.Module.compile: same parameters, same checkpoint keys).
+    The first iterations pay the compilation (seconds to minutes); it pays off on long GPU runs."""
+    channels_last: bool = False
+    """Keep image nets' 4D weights (and so their activations) in channels-last memory format, the
+    layout tensor cores want for convolutions under mixed precision. No effect on MLPs."""
+    tf32: bool = True
+    """Let CUDA fp32 matmuls and cuDNN convolutions use TF32 tensor cores (Ampere and newer):
+    several times faster, with a 10-bit mantissa in the products. false = exact fp32. No effect on CPU."""
     num_threads: int = 0
     """CPU threads per process for torch's intra-op work (torch.set_num_threads). 0 = auto: 1 for
     the 2D toy data, whose tiny MLPs run fastest single-threaded (and collapse to a fraction of

@@ -14,14 +14,32 @@ import math
 
 import torch
 
+from ganscale.errors import UserError
 from ganscale.train.config import OptimizerConfig
 
 
+def use_fused(params: list, cfg: OptimizerConfig) -> bool:
+    """Whether Adam/AdamW gets its fused kernel (OptimizerConfig.fused): auto = on CUDA only.
+    Lightning builds the optimizers after moving the module to its device, so the parameters'
+    device is the run's."""
+    on_cuda = bool(params) and all(p.is_cuda for p in params)
+    if cfg.fused is None:
+        return on_cuda
+    if cfg.fused and not on_cuda:
+        raise UserError("optim.*.fused=true needs the parameters on a GPU (the fused Adam kernel is CUDA's); "
+                        "set trainer.accelerator=gpu, or leave fused null (auto) or false on CPU")
+    return bool(cfg.fused)
+
+
 def build_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    params = list(params)
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    fused = use_fused(params, cfg)
+    # foreach (the multi-tensor default) is what fused replaces; torch refuses both at once
+    return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
+               fused=fused or None)
 
 
 def lr_at(cfg: OptimizerConfig, iteration: int, max_iters: int) -> float:

@@ -26,6 +26,7 @@ from ganscale.errors import UserError
 from ganscale.ops import after_fit, ops_callbacks, ops_loggers, ops_plugins, prepare_run_dir
 from ganscale.ops.checkpoint import list_checkpoints
 from ganscale.metrics.callback import EvalAndPlot
+from ganscale.train.accel import apply_accel, tf32_flags
 from ganscale.train.callbacks import IterationProgressBar, TrainLogger
 from ganscale.train.curves import TrainingCurves
 from ganscale.train.module import GANModule
@@ -70,7 +71,7 @@ def build_callbacks(cfg, run_dir: str) -> list:
     cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), TrainingCurves(cfg, run_dir), ScheduleChangeWarning(cfg),
            *ops_callbacks(cfg, run_dir)]
     if cfg.trainer.progress_bar:
-        cbs.append(IterationProgressBar(refresh_rate=10))
+        cbs.append(IterationProgressBar())  # redrawn twice a second
     return cbs
 
 
@@ -113,6 +114,7 @@ def setup(cfg) -> Run:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = GANModule(cfg, datamodule.info)
+    apply_accel(module, cfg)  # trainer.channels_last, trainer.compile
     trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, run_dir))
     return Run(cfg, run_dir, trainer, module, datamodule, ckpt_path)
 
@@ -137,7 +139,8 @@ def main(cfg) -> Run:
     threads = torch.get_num_threads()
     torch.set_num_threads(cpu_threads(cfg))
     try:
-        return _main(cfg)
+        with tf32_flags(cfg):
+            return _main(cfg)
     finally:
         torch.set_num_threads(threads)
         if not inherited:

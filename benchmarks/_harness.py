@@ -1,0 +1,118 @@
+"""Shared by the speed benchmarks (overhead.py, gpu_bench.py): `ganscale train`'s own code path
+(ganscale.train.run.main) fed from in-memory batches and timed between two iterations."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+
+@contextmanager
+def patched(obj, name: str, value):
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
+
+
+def image_pool(cfg, shape: tuple[int, ...], num_classes: int, n: int = 4) -> list[dict]:
+    """n random batches of one iteration each (data.batch_size x n_disc images in [-1, 1], labels)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    b = cfg.data.batch_size * cfg.gan.n_disc
+    return [{"x": torch.rand((b, *shape), generator=g) * 2 - 1, "y": torch.randint(max(1, num_classes), (b,), generator=g)}
+            for _ in range(n)]
+
+
+def memory_datamodule(cfg, shape: tuple[int, ...], num_classes: int):
+    """A GANDataModule cycling through image_pool: the data pipeline stays out of the timing
+    (benchmarks/data_loader.py measures that); evaluation and plots are no-ops."""
+    import torch
+    from torch.utils.data import DataLoader, IterableDataset
+
+    from ganscale.data.base import DataInfo, GANDataModule
+
+    pool = image_pool(cfg, shape, num_classes)
+
+    class Cycle(IterableDataset):
+        def __iter__(self):
+            i = 0
+            while True:
+                yield pool[i % len(pool)]
+                i += 1
+
+    class Memory(GANDataModule):
+        def __init__(self):
+            super().__init__(cfg)
+            self.info = DataInfo("image", tuple(shape), num_classes)
+
+        def train_dataloader(self):
+            return DataLoader(Cycle(), batch_size=None, pin_memory=torch.cuda.is_available())
+
+        def evaluate(self, sample_fn, iteration):
+            return {}
+
+        def plot(self, sample_fn, path, title=None):
+            return None
+
+    return Memory()
+
+
+class Clock:
+    """Wall and process CPU time between iterations marks[0] and marks[1] (tick(i) at each start).
+    On a shared CPU the process CPU time is the fair measure of one process's work: it does not
+    count the time slices other processes take (with one intra-op thread it is the work done)."""
+
+    def __init__(self, marks: tuple[int, int], sync: Callable[[], None]):
+        self.marks, self.sync = marks, sync
+        self._wall, self._cpu = [0.0, 0.0], [0.0, 0.0]
+
+    def tick(self, iteration: int) -> None:
+        if iteration in self.marks:
+            self.sync()
+            i = self.marks.index(iteration)
+            self._wall[i], self._cpu[i] = time.perf_counter(), time.process_time()
+
+    @property
+    def wall(self) -> float:
+        return self._wall[1] - self._wall[0]
+
+    @property
+    def cpu(self) -> float:
+        return self._cpu[1] - self._cpu[0]
+
+
+def timed_run(cfg, marks: tuple[int, int], sync: Callable[[], None], datamodule=None,
+              patches: Optional[list] = None):
+    """Run `ganscale train` in this process (ganscale.train.run.main) and return (Clock of the window
+    from the start of iteration marks[0] to the start of marks[1], the Run). `datamodule`: replaces
+    the config's."""
+    import lightning as L
+
+    from ganscale.train import run as run_mod
+
+    clock = Clock(marks, sync)
+
+    class ClockCallback(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            clock.tick(pl_module.iteration)
+
+    build = run_mod.build_callbacks
+    with ExitStack() as stack:
+        stack.enter_context(patched(run_mod, "build_callbacks", lambda c, d: [*build(c, d), ClockCallback()]))
+        if datamodule is not None:
+            stack.enter_context(patched(run_mod, "build_datamodule", lambda c: datamodule))
+        for p in patches or []:
+            stack.enter_context(p)
+        run = run_mod.main(cfg)
+    return clock, run
