@@ -24,8 +24,8 @@ gradients across ranks before stepping, so the look-ahead must do the same to si
 distributed D: pass a *differentiable* cross-rank mean (for example
 `torch.distributed.nn.functional.all_reduce(g) / world_size` on each gradient). It must keep the
 autograd graph (second order differentiates through it) and be called by every rank the same
-number of times. GANModule takes it from `trainer.strategy.unroll_grad_sync` when the strategy
-defines one.
+number of times. The GAN game takes it from the strategy hook `unroll_grad_sync`
+(ganscale.distributed.hooks; the identity in one process).
 """
 
 from __future__ import annotations
