@@ -158,7 +158,7 @@ def main(argv=None) -> int:
         "name": args.name, "config": os.path.relpath(os.path.abspath(args.config), REPO), "overrides": args.overrides,
         "train": {k: tr.get(k) for k in ("iterations", "seconds", "cpu_seconds")}, "classifier": clf_info, "gan": gan,
         "real_test_split": real, "per_class": args.per_class, "per_class_accuracy": accs, "mean_class_accuracy": sum(accs) / len(accs),
-        "bar": bar(gan, clf_info["test_accuracy"], real["fid"]), "truncation_sweep": sweep,
+        "bar": bar(gan, clf_info["test_accuracy"], real["fid"]), "sweep_samples": args.sweep_samples, "truncation_sweep": sweep,
         "history": history, "cpu": cpu_note(), "benchmark_seconds": round(time.perf_counter() - t_start, 1),
     }
     with open(os.path.join(fig_dir, f"{args.name}_results.json"), "w") as f:
@@ -214,13 +214,14 @@ def write_doc(doc: str) -> None:
         "",
         "## Results",
         "",
-        "G_ema, 10,000 samples (equally many per class) against 10,000 train images, in the classifier's "
+        "G_ema samples (equally many per class; FID falls as the sample count grows, so compare rows with "
+        "equal counts) against 10,000 train images, in the classifier's "
         "128-d feature space; the Fashion test split scored the same way is the floor. KID in the raw "
         "units of these features; precision/recall: k-NN manifolds, k=3 (Kynkäänniemi et al. 2019).",
         "",
-        "| run | overrides | training | FID | KID | precision | recall | class accuracy | bar |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| Fashion test images (floor) | | | {real['fid']:.2f} | {real['kid']:.4f} | {real['precision']:.3f} | "
+        "| run | overrides | training | samples | FID | KID | precision | recall | class accuracy | bar |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| Fashion test images (floor) | | | {real['num_samples']:,} | {real['fid']:.2f} | {real['kid']:.4f} | {real['precision']:.3f} | "
         f"{real['recall']:.3f} | {100 * real['class_acc']:.2f}% | |",
     ]
     for r in runs:
@@ -229,7 +230,7 @@ def write_doc(doc: str) -> None:
                    "NOT met (" + ", ".join(k for k, ok in (("accuracy", b["class_acc_met"]), ("FID", b["fid_met"]))
                                            if not ok) + ")")
         lines.append(f"| {r['name']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | {_budget(r)} | "
-                     f"{g['fid']:.2f} | {g['kid']:.4f} ± {g['kid_std']:.4f} | {g['precision']:.3f} | "
+                     f"{g['num_samples']:,} | {g['fid']:.2f} | {g['kid']:.4f} ± {g['kid_std']:.4f} | {g['precision']:.3f} | "
                      f"{g['recall']:.3f} | {100 * g['class_acc']:.2f}% | {verdict} |")
     lines += ["", "Per class: the share of class-c samples the classifier labels c "
               f"({runs[0]['per_class']} samples per class):", "",
@@ -238,12 +239,13 @@ def write_doc(doc: str) -> None:
         lines.append(f"| {r['name']} | " + " | ".join(f"{100 * a:.0f}" for a in r["per_class_accuracy"]) + " |")
     lines += ["", "## Truncation sweep", "",
               "z drawn from a normal truncated at |z| <= t (BigGAN's truncation trick), "
-              "2,000 samples per point, so these FIDs sit above the 10,000-sample ones; compare them along "
+              "with `--sweep-samples` samples per point (fewer than the main table, so these FIDs sit above its "
+              "ones); compare them along "
               "a curve only. t = 2 is close to the untruncated prior.", "",
               "| run | " + " | ".join(f"t={t:g}" for t in TRUNCATIONS) + " |", "|---|" + "---|" * len(TRUNCATIONS)]
     for r in runs:
         cells = [f"{row['fid']:.1f} / {100 * row['class_acc']:.0f}%" for row in r["truncation_sweep"]]
-        lines.append(f"| {r['name']} (FID / accuracy) | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['name']} ({r.get('sweep_samples', 2000):,} samples; FID / accuracy) | " + " | ".join(cells) + " |")
     lines += [""]
     for r in runs:
         lines.append(f"![{r['name']} truncation sweep](fashion/{r['name']}_truncation.png)")
