@@ -157,8 +157,9 @@ def main(argv=None) -> int:
     results = {
         "name": args.name, "config": os.path.relpath(os.path.abspath(args.config), REPO), "overrides": args.overrides,
         "train": {k: tr.get(k) for k in ("iterations", "seconds", "cpu_seconds")}, "classifier": clf_info, "gan": gan,
-        "real_test_split": real, "per_class": args.per_class, "per_class_accuracy": accs, "mean_class_accuracy": sum(accs) / len(accs),
-        "bar": bar(gan, clf_info["test_accuracy"], real["fid"]), "sweep_samples": args.sweep_samples, "truncation_sweep": sweep,
+        "real_test_split": real, "per_class": args.per_class, "per_class_accuracy": accs,
+        "mean_class_accuracy": sum(accs) / len(accs), "bar": bar(gan, clf_info["test_accuracy"], real["fid"]),
+        "sweep_samples": args.sweep_samples, "truncation_sweep": sweep,
         "history": history, "cpu": cpu_note(), "benchmark_seconds": round(time.perf_counter() - t_start, 1),
     }
     with open(os.path.join(fig_dir, f"{args.name}_results.json"), "w") as f:
@@ -221,7 +222,8 @@ def write_doc(doc: str) -> None:
         "",
         "| run | overrides | training | samples | FID | KID | precision | recall | class accuracy | bar |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        f"| Fashion test images (floor) | | | {real['num_samples']:,} | {real['fid']:.2f} | {real['kid']:.4f} | {real['precision']:.3f} | "
+        f"| Fashion test images (floor) | | | {real['num_samples']:,} | {real['fid']:.2f} | {real['kid']:.4f} | "
+        f"{real['precision']:.3f} | "
         f"{real['recall']:.3f} | {100 * real['class_acc']:.2f}% | |",
     ]
     for r in runs:
@@ -230,7 +232,8 @@ def write_doc(doc: str) -> None:
                    "NOT met (" + ", ".join(k for k, ok in (("accuracy", b["class_acc_met"]), ("FID", b["fid_met"]))
                                            if not ok) + ")")
         lines.append(f"| {r['name']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | {_budget(r)} | "
-                     f"{g['num_samples']:,} | {g['fid']:.2f} | {g['kid']:.4f} ± {g['kid_std']:.4f} | {g['precision']:.3f} | "
+                     f"{g['num_samples']:,} | {g['fid']:.2f} | {g['kid']:.4f} ± {g['kid_std']:.4f} | "
+                     f"{g['precision']:.3f} | "
                      f"{g['recall']:.3f} | {100 * g['class_acc']:.2f}% | {verdict} |")
     lines += ["", "Per class: the share of class-c samples the classifier labels c "
               f"({runs[0]['per_class']} samples per class):", "",
@@ -245,7 +248,8 @@ def write_doc(doc: str) -> None:
               "| run | " + " | ".join(f"t={t:g}" for t in TRUNCATIONS) + " |", "|---|" + "---|" * len(TRUNCATIONS)]
     for r in runs:
         cells = [f"{row['fid']:.1f} / {100 * row['class_acc']:.0f}%" for row in r["truncation_sweep"]]
-        lines.append(f"| {r['name']} ({r.get('sweep_samples', 2000):,} samples; FID / accuracy) | " + " | ".join(cells) + " |")
+        label = f"{r['name']} ({r.get('sweep_samples', 2000):,} samples; FID / accuracy)"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [""]
     for r in runs:
         lines.append(f"![{r['name']} truncation sweep](fashion/{r['name']}_truncation.png)")
@@ -259,7 +263,8 @@ def write_doc(doc: str) -> None:
     for r in runs:
         if r["history"]:
             lines.append(f"{r['name']}: " + "; ".join(
-                f"it {h['iter']}: FID {h.get('fid', float('nan')):.1f}, acc {100 * h.get('class_acc', float('nan')):.0f}%"
+                f"it {h['iter']}: FID {h.get('fid', float('nan')):.1f}, "
+                f"acc {100 * h.get('class_acc', float('nan')):.0f}%"
                 for h in r["history"]) + ".")
     lines += ["", f"Measured on {runs[0]['cpu']}. All numbers: `docs/fashion/<run>_results.json`.", ""]
     notes = os.path.join(fig_dir, "NOTES.md")
