@@ -239,11 +239,12 @@ def write_doc(doc: str) -> None:
                      f"{g['num_samples']:,} | {g['fid']:.2f} | {g['kid']:.4f} ± {g['kid_std']:.4f} | "
                      f"{g['precision']:.3f} | "
                      f"{g['recall']:.3f} | {100 * g['class_acc']:.2f}% | {verdict} |")
-    lines += ["", "Per class: the share of class-c samples the classifier labels c "
-              f"({runs[0]['per_class']} samples per class):", "",
+    lines += ["", "Per class: the share of class-c samples the classifier labels c (samples per class in "
+              "brackets):", "",
               "| run | " + " | ".join(CLASSES) + " |", "|---|" + "---|" * 10]
     for r in runs:
-        lines.append(f"| {r['name']} | " + " | ".join(f"{100 * a:.0f}" for a in r["per_class_accuracy"]) + " |")
+        lines.append(f"| {r['name']} ({r['per_class']}) | "
+                     + " | ".join(f"{100 * a:.0f}" for a in r["per_class_accuracy"]) + " |")
     lines += ["", "## Truncation sweep", "",
               "z drawn from a normal truncated at |z| <= t (BigGAN's truncation trick), "
               "with `--sweep-samples` samples per point (fewer than the main table, so these FIDs sit above its "
