@@ -50,11 +50,12 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def pack_mnist(mnist: str, out: str, force: bool) -> None:
+def pack_mnist(mnist: str, out: str, force: bool, *pack_args: str) -> None:
+    """`ganscale data pack` of an MNIST-style IDX folder (extra arguments, e.g. --resize 32, passed on)."""
     if os.path.isfile(os.path.join(out, "manifest.json")) and not force:
         print(f"shards: {out} (exists)")
         return
-    ganscale("data", "pack", mnist, out, "--overwrite")
+    ganscale("data", "pack", mnist, out, "--overwrite", *pack_args)
 
 
 def classifier(mnist: str, out: str, force: bool, epochs: int = 3) -> dict:

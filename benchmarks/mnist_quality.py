@@ -44,13 +44,22 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def test_split_sampler(mnist: str):
-    """A 'generator' returning MNIST test images of the requested classes, in order: the floor."""
+def test_split_sampler(mnist: str, size: int = 0):
+    """A 'generator' returning MNIST test images of the requested classes, in order: the floor.
+    `size` > 0: resized as `ganscale data pack --resize size` resizes the training images."""
     import torch
 
     from ganscale.metrics.classifier import load_digits
 
     x, y_all = load_digits(mnist, "test")
+    if size and size != x.shape[-1]:
+        import numpy as np
+        from PIL import Image
+
+        from ganscale.data.pack.encode import resize_shorter
+
+        x = torch.from_numpy(np.stack([np.asarray(resize_shorter(Image.fromarray(im[0].numpy()), size))
+                                       for im in x]))[:, None]
     x = x.float() / 127.5 - 1
     pools = [torch.nonzero(y_all == c).flatten() for c in range(10)]
     used = [0] * 10

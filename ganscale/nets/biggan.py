@@ -50,7 +50,7 @@ def build_biggan(cfg, info) -> tuple[Generator, Discriminator]:
     num_classes = class_count(cfg, info)
     G = BigGANGenerator(cfg.z_dim, info.shape, num_classes, layout, c.attn_res, shared_dim=c.shared_dim,
                         hierarchical_z=c.hierarchical_z, eps=c.bn_eps, ortho_weight=c.ortho_weight)
-    D = ResNetDiscriminator(info.shape, num_classes, layout, c.attn_res)
+    D = ResNetDiscriminator(info.shape, num_classes, layout, c.attn_res, cfg.remedies)
     init_weights(G, "ortho")
     init_weights(D, "ortho")
     if c.spectral_norm:  # after init: the parametrization keeps the initialised weight as `original`

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 from ganscale.errors import UserError
 from ganscale.nets.base import Discriminator, Generator
 from ganscale.nets.layers import ConditionalBatchNorm2d, ProjectionHead, class_count, init_weights, one_hot
+from ganscale.nets.remedies import (RemediesConfig, check_stddev_split, discrimination_layer, pack_labels,
+                                    pack_samples, stddev_layer)
 
 BOTTOM = {28: 7, 32: 4, 64: 4}
 
@@ -60,24 +62,36 @@ class DCGANGenerator(Generator):
         return torch.tanh(self.out(h))
 
 
-
-
 class DCGANDiscriminator(Discriminator):
-    def __init__(self, in_shape: tuple[int, ...], num_classes: int, ch: int, norm: str, label_input: bool = False):
+    """Mode-collapse remedies (`remedies`, see nets/remedies.py): packing concatenates m samples
+    (with their label maps) along channels at the input, so N inputs give N/m logits; minibatch
+    stddev appends its maps before the last conv (where StyleGAN puts it, ahead of D's last block);
+    minibatch discrimination acts on the flattened final features before the output layer. The
+    features returned for feature matching are those final features, before minibatch discrimination."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, ch: int, norm: str, label_input: bool = False,
+                 remedies: Optional[RemediesConfig] = None):
         super().__init__()
         self.num_classes = num_classes
         self.label_input = label_input and num_classes > 0
+        self.pack = remedies.pack if remedies is not None else 1
         res = _resolutions("dcgan", in_shape)[::-1]  # res, res/2, ..., b
         full = res[0]
-        chs = [in_shape[0] + (num_classes if self.label_input else 0)] + [ch * full // r // 2 for r in res[1:]]
+        chs = [(in_shape[0] + (num_classes if self.label_input else 0)) * self.pack]
+        chs += [ch * full // r // 2 for r in res[1:]]
+        self.mbstd, extra = stddev_layer(remedies)
+        check_stddev_split(remedies, chs[-2], "the DCGAN D's input to its last conv")
         layers: list[nn.Module] = []
         for i in range(len(chs) - 1):
-            layers.append(nn.Conv2d(chs[i], chs[i + 1], 4, 2, 1))
+            if i == len(chs) - 2:
+                self.last_block = len(layers)  # where minibatch stddev goes (convs[:last_block] before it)
+            layers.append(nn.Conv2d(chs[i] + (extra if i == len(chs) - 2 else 0), chs[i + 1], 4, 2, 1))
             if norm == "batch" and i > 0:
                 layers.append(nn.BatchNorm2d(chs[i + 1]))
             layers.append(nn.LeakyReLU(0.2))
         self.convs = nn.Sequential(*layers)
-        self.head = ProjectionHead(chs[-1] * res[-1] ** 2, num_classes)
+        self.mbd, width = discrimination_layer(remedies, chs[-1] * res[-1] ** 2)
+        self.head = ProjectionHead(width, num_classes)
 
     def forward(self, x: Tensor, y: Optional[Tensor] = None, return_features: bool = False):
         if self.label_input:
@@ -85,15 +99,21 @@ class DCGANDiscriminator(Discriminator):
                 raise ValueError("this D is class-conditional: pass labels y")
             maps = one_hot(y, self.num_classes, x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
             x = torch.cat([x, maps], 1)
-        h = self.convs(x).flatten(1)
-        out = self.head(h, y if self.num_classes else None)
+        h = pack_samples(x, self.pack)
+        if self.mbstd is not None:
+            h = self.convs[self.last_block:](self.mbstd(self.convs[:self.last_block](h)))
+        else:
+            h = self.convs(h)
+        h = h.flatten(1)
+        out = self.head(self.mbd(h), pack_labels(y, self.pack) if self.num_classes else None)
         return (out, h) if return_features else out
 
 
 def build_dcgan(cfg, info) -> tuple[Generator, Discriminator]:
     num_classes = class_count(cfg, info)
     G = DCGANGenerator(cfg.z_dim, info.shape, num_classes, cfg.dcgan.G_ch, cfg.dcgan.label_input)
-    D = DCGANDiscriminator(info.shape, num_classes, cfg.dcgan.D_ch, cfg.dcgan.D_norm, cfg.dcgan.label_input)
+    D = DCGANDiscriminator(info.shape, num_classes, cfg.dcgan.D_ch, cfg.dcgan.D_norm, cfg.dcgan.label_input,
+                           cfg.remedies)
     init_weights(G, "normal")
     init_weights(D, "normal")
     return G, D

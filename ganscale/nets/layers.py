@@ -66,7 +66,10 @@ class SelfAttention2d(nn.Module):
 
 class ProjectionHead(nn.Module):
     """Output of a conditional D (projection discriminator, Miyato & Koyama 2018):
-    D(x, y) = w^T phi(x) + embed(y)^T phi(x). Unconditional (num_classes=0): w^T phi(x)."""
+    D(x, y) = w^T phi(x) + embed(y)^T phi(x). Unconditional (num_classes=0): w^T phi(x).
+    A packed D (PacGAN, model.remedies.pack=m) passes y as [N/m, m], the labels of each pack's
+    members; the pack's class vector is the sum of their embeddings, so a pack is judged against
+    every label it carries (for m = 1 this is the projection above)."""
 
     def __init__(self, in_features: int, num_classes: int):
         super().__init__()
@@ -79,7 +82,9 @@ class ProjectionHead(nn.Module):
         if self.embed is not None:
             if y is None:
                 raise ValueError("this D is class-conditional: pass labels y")
-            out = out + (self.embed(y) * h).sum(dim=1)
+            e = self.embed(y)
+            e = e.sum(dim=1) if y.dim() == 2 else e  # packed labels [N/m, m] -> one vector per pack
+            out = out + (e * h).sum(dim=1)
         return out
 
 

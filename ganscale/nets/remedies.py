@@ -21,10 +21,13 @@ ever sees one logit per D input):
   intermediate D layer (the one D returns with return_features=True), alone or mixed with the
   adversarial G loss.
 
-The layers are generic: they take [N, F] features (MLP) or [N, C, H, W] maps (conv families).
+The layers are generic: they take [N, F] features (MLP) or [N, C, H, W] maps (conv families);
+every D family builds them (see docs/mode_collapse.md for where each sits in each D).
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -111,21 +114,48 @@ class MinibatchDiscrimination(nn.Module):
         return torch.cat([f, o], dim=1)
 
 
+def stddev_layer(cfg: "RemediesConfig | None") -> tuple[Optional[MinibatchStdDev], int]:
+    """The minibatch-stddev layer enabled in `cfg` (or None) and the features/maps it appends."""
+    if cfg is None or not cfg.minibatch_stddev.enabled:
+        return None, 0
+    msd = cfg.minibatch_stddev
+    return MinibatchStdDev(msd.group_size, msd.num_features), msd.num_features
+
+
+def discrimination_layer(cfg: "RemediesConfig | None", num_features: int) -> tuple[nn.Module, int]:
+    """The minibatch-discrimination layer enabled in `cfg` for [N, num_features] features (else
+    nn.Identity) and the width it outputs."""
+    if cfg is None or not cfg.minibatch_discrimination.enabled:
+        return nn.Identity(), num_features
+    mbd = cfg.minibatch_discrimination
+    return MinibatchDiscrimination(num_features, mbd.num_kernels, mbd.kernel_dim), num_features + mbd.num_kernels
+
+
+def check_stddev_split(cfg: "RemediesConfig | None", channels: int, where: str) -> None:
+    """UserError unless minibatch stddev's num_features divides the `channels` it is given."""
+    if cfg is not None and cfg.minibatch_stddev.enabled and channels % cfg.minibatch_stddev.num_features:
+        raise UserError(f"model.remedies.minibatch_stddev.num_features={cfg.minibatch_stddev.num_features} must "
+                        f"divide the {channels} channels of {where}; choose a divisor of {channels}")
+
+
 def build_batch_layers(cfg: "RemediesConfig | None", num_features: int) -> tuple[nn.Module, int]:
     """The batch-level D layers enabled in `cfg` for [N, num_features] features, in the order
-    minibatch stddev -> minibatch discrimination, and the width they output. nn.Identity when none."""
-    layers: list[nn.Module] = []
-    width = num_features
-    if cfg is not None and cfg.minibatch_stddev.enabled:
-        layers.append(MinibatchStdDev(cfg.minibatch_stddev.group_size, cfg.minibatch_stddev.num_features))
-        width += cfg.minibatch_stddev.num_features
-    if cfg is not None and cfg.minibatch_discrimination.enabled:
-        mbd = cfg.minibatch_discrimination
-        layers.append(MinibatchDiscrimination(width, mbd.num_kernels, mbd.kernel_dim))
-        width += mbd.num_kernels
+    minibatch stddev -> minibatch discrimination, and the width they output (the MLP D, where both
+    act on the last hidden layer). nn.Identity when none."""
+    msd, extra = stddev_layer(cfg)
+    mbd, width = discrimination_layer(cfg, num_features + extra)
+    layers = [m for m in (msd, mbd) if m is not None and not isinstance(m, nn.Identity)]
     if not layers:
         return nn.Identity(), width
     return (layers[0] if len(layers) == 1 else nn.Sequential(*layers)), width
+
+
+def pack_labels(y: Optional[Tensor], m: int) -> Optional[Tensor]:
+    """The labels of packed inputs: [N] -> [N/m, m], row i = the labels of pack i (see
+    ProjectionHead for how a conditional D uses them)."""
+    if y is None or m == 1:
+        return y
+    return y.reshape(-1, m)
 
 
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:

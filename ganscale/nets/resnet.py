@@ -21,6 +21,8 @@ from torch import Tensor, nn
 from ganscale.errors import UserError
 from ganscale.nets.base import Discriminator, Generator
 from ganscale.nets.layers import ConditionalBatchNorm2d, ProjectionHead, SelfAttention2d, one_hot
+from ganscale.nets.remedies import (RemediesConfig, check_stddev_split, discrimination_layer, pack_labels,
+                                    pack_samples, stddev_layer)
 
 # resolution -> (bottom size, G channel multipliers per stage from the bottom up)
 G_TABLES: dict[int, tuple[int, list[int]]] = {
@@ -188,24 +190,40 @@ class ResNetGenerator(Generator):
 
 
 class ResNetDiscriminator(Discriminator):
-    def __init__(self, in_shape: tuple[int, ...], num_classes: int, layout: ResNetLayout, attn_res: int = 0):
+    """Mode-collapse remedies (`remedies`, see nets/remedies.py): packing concatenates m samples
+    along channels at the input (N inputs give N/m logits); minibatch stddev appends its maps before
+    the last DBlock (StyleGAN's place, at the bottom resolution); minibatch discrimination acts on
+    the pooled final features before the output layer. The features returned for feature matching
+    are the pooled features, before minibatch discrimination."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, layout: ResNetLayout, attn_res: int = 0,
+                 remedies: Optional[RemediesConfig] = None):
         super().__init__()
         self.num_classes = num_classes
-        chs = [in_shape[0], *layout.D_channels]
+        self.pack = remedies.pack if remedies is not None else 1
+        chs = [in_shape[0] * self.pack, *layout.D_channels]
+        last = len(layout.D_channels) - 1
+        self.mbstd, extra = stddev_layer(remedies)
+        check_stddev_split(remedies, chs[last], "the ResNet D's input to its last block")
         self.blocks = nn.ModuleList(
-            DBlock(chs[i], chs[i + 1], layout.D_down[i], preact=i > 0) for i in range(len(layout.D_channels))
+            DBlock(chs[i] + (extra if i == last else 0), chs[i + 1], layout.D_down[i], preact=i > 0)
+            for i in range(len(layout.D_channels))
         )
         res = layout.D_resolutions(in_shape[1])
         self.attn_after = res.index(attn_res) if attn_res else -1
         self.attn = SelfAttention2d(chs[self.attn_after + 1]) if attn_res else None
-        self.head = ProjectionHead(chs[-1], num_classes)
+        self.mbd, width = discrimination_layer(remedies, chs[-1])
+        self.head = ProjectionHead(width, num_classes)
 
     def forward(self, x: Tensor, y: Optional[Tensor] = None, return_features: bool = False):
-        h = x
+        h = pack_samples(x, self.pack)
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
+            if i == last and self.mbstd is not None:
+                h = self.mbstd(h)
             h = block(h)
             if i == self.attn_after:
                 h = self.attn(h)
         h = F.relu(h).sum(dim=(2, 3))  # global sum pooling
-        out = self.head(h, y if self.num_classes else None)
+        out = self.head(self.mbd(h), pack_labels(y, self.pack) if self.num_classes else None)
         return (out, h) if return_features else out

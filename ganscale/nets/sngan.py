@@ -18,7 +18,7 @@ def build_sngan(cfg, info) -> tuple[Generator, Discriminator]:
     layout = resnet_layout("sngan", c, info.shape)
     num_classes = class_count(cfg, info)
     G = ResNetGenerator(cfg.z_dim, info.shape, num_classes, layout, c.attn_res, eps=c.bn_eps)
-    D = ResNetDiscriminator(info.shape, num_classes, layout, c.attn_res)
+    D = ResNetDiscriminator(info.shape, num_classes, layout, c.attn_res, cfg.remedies)
     init_weights(G, "xavier")
     init_weights(D, "xavier")
     return G, D
