@@ -103,11 +103,12 @@ def test_schedule_change_message_only_for_length_tied_schedules():
     from ganscale.train.resume import schedule_change_message
 
     flat = load_config([], ["optim.G.schedule=constant", "optim.D.schedule=constant", "trainer.max_iters=8"])
-    stored = to_dict(load_config([], ["trainer.max_iters=6"]))
+    stored = to_dict(load_config([], ["optim.G.schedule=linear", "optim.D.schedule=linear", "trainer.max_iters=6"]))
     assert schedule_change_message(stored, flat, 6) is None  # constant lrs do not depend on max_iters
     decayed = load_config([], [*SCHEDULE, "trainer.max_iters=6"])
     assert schedule_change_message(stored, decayed, 6) is None  # same length
     assert schedule_change_message({}, decayed, 6) is None  # a checkpoint without a stored config
-    msg = schedule_change_message(stored, load_config([], ["optim.D.schedule=constant", "trainer.max_iters=8"]), 6)
+    msg = schedule_change_message(stored, load_config([], ["optim.G.schedule=linear", "optim.D.schedule=constant",
+                                                           "trainer.max_iters=8"]), 6)
     assert "trainer.max_iters=8" in msg and "max_iters=6" in msg and "optim.G.schedule=linear" in msg
     assert "optim.D" not in msg
