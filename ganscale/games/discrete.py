@@ -13,9 +13,11 @@ bernoulli); real images are binarized at model.discrete.threshold. `model.discre
                 nonsaturating loss, b a moving average of the global batch's mean reward
     bgan        -sum_m w_m log p(x_m | z) over M draws per z, w = softmax_m(D logit) (Hjelm et al. 2018)
 
-Phases (the position is the seed id of their draws):
+Phases are the GAN's (ganscale/games/gan.py; the position is the seed id of their draws):
 
-    D_main  x gan.n_disc   D on a chunk of binarized reals and fresh fakes (relaxed for gumbel)
+    D_main  x gan.n_disc   D on a chunk of binarized reals and fresh fakes (relaxed for gumbel),
+                           + GP when reg.gp_weight
+    D_reg   lazy R1 when reg.r1_gamma > 0
     G_main  the estimator's loss
 """
 
@@ -25,13 +27,10 @@ import torch
 from torch import Tensor
 
 from ganscale.errors import UserError
-from ganscale.games.base import Game, Phase, Player
-from ganscale.losses import get_loss
-from ganscale.nets import build_nets
+from ganscale.games.gan import GANGame
 from ganscale.nets.discrete.bernoulli import BernoulliGenerator
 from ganscale.nets.discrete.estimators import (bernoulli_log_prob, bgan_loss, binary_concrete, reinforce_loss,
                                                temperature_at)
-from ganscale.regularizers import apply_spectral_norm
 
 UNBOUNDED_G = ("mlp",)
 """Families whose G ends in a linear layer (logits); the image families end in tanh."""
@@ -42,40 +41,35 @@ def binarize(x: Tensor, threshold: float) -> Tensor:
     return torch.where((x + 1) / 2 > threshold, 1.0, -1.0).to(x.dtype)
 
 
-class DiscreteGame(Game):
+class DiscreteGame(GANGame):
+    """The GAN's players, phases, D loss and regularizers (R1, GP, spectral norm); G's samples
+    are discrete and its loss is the estimator's."""
+
     name = "discrete"
-    players = {"G": Player(nets=("G",), optim="G"), "D": Player(nets=("D",), optim="D")}
-    ema_of = "G"
-    sample_net = "G"
 
     def build(self, cfg, info):
+        problems = []
         if cfg.model.arch not in UNBOUNDED_G:
-            raise UserError(f"game.name=discrete reads G's output as Bernoulli logits and needs a family with an "
+            problems.append(f"game.name=discrete reads G's output as Bernoulli logits and needs a family with an "
                             f"unbounded output: set model.arch to one of {', '.join(UNBOUNDED_G)} "
                             f"(model.arch={cfg.model.arch!r} ends in tanh)")
         if cfg.model.discrete.estimator == "bgan" and cfg.loss.name not in ("minimax", "nonsaturating"):
-            raise UserError(f"model.discrete.estimator=bgan weighs samples by D/(1-D) = exp(logit), which needs a "
+            problems.append(f"model.discrete.estimator=bgan weighs samples by D/(1-D) = exp(logit), which needs a "
                             f"sigmoid D: set loss.name=nonsaturating or minimax (not {cfg.loss.name!r})")
-        G, D = build_nets(cfg.model, info)
-        for name, net in (("G", G), ("D", D)):
-            if name in cfg.reg.spectral_norm:
-                apply_spectral_norm(net)
-        self.cfg, self.dc = cfg, cfg.model.discrete
-        self.loss_fn = get_loss(cfg.loss.name)
-        G = BernoulliGenerator(G, info.shape)
+        if cfg.unroll.steps > 0 or cfg.model.remedies.feature_matching.weight > 0:
+            problems.append("game.name=discrete trains G with its estimator's loss only: set unroll.steps=0 and "
+                            "model.remedies.feature_matching.weight=0")
+        if problems:
+            raise UserError("; ".join(problems))
+        nets = super().build(cfg, info)
+        self.dc = cfg.model.discrete
+        G = BernoulliGenerator(nets["G"], info.shape)
         # REINFORCE's moving-average baseline: a buffer, so checkpoints and resumes carry it
         G.register_buffer("reward_baseline", torch.zeros(()))
-        return {"G": G, "D": D}
-
-    def phases(self, cfg):
-        return [Phase("D_main", "D", self.d_main, repeat=cfg.gan.n_disc),
-                Phase("G_main", "G", self.g_main)]
+        return {"G": G, "D": nets["D"]}
 
     def start_iteration(self, m, batch: dict) -> None:
-        x = binarize(batch["x"], self.dc.threshold)
-        b = x.shape[0] // self.cfg.gan.n_disc
-        rows = [slice(i * b, (i + 1) * b) for i in range(self.cfg.gan.n_disc)]
-        m.reals = [(x[r], m.condition.real(m, batch, r)) for r in rows]
+        super().start_iteration(m, {**batch, "x": binarize(batch["x"], self.dc.threshold)})
 
     def tau(self, m) -> float:
         return temperature_at(m.iteration, self.dc.tau_start, self.dc.tau_end, self.dc.tau_anneal_iters)
@@ -93,12 +87,9 @@ class DiscreteGame(Game):
         with torch.no_grad():
             y_fake = m.condition.fake(m, b, y_real, "D_main", sub)
             fake = self.fake(m, m.noise(b, "D_main", sub), y_fake, hard=self.dc.estimator != "gumbel")
-        r, f = m.D(real, y_real), m.D(fake, y_fake)
-        loss_real, loss_fake = self.loss_fn.d_real(r), self.loss_fn.d_fake(f)
-        loss = loss_real + loss_fake
-        m.stats.update({"loss/D/real": loss_real.detach(), "loss/D/fake": loss_fake.detach(),
-                        "loss/D": loss.detach(), "D/real": r.detach().mean(), "D/fake": f.detach().mean(),
-                        "discrete/ones": (fake.detach() > 0).float().mean()})
+        loss, stats = self.d_main_loss(m, m.D, real, y_real, fake, y_fake, m._phase_generator("D_main", sub + 4))
+        m.stats.update(stats)
+        m.stats["discrete/ones"] = (fake > 0).float().mean()
         return loss
 
     # ----------------------------------------------------------------- G
