@@ -214,3 +214,17 @@ def test_binary_mnist_trains_from_the_cli_and_samples_binary_images(tmp_path):
 
     images = np.load(out)
     assert images.shape[0] == 8 and set(np.unique(images).tolist()) <= {0, 255}  # binary pixels
+
+
+def test_class_summary_against_hand_computation():
+    from ganscale.metrics.classes import class_summary, kl_to_uniform
+
+    # predictions 0, 0, 1, 3 over 4 classes: histogram (1/2, 1/4, 0, 1/4)
+    logits = torch.full((4, 4), -10.0)
+    logits[[0, 1, 2, 3], [0, 0, 1, 3]] = 10.0
+    s = class_summary(logits)
+    assert s["histogram"] == [0.5, 0.25, 0.0, 0.25] and s["classes_seen"] == 3
+    # KL = sum p log(p / (1/4)) = 0.5 log 2 + 2 * 0.25 log 1 = 0.5 log 2
+    assert s["kl_uniform"] == pytest.approx(0.5 * math.log(2))
+    assert kl_to_uniform(torch.full((10,), 0.1, dtype=torch.float64)) == pytest.approx(0.0, abs=1e-12)
+    assert s["confidence"] == pytest.approx(1 / (1 + 3 * math.exp(-20)))
