@@ -44,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--estimators", nargs="+", default=ESTIMATORS, choices=ESTIMATORS)
     p.add_argument("--iters", type=int, default=1500, help="training iterations of every estimator (the budget)")
     p.add_argument("--parallel", type=int, default=4, help="trainings run at the same time")
+    p.add_argument("--long-iters", type=int, default=4000,
+                   help="also train --long-estimator this long (its tau annealed over the whole run); 0 = skip")
+    p.add_argument("--long-estimator", default="gumbel_st", choices=ESTIMATORS)
     p.add_argument("--num-samples", type=int, default=10000)
     p.add_argument("--doc", default=os.path.join(REPO, "docs", "discrete.md"))
     p.add_argument("--force", action="store_true", help="redo every step")
@@ -84,13 +87,20 @@ def main(argv=None) -> dict:
     pack_mnist(args.mnist, args.shards, args.force)
     clf_info = classifier(args.mnist, args.classifier, args.force, epochs=args.classifier_epochs)
 
-    def run(est: str) -> dict:
+    def run(job: tuple[str, int]) -> dict:
+        est, iters = job
         overrides = [f"data.shards.urls={args.shards}", f"model.discrete.estimator={est}",
-                     f"trainer.max_iters={args.iters}", *args.overrides]
-        return train(args.config, args.runs, f"binary-{est}", overrides, args.force)
+                     f"trainer.max_iters={iters}", "wandb.mode=disabled", *args.overrides]
+        if iters == args.iters:
+            return train(args.config, args.runs, f"binary-{est}", overrides, args.force)
+        return train(args.config, args.runs, f"binary-{est}-{iters}",
+                     [*overrides, f"model.discrete.tau_anneal_iters={iters}"], args.force)
 
+    jobs = {est: (est, args.iters) for est in args.estimators}
+    if args.long_iters:
+        jobs[f"{args.long_estimator} ({args.long_iters} iterations)"] = (args.long_estimator, args.long_iters)
     with ThreadPoolExecutor(args.parallel) as pool:
-        runs = dict(zip(args.estimators, pool.map(run, args.estimators)))
+        runs = dict(zip(jobs, pool.map(run, jobs.values())))
 
     clf = load_classifier(args.classifier).eval()
     n = args.num_samples
@@ -108,9 +118,9 @@ def main(argv=None) -> dict:
         module = load_module(info["run_dir"])
         samples = to_uint8(module.sample(n, seed=0))  # G_ema, binary in {-1, 1} -> {0, 255}
         r = judge(clf, samples, ref_moments)
-        r.update(seconds=info["seconds"], iterations=info["iterations"])
+        r.update(iterations=info["iterations"], figure=f"binary_{os.path.basename(info['run_dir'])[7:]}.png")
         results["estimators"][est] = r
-        image_grid(nhwc(samples), os.path.join(fig_dir, f"binary_{est}.png"), nrow=10)
+        image_grid(nhwc(samples), os.path.join(fig_dir, r["figure"]), nrow=10)
         print(est, json.dumps({k: v for k, v in r.items() if k != "histogram"}), flush=True)
     results.update(iters=args.iters, num_samples=n, classifier=clf_info, config=portable(args.config),
                    overrides=args.overrides, machine=cpu_note())
@@ -121,7 +131,8 @@ def main(argv=None) -> dict:
 
 
 def write_doc(args, r: dict) -> None:
-    best = min(r["estimators"], key=lambda e: r["estimators"][e]["kl_uniform"])
+    same = {e: v for e, v in r["estimators"].items() if v["iterations"] == r["iters"]}
+    best = min(same, key=lambda e: same[e]["kl_uniform"])
     b = r["estimators"][best]
     passed = b["classes_seen"] == 10 and b["kl_uniform"] <= BAR_KL
     lines = [
@@ -136,20 +147,19 @@ def write_doc(args, r: dict) -> None:
         "least once, **KL** = KL(class histogram || uniform) in nats, **confidence** = mean top softmax "
         f"probability, **FID** in the classifier's 128-d feature space against {r['num_samples']:,} "
         "binarized train images.", "",
-        "| estimator | classes | class KL | confidence | FID | wall time (s) |",
+        "| estimator | iterations | classes | class KL | confidence | FID |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for est, e in r["estimators"].items():
-        lines.append(f"| `{est}` | {e['classes_seen']} | {e['kl_uniform']:.4f} | {e['confidence']:.3f} | "
-                     f"{e['fid']:.2f} | {e['seconds']:.0f} |")
+        lines.append(f"| `{est}` | {e['iterations']} | {e['classes_seen']} | {e['kl_uniform']:.4f} | "
+                     f"{e['confidence']:.3f} | {e['fid']:.2f} |")
     f = r["floor"]
     lines += [
-        f"| binarized MNIST test images (floor) | {f['classes_seen']} | {f['kl_uniform']:.4f} | "
-        f"{f['confidence']:.3f} | {f['fid']:.2f} | |", "",
+        f"| binarized MNIST test images (floor) | | {f['classes_seen']} | {f['kl_uniform']:.4f} | "
+        f"{f['confidence']:.3f} | {f['fid']:.2f} |", "",
         f"**Bar** (all 10 classes and class KL <= {BAR_KL} for the best estimator): best is `{best}` with "
         f"{b['classes_seen']} classes and KL {b['kl_uniform']:.4f}: **{'met' if passed else 'not met'}** at "
-        "this budget. Wall times are of runs trained side by side on a shared machine: compare them "
-        "with each other only.", "",
+        "this budget.", "",
         "Class histograms (share of samples per predicted digit 0..9):", "",
         "| estimator | " + " | ".join(str(c) for c in range(10)) + " |",
         "| --- |" + " --- |" * 10,
@@ -158,7 +168,7 @@ def write_doc(args, r: dict) -> None:
         lines.append(f"| `{est}` | " + " | ".join(f"{v:.3f}" for v in e["histogram"]) + " |")
     lines += ["", "Samples (first 100 of each G_ema; real binarized test digits first):", "",
               "![real](discrete/binary_real.png)"]
-    lines += [f"![{est}](discrete/binary_{est}.png)" for est in r["estimators"]]
+    lines += [f"![{est}](discrete/{e['figure']})" for est, e in r["estimators"].items()]
     write_section(args.doc, SECTION, "\n".join(lines) + "\n")
 
 
