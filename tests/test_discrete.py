@@ -228,3 +228,31 @@ def test_class_summary_against_hand_computation():
     assert s["kl_uniform"] == pytest.approx(0.5 * math.log(2))
     assert kl_to_uniform(torch.full((10,), 0.1, dtype=torch.float64)) == pytest.approx(0.0, abs=1e-12)
     assert s["confidence"] == pytest.approx(1 / (1 + 3 * math.exp(-20)))
+
+
+# ----------------------------------------------------------------- the SeqGAN oracle
+def test_oracle_is_seeded_saved_safely_and_scores_its_own_samples_best(tmp_path):
+    from ganscale.nets.discrete.oracle import load_oracle, make_oracle, save_oracle
+
+    oracle = make_oracle(seed=4, vocab=50, length=8, emb=8, hidden=8)
+    assert all(torch.equal(a, b) for a, b in zip(oracle.state_dict().values(),
+                                                 make_oracle(seed=4, vocab=50, length=8, emb=8,
+                                                             hidden=8).state_dict().values()))
+    path = str(tmp_path / "oracle.safetensors")
+    save_oracle(oracle, path)
+    again = load_oracle(path)
+    g = torch.Generator().manual_seed(0)
+    own = oracle.sample(2000, g)
+    assert own.shape == (2000, 8) and own.min() >= 0 and own.max() < 50
+    assert again.nll(own) == pytest.approx(oracle.nll(own), abs=1e-6)
+    # its own samples score far better than uniform noise (whose expected NLL is >= log 50 - ...)
+    uniform = torch.randint(50, (2000, 8), generator=g)
+    assert oracle.nll(own) < oracle.nll(uniform) - 1.0
+    # the NLL of its own samples estimates its entropy rate, below log(vocab)
+    assert oracle.nll(own) < math.log(50)
+    with open(path, "r+b") as f:  # a corrupt file is a user error, not a traceback
+        f.write(b"garbage!")
+    with pytest.raises(UserError, match="safetensors"):
+        load_oracle(path)
+    with pytest.raises(UserError, match="does not exist"):
+        load_oracle(str(tmp_path / "missing.safetensors"))
