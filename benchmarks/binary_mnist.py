@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--estimators", nargs="+", default=ESTIMATORS, choices=ESTIMATORS)
     p.add_argument("--iters", type=int, default=1500, help="training iterations of every estimator (the budget)")
     p.add_argument("--parallel", type=int, default=4, help="trainings run at the same time")
-    p.add_argument("--long-iters", type=int, default=4000,
+    p.add_argument("--long-iters", type=int, default=10000,
                    help="also train --long-estimator this long (its tau annealed over the whole run); 0 = skip")
     p.add_argument("--long-estimator", default="gumbel_st", choices=ESTIMATORS)
     p.add_argument("--num-samples", type=int, default=10000)
@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
         results["estimators"][est] = r
         image_grid(nhwc(samples), os.path.join(fig_dir, r["figure"]), nrow=10)
         print(est, json.dumps({k: v for k, v in r.items() if k != "histogram"}), flush=True)
-    results.update(iters=args.iters, num_samples=n, classifier=clf_info, config=portable(args.config),
+    results.update(iters=args.iters, long_iters=args.long_iters, num_samples=n, classifier=clf_info, config=portable(args.config),
                    overrides=args.overrides, machine=cpu_note())
     with open(os.path.join(fig_dir, "binary_mnist.json"), "w") as f:
         json.dump(portable(results), f, indent=2)
@@ -140,7 +140,8 @@ def write_doc(args, r: dict) -> None:
         "G outputs binary 28x28 images (each pixel a Bernoulli draw from G's logits); real images are "
         "MNIST binarized at 0.5. Same G and D (MLP 2x256), same budget of "
         f"**{r['iters']} iterations** at batch 64 for every estimator, nonsaturating loss "
-        f"(`{r['config']}`). Measured with `python benchmarks/binary_mnist.py --iters {r['iters']}` on "
+        f"(`{r['config']}`). Measured with `python benchmarks/binary_mnist.py --iters {r['iters']} "
+        f"--long-iters {r['long_iters']}` on "
         f"{r['machine']}; the digit classifier (`ganscale classifier train`, {r['classifier']['epochs']} "
         f"epochs) has test accuracy {r['classifier']['test_accuracy']:.4f}.", "",
         f"{r['num_samples']:,} samples of G_ema each: **classes** = digits the classifier predicts at "
