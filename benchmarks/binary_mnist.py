@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--estimators", nargs="+", default=ESTIMATORS, choices=ESTIMATORS)
     p.add_argument("--iters", type=int, default=1500, help="training iterations of every estimator (the budget)")
     p.add_argument("--parallel", type=int, default=4, help="trainings run at the same time")
-    p.add_argument("--long-iters", type=int, default=10000,
+    p.add_argument("--long-iters", type=int, default=4000,
                    help="also train --long-estimator this long (its tau annealed over the whole run); 0 = skip")
     p.add_argument("--long-estimator", default="gumbel_st", choices=ESTIMATORS)
     p.add_argument("--num-samples", type=int, default=10000)
