@@ -75,8 +75,8 @@ class DiscreteGame(GANGame):
         return temperature_at(m.iteration, self.dc.tau_start, self.dc.tau_end, self.dc.tau_anneal_iters)
 
     def fake(self, m, z: Tensor, y, hard: bool) -> Tensor:
-        """G's samples in [-1, 1]: the relaxation (gumbel) or the exact draw with the relaxed
-        gradient (every other estimator's D input; only gumbel_st backpropagates through it)."""
+        """G's samples in [-1, 1]: the relaxation (`hard=False`, gumbel) or the exact draw with the
+        relaxation's gradient (`hard=True`: gumbel_st's G step and every hard estimator's D input)."""
         latent, noise = m.G.split(z)
         return 2 * binary_concrete(m.G.logits(latent, y), self.tau(m), noise, hard=hard) - 1
 
