@@ -81,7 +81,7 @@ class Registry(Generic[T]):
         for part in attr.split("."):
             obj = getattr(obj, part)
         self._items[name] = obj  # later lookups skip the import
-        del self._targets[name]
+        self._targets.pop(name, None)  # another thread may have imported it too
         return obj
 
     def choices(self) -> list[str]:
@@ -132,6 +132,7 @@ METRICS: Registry = Registry("image metric", {
 })
 GAMES: Registry = Registry("game", {
     "gan": "ganscale.games.gan:GANGame",
+    "discrete": "ganscale.games.discrete:DiscreteGame",
 })
 CONDITIONS: Registry = Registry("condition kind", {
     "none": "ganscale.conditions.kinds:NoCondition",

@@ -57,6 +57,11 @@ GAMES = {"relay": RelayGame}
 """Cases that play another game than the GAN: the game defined in tests/test_game_engine.py
 (three networks, two players; the adversary steps twice per iteration)."""
 CASES["relay"] = ["gan.n_disc=2", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
+# discrete outputs (ganscale/games/discrete.py): REINFORCE's baseline is a cross-rank mean reward,
+# BGAN draws M samples per z through the seeded global draws
+CASES["discrete_reinforce"] = ["game.name=discrete", "model.discrete.estimator=reinforce"]
+CASES["discrete_bgan"] = ["game.name=discrete", "model.discrete.estimator=bgan", "model.discrete.bgan_samples=3",
+                          "gan.n_disc=2"]
 STRATEGIES = {
     "single": ["strategy.name=single"],
     "ddp": ["strategy.name=ddp"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ganscale.nets.discrete.config import DiscreteConfig
 from ganscale.nets.text2img.config import DFGANConfig, StackGANConfig, StackGANppConfig
 
 if TYPE_CHECKING:
@@ -235,6 +236,8 @@ class ModelConfig:
     """Settings of DF-GAN (arch=dfgan; text-to-image)."""
     remedies: RemediesConfig = field(default_factory=RemediesConfig)
     """Mode-collapse remedies: packing, minibatch discrimination / stddev layers in D, feature matching."""
+    discrete: DiscreteConfig = field(default_factory=DiscreteConfig)
+    """Discrete outputs (game.name=discrete): the gradient estimator and its settings."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.registry import ARCHS
