@@ -117,7 +117,7 @@ def setup(cfg) -> Run:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = GANModule(cfg, datamodule.info)
-    trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, run_dir))
+    trainer = build_trainer(cfg, run_dir, [*build_callbacks(cfg, run_dir), *module.game.callbacks(cfg, run_dir)])
     return Run(cfg, run_dir, trainer, module, datamodule, ckpt_path)
 
 
