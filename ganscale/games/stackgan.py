@@ -19,8 +19,6 @@ from __future__ import annotations
 import torch
 
 from ganscale.errors import UserError
-from ganscale.games.base import Phase
-from ganscale.games.dfgan import d_terms
 from ganscale.games.text2img import TextGame
 from ganscale.losses_text import ca_kl
 
@@ -39,15 +37,6 @@ class StackGANGame(TextGame):
         if cfg.model.stackgan.stage == 2:
             load_stage1(nets["G"], cfg.game.text.stage1)
         return nets
-
-    def phases(self, cfg):
-        return [Phase("D_main", "D", self.d_main, repeat=cfg.gan.n_disc), Phase("G_main", "G", self.g_main)]
-
-    def d_main(self, m, sub: int):
-        real, c = m.reals[sub]
-        with torch.no_grad():
-            fake = self.fake(m, c, "D_main", sub)[0]
-        return d_terms(self, m, m.D, real, c, fake, sub, gp=False)
 
     def g_main(self, m, sub: int):
         c = m.reals[0][1]

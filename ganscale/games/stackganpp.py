@@ -21,10 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ganscale.games.base import Phase
-from ganscale.games.dfgan import d_terms
 from ganscale.games.stackgan import kl_term
-from ganscale.games.text2img import TextGame
+from ganscale.games.text2img import TextGame, d_terms
 from ganscale.losses_text import colour_consistency
 
 
@@ -36,9 +34,6 @@ def at_size(x: torch.Tensor, size: int) -> torch.Tensor:
 class StackGANppGame(TextGame):
     name = "stackganpp"
 
-    def phases(self, cfg):
-        return [Phase("D_main", "D", self.d_main, repeat=cfg.gan.n_disc), Phase("G_main", "G", self.g_main)]
-
     def d_main(self, m, sub: int):
         real, c = m.reals[sub]
         with torch.no_grad():
@@ -46,7 +41,7 @@ class StackGANppGame(TextGame):
         total, u = 0.0, self.t.uncond_weight
         for i, fake in enumerate(scales):
             r = at_size(real, fake.shape[-1])
-            loss = d_terms(self, m, m.D, r, c, fake, sub, gp=False)
+            loss = d_terms(self, m, r, c, fake, sub)
             if u > 0:
                 unc = self.loss_fn.d_real(m.D(r, None)) + self.loss_fn.d_fake(m.D(fake, None))
                 m.stats[f"loss/D/uncond{i}"] = unc.detach()

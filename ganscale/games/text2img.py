@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from ganscale.conditions import TextCondition, cond_index
 from ganscale.conditions.text_kind import ENCODER
 from ganscale.errors import UserError
-from ganscale.games.base import Game, Player
+from ganscale.games.base import Game, Phase, Player
+from ganscale.losses_text import ma_gp, matching_aware_d
 from ganscale.losses import get_loss
 from ganscale.nets import build_nets
 
@@ -118,6 +119,22 @@ class TextGame(Game):
                             f"text_dim is {text_dim}: set model.{cfg.model.arch}.text_dim={T.dim}")
         return {"G": G, "D": D, ENCODER: T}
 
+    def phases(self, cfg):
+        return [Phase("D_main", "D", self.d_main, repeat=cfg.gan.n_disc), Phase("G_main", "G", self.g_main)]
+
+    def uses_gp(self) -> bool:
+        """DF-GAN's MA-GP in D's loss."""
+        return False
+
+    def d_main(self, m, sub: int):
+        real, c = m.reals[sub]
+        with torch.no_grad():
+            fake = self.fake(m, c, "D_main", sub)[0]
+        return d_terms(self, m, real, c, fake, sub, gp=self.uses_gp())
+
+    def g_main(self, m, sub: int):
+        raise NotImplementedError
+
     def start_iteration(self, m, batch: dict) -> None:
         """m.reals: (real images, their captions' TextCondition) chunks, one per D step."""
         x = batch["x"]
@@ -134,6 +151,27 @@ class TextGame(Game):
         from ganscale.train.captioned import CaptionedSamples
 
         return [CaptionedSamples(cfg, run_dir)]
+
+
+def d_terms(game, m, real, c, fake, sub: int, gp: bool = False) -> Tensor:
+    """The matching-aware D loss of one (real, fake) pair of batches (StackGAN, StackGAN++ per scale), with
+    DF-GAN's MA-GP when `gp`; logs the parts."""
+    t = game.t
+    wrong = m.mismatched(c, "D_main", sub)
+    if gp:
+        real = real.detach().requires_grad_(True)
+        s = c.sentence.detach().requires_grad_(True)
+        c = TextCondition(s, c.words, c.mask)
+    r = m.D(real, c)
+    parts = matching_aware_d(game.loss_fn, r, m.D(real, wrong), m.D(fake, c), t.wrong_weight, t.fake_weight)
+    loss = parts["total"]
+    if gp:
+        penalty = ma_gp(r, real, c.sentence, t.ma_gp_k, t.ma_gp_p)
+        loss = loss + penalty
+        m.stats["reg/D/ma_gp"] = penalty.detach()
+    m.stats.update({f"loss/D/{k}": v.detach() for k, v in parts.items() if k != "total"})
+    m.stats.update({"loss/D": loss.detach(), "D/real": r.detach().mean()})
+    return loss
 
 
 @torch.no_grad()
