@@ -57,6 +57,14 @@ GAMES = {"relay": RelayGame}
 """Cases that play another game than the GAN: the game defined in tests/test_game_engine.py
 (three networks, two players; the adversary steps twice per iteration)."""
 CASES["relay"] = ["gan.n_disc=2", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
+# text-to-image games (ganscale.games.dfgan / stackgan): captions drawn over the global batch, a
+# tiny frozen text encoder, mismatched (wrong) pairs across ranks, MA-GP and the CA noise
+TEXT = ["game.condition=text", "model.z_dim=8", "optim.G.lr=1e-3", "optim.D.lr=1e-3"]
+CASES["dfgan"] = [*TEXT, "game.name=dfgan", "loss.name=hinge", "model.arch=dfgan", "model.dfgan.nf=4",
+                  "model.dfgan.text_dim=16"]
+CASES["stackgan"] = [*TEXT, "game.name=stackgan", "model.arch=stackgan", "model.stackgan.text_dim=16",
+                     "model.stackgan.ca_dim=8", "model.stackgan.gf=4", "model.stackgan.df=4", "gan.n_disc=2"]
+TEXT_SIZE = {"dfgan": 32, "stackgan": 64}
 STRATEGIES = {
     "single": ["strategy.name=single"],
     "ddp": ["strategy.name=ddp"],
@@ -92,6 +100,50 @@ class SplitGlobalBatches(GANDataModule):
 
     def train_dataloader(self):
         return DataLoader(_GlobalBatchStream(self), batch_size=None)
+
+
+def tiny_encoder_file() -> str:
+    """A tiny trained-format text encoder (seeded, so every process writes the same file)."""
+    import tempfile
+
+    from ganscale.text.config import TextEncoderConfig
+    from ganscale.text.pair import EncoderPair, save_encoder
+    from ganscale.text.vocab import Vocab
+
+    path = os.path.join(tempfile.gettempdir(), "ganscale-tests-tiny-text-encoder-v1.safetensors")
+    if not os.path.exists(path):
+        torch.manual_seed(0)
+        vocab = Vocab.build(["a red 3 in the top left", "the number seven in blue at the bottom right"])
+        save_encoder(EncoderPair(TextEncoderConfig(word_dim=8, dim=16, image_ch=4, max_len=6), vocab), path)
+    return path
+
+
+class _TextGlobalBatchStream(IterableDataset):
+    def __init__(self, dm: "TextGlobalBatches"):
+        self.dm = dm
+
+    def __iter__(self):
+        dm = self.dm
+        n_disc, b, world, rank = dm.cfg.gan.n_disc, dm.cfg.data.batch_size, dm.world_size, dm.rank
+        s, n, C, T = dm.info.shape[-1], world * b, 3, 6
+        for i in itertools.count():
+            g = torch.Generator().manual_seed(2000 + i)
+            glob = {"x": torch.rand(n_disc, n, 3, s, s, generator=g) * 2 - 1,
+                    "caption_ids": torch.randint(2, 15, (n_disc, n, C, T), generator=g),  # tiny vocabulary: 15 ids
+                    "caption_lengths": torch.randint(1, T + 1, (n_disc, n, C), generator=g),
+                    "caption_counts": torch.randint(1, C + 1, (n_disc, n), generator=g)}
+            yield {k: v[:, rank * b:(rank + 1) * b].flatten(0, 1) for k, v in glob.items()}
+
+
+class TextGlobalBatches(GANDataModule):
+    """Like SplitGlobalBatches, for images with several captions each (token ids of the tiny encoder)."""
+
+    def __init__(self, cfg, size: int):
+        super().__init__(cfg)
+        self.info = DataInfo("image", (3, size, size), 0)
+
+    def train_dataloader(self):
+        return DataLoader(_TextGlobalBatchStream(self), batch_size=None)
 
 
 class MemoryLogger(Logger):
@@ -132,15 +184,17 @@ def poison_d_gradients(module: GANModule) -> None:
 
 
 def make_cfg(case: str, strategy: str, world: int, batch: int, extra=()):
+    text = [f"game.text.encoder={tiny_encoder_file()}"] if case in TEXT_SIZE else []
     return load_config([], [*BASE, *CASES[case], *STRATEGIES[strategy], f"data.batch_size={batch}",
-                            f"trainer.devices={world}", *extra])
+                            f"trainer.devices={world}", *text, *extra])
 
 
 def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=None) -> dict:
     """Train `case` for ITERS iterations; G, D, G_ema, skip counts and logged metrics (on CPU)."""
     cfg = make_cfg(case, strategy, world, batch, extra)
     L.seed_everything(cfg.seed, verbose=False)
-    dm = SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None)
+    dm = (TextGlobalBatches(cfg, TEXT_SIZE[case]) if case in TEXT_SIZE
+          else SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None))
     module = GANModule(cfg, dm.info, game=GAMES[case]() if case in GAMES else None)
     if case == "nonfinite_grad":
         poison_d_gradients(module)

@@ -57,8 +57,9 @@ class FrozenText(nn.Module):
     def rows(self, batch: dict, rows: slice, j: Tensor) -> tuple[TextCondition, list[str]]:
         n = rows.stop - rows.start
         ar = torch.arange(n, device=j.device)
-        texts = [caps[int(k)] if int(k) < len(caps) else "" for caps, k in
-                 zip(batch.get("captions", [[""]] * n)[rows], j.tolist())]
+        texts = [""] * n
+        if batch.get("captions") is not None:
+            texts = [caps[k] if k < len(caps) else "" for caps, k in zip(batch["captions"][rows], j.tolist())]
         if self.vocab is None:
             if "caption_emb" not in batch:
                 raise UserError("game.text.encoder is empty and the batch has no caption_emb: give the text "
@@ -70,7 +71,7 @@ class FrozenText(nn.Module):
                 raise UserError(f"the batch has no {k}: the shards need a vocabulary (vocab.json beside "
                                 "manifest.json, written by `ganscale data pack`)")
         ids, lengths = batch["caption_ids"][rows][ar, j], batch["caption_lengths"][rows][ar, j]
-        if self.vocab is not None and not texts[0]:
+        if not any(texts):
             texts = [self.vocab.decode(t.tolist()) for t in ids]
         return self.encoder(ids, lengths), texts
 
@@ -117,7 +118,7 @@ class TextGame(Game):
         if T.dim != text_dim:
             raise UserError(f"the text encoder {self.t.encoder} gives {T.dim}-d sentences, model.{cfg.model.arch}."
                             f"text_dim is {text_dim}: set model.{cfg.model.arch}.text_dim={T.dim}")
-        return {"G": G, "D": D, ENCODER: T}
+        return {ENCODER: T, "G": G, "D": D}  # D last: the net the last player steps (tests read it so)
 
     def phases(self, cfg):
         return [Phase("D_main", "D", self.d_main, repeat=cfg.gan.n_disc), Phase("G_main", "G", self.g_main)]

@@ -90,10 +90,14 @@ class DigitJudge(nn.Module):
                                  nn.Linear(4 * ch * 16, 128), nn.ReLU(True), nn.Linear(128, NUM_CLASSES))
 
     def forward(self, x: Tensor) -> Tensor:
-        n = x.shape[0]
-        q = x.unfold(2, 32, 32).unfold(3, 32, 32)  # [N, 3, 2, 2, 32, 32]: rows then columns = POSITIONS order
-        q = q.permute(0, 2, 3, 1, 4, 5).reshape(n * 4, 3, 32, 32)
-        return self.net(q).view(n, 4, NUM_CLASSES)
+        return self.net(quadrants(x).flatten(0, 1)).view(x.shape[0], 4, NUM_CLASSES)
+
+
+def quadrants(x: Tensor) -> Tensor:
+    """[N, C, 64, 64] -> [N, 4, C, 32, 32] in POSITIONS order (top left, top right, bottom left, bottom right)."""
+    n, c = x.shape[:2]
+    q = x.unfold(2, 32, 32).unfold(3, 32, 32)  # [N, C, 2, 2, 32, 32]: row halves, then column halves
+    return q.permute(0, 2, 3, 1, 4, 5).reshape(n, 4, c, 32, 32)
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -134,7 +138,7 @@ def train_judge(train: str, test: str, steps: int = 600, batch: int = 64, lr: fl
         loss.backward()
         opt.step()
         if step % 200 == 0 or step == steps:
-            log(f"judge: step {step}/{steps} loss {float(loss):.3f} ({time.time() - start:.0f} s)")
+            log(f"judge: step {step}/{steps} loss {float(loss.detach()):.3f} ({time.time() - start:.0f} s)")
     xt, yt, _ = load_truth(test)
     acc = float(caption_match(judge, xt, yt).float().mean())
     log(f"judge: exact match on real test images {acc:.3f}")
