@@ -67,8 +67,9 @@ class TextKind(ConditionKind):
         if given is not None:
             return given.to(m.device)
         if self.pool is None:
-            raise UserError("this is a text-to-image run: give the captions to draw "
-                            "(ganscale sample RUN --text \"...\" or --captions FILE)")
+            raise UserError("sampling a text-to-image run needs captions: ganscale sample RUN --text \"...\" or "
+                            "--captions FILE (`ganscale eval` does not draw captions for text runs yet; "
+                            "benchmarks/text2img_digits.py evaluates them)")
         idx = torch.randint(len(self.pool), (n,), generator=generator, device=generator.device).cpu()
         return cond_index(self.pool, idx).to(m.device)
 
