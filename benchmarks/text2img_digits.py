@@ -123,9 +123,20 @@ def main(argv=None) -> int:
     p.add_argument("--eval-num", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--doc", default=os.path.join(REPO, "docs", "text2img.md"))
+    p.add_argument("--judge-only", action="store_true", help="(internal) train the judge into --work and exit")
     args = p.parse_args(argv)
+    if args.judge_only:
+        from ganscale.metrics.digits_judge import train_judge
+
+        t = time.time()
+        judge, acc = train_judge(os.path.join(args.work, "train"), os.path.join(args.work, "test"),
+                                 steps=args.judge_steps, seed=args.seed)
+        torch.save(judge.state_dict(), os.path.join(args.work, "judge.pt"))
+        with open(os.path.join(args.work, "judge.pt.json"), "w") as f:
+            json.dump({"real_exact": acc, "wall_seconds": time.time() - t, "steps": args.judge_steps}, f)
+        return 0
     from ganscale.data.synth.captioned_digits import parse_holdout
-    from ganscale.metrics.digits_judge import load_truth, train_judge
+    from ganscale.metrics.digits_judge import DigitJudge, load_truth
     from ganscale.ops.checkpoint.store import list_checkpoints
     from ganscale.text.pair import load_encoder
     from ganscale.train.captioned import captioned_grid
@@ -143,22 +154,36 @@ def main(argv=None) -> int:
             "--seed", str(args.seed + 1))
     seconds["synth"] = time.time() - t
     t = time.time()
-    out = cli("text", "train", "configs/text/digits_damsm.yaml", f"data={train}", f"test_data={test}", f"out={enc}",
-              f"steps={args.encoder_steps}", f"eval_every={args.encoder_steps}")
-    enc_rp = json.loads(out.strip().splitlines()[-1])["r_precision"]
-    seconds["encoder"] = time.time() - t
+    enc_json = enc + ".json"
+    if not os.path.exists(enc_json):  # a rerun in the same --work reuses the encoder
+        out = cli("text", "train", "configs/text/digits_damsm.yaml", f"data={train}", f"test_data={test}",
+                  f"out={enc}", f"steps={args.encoder_steps}", f"eval_every={args.encoder_steps}")
+        with open(enc_json, "w") as f:
+            json.dump({**json.loads(out.strip().splitlines()[-1]), "wall_seconds": time.time() - t}, f)
+    enc_info = json.load(open(enc_json))
+    enc_rp = enc_info["r_precision"]
+    seconds["encoder"] = enc_info["wall_seconds"]
     print(f"encoder: R-precision {enc_rp:.3f} ({seconds['encoder']:.0f} s)", flush=True)
+    # the judge trains beside the GAN (in its own process: it is independent of the GAN)
+    judge_file = os.path.join(w, "judge.pt")
+    judge_proc = None
+    if not os.path.exists(judge_file + ".json"):
+        judge_proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--judge-only", "--work", w,
+                                       "--judge-steps", str(args.judge_steps), "--seed", str(args.seed)], cwd=REPO)
     t = time.time()
     cli("train", "configs/text2img/digits_dfgan.yaml", f"data.shards.urls={train}", f"game.text.encoder={enc}",
         f"trainer.max_iters={args.gan_iters}", f"trainer.ckpt_every={args.ckpt_every}", "checkpoint.keep_last=1000",
         f"data.batch_size={args.batch}", "eval.metrics=[]", "wandb.mode=disabled", f"run.root={runs}",
-        "run.name=dfgan", "run.resume=never", f"trainer.plot_every={args.ckpt_every}", "trainer.progress_bar=false",
+        "run.name=dfgan", "run.resume=auto", f"trainer.plot_every={args.ckpt_every}", "trainer.progress_bar=false",
         f"seed={args.seed}")
     seconds["gan"] = time.time() - t
     print(f"gan: {args.gan_iters} iterations ({seconds['gan']:.0f} s)", flush=True)
-    t = time.time()
-    judge, judge_real = train_judge(train, test, steps=args.judge_steps, seed=args.seed)
-    seconds["judge"] = time.time() - t
+    if judge_proc is not None and judge_proc.wait():
+        raise SystemExit("training the judge failed")
+    judge = DigitJudge()
+    judge.load_state_dict(torch.load(judge_file, weights_only=True))
+    judge_info = json.load(open(judge_file + ".json"))
+    judge_real, seconds["judge"] = judge_info["real_exact"], judge_info["wall_seconds"]
     t = time.time()
     pair = load_encoder(enc)
     _, _, caps = load_truth(test)

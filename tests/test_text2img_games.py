@@ -159,3 +159,16 @@ def test_judge_reads_the_truth_the_captions_state():
     q = quadrants(x)
     assert [float(q[0, i].mean()) for i in range(4)] == [0.0, 1.0, 2.0, 0.0]
     assert DigitJudge(ch=4)(torch.zeros(2, 3, 64, 64)).shape == (2, 4, 61)
+
+
+def test_stage2_loads_the_stage1_run_frozen(tmp_path):
+    m1, _, ckpt = fit("stackgan", iters=1, tmp_path=tmp_path)
+    cfg = w.make_cfg("stackgan", "single", 1, 2, ["model.stackgan.stage=2", "model.stackgan.stage2_gf=4",
+                                                  "model.stackgan.res_blocks=1", f"game.text.stage1={ckpt}"])
+    m2 = GANModule(cfg, w.TextGlobalBatches(cfg, 256).info)
+    for k, v in m1.sampler.state_dict().items():
+        assert torch.equal(m2.G.stage1.state_dict()[k], v), k
+    assert not any(p.requires_grad for p in m2.G.stage1.parameters())
+    c = m2.T.encode(["a red 3 in the top left", "the number seven in blue at the bottom right"])
+    x, extras = m2.G(torch.randn(2, 8), c, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2, 3, 256, 256) and extras["stage1"].shape == (2, 3, 64, 64)

@@ -20,6 +20,7 @@ import torch
 
 from ganscale.conditions.kinds import ConditionKind
 from ganscale.conditions.ops import cond_cat, cond_index
+from ganscale.conditions.text import TextCondition
 from ganscale.data.captions import caption_index, uniform_draws
 from ganscale.errors import UserError
 
@@ -64,8 +65,10 @@ class TextKind(ConditionKind):
         self.pool_captions = (list(captions) + self.pool_captions)[:POOL]
 
     def sample(self, m, n: int, generator: torch.Generator, given=None):
-        if given is not None:
+        if isinstance(given, TextCondition):
             return given.to(m.device)
+        # anything else (e.g. the class labels a data module's plot passes for labelled data) is not
+        # a caption: sample for captions of the latest real batches
         if self.pool is None:
             raise UserError("sampling a text-to-image run needs captions: ganscale sample RUN --text \"...\" or "
                             "--captions FILE (`ganscale eval` does not draw captions for text runs yet; "
