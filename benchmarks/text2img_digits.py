@@ -93,7 +93,8 @@ Data: {res['train_num']} train images (held out: {res['holdout']}), {res['test_n
 {res['encoder_steps']} steps (its own R-precision on real test images: {res['encoder_r_precision']:.3f}); DF-GAN
 {res['gan_iters']} iterations at batch {res['batch']}; judge {res['judge_steps']} steps (exact match on real
 test images: {res['judge_real']:.3f}). Evaluation on {res['eval_num']} random canonical test captions and
-{res['eval_num']} captions holding a held-out pair; the control's chance (a caption identical to its shuffled partner) is {res['chance']:.4f}.
+{res['eval_num']} captions holding a held-out pair; the control's chance (a caption identical to its
+shuffled partner) is {res['chance']:.4f}.
 
 | iteration | training s | exact | held-out | R-precision | shuffled control |
 | --- | --- | --- | --- | --- | --- |

@@ -12,7 +12,8 @@ Samples come from G_ema when the run has one. Same seed, same samples.
 
 --class: a class-conditional G draws sample i from class C[i % len(C)] (default: uniformly random
 classes). --text / --captions: a text-to-image run draws sample i for the caption (line i mod L of
-FILE); a PNG grid prints each caption under its image. --truncation T: z is drawn from the normal truncated to [-T, T] (BigGAN's truncation trick).
+FILE); a PNG grid prints each caption under its image. --truncation T: z is drawn from the normal
+truncated to [-T, T] (BigGAN's truncation trick).
 OUT ending in .npy or .png, or else a folder (one PNG per sample, 000000.png, ...).
 """
 
