@@ -112,7 +112,8 @@ Captioned samples of the last checkpoint: ![samples](text2img/digits_samples.png
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", default=os.path.join(REPO, "benchmarks", "out", "text2img_digits"))
+    p.add_argument("--work", default=os.path.join(REPO, "runs", "text2img_digits"),
+                   help="data, encoder, judge and GAN run (runs/ is git-ignored; a rerun reuses what is there)")
     p.add_argument("--train-num", type=int, default=4000)
     p.add_argument("--test-num", type=int, default=500)
     p.add_argument("--holdout", default="red 7,blue 2")
