@@ -133,10 +133,14 @@ METRICS: Registry = Registry("image metric", {
 GAMES: Registry = Registry("game", {
     "gan": "ganscale.games.gan:GANGame",
     "discrete": "ganscale.games.discrete:DiscreteGame",
+    "dfgan": "ganscale.games.dfgan:DFGANGame",
+    "stackgan": "ganscale.games.stackgan:StackGANGame",
+    "stackganpp": "ganscale.games.stackganpp:StackGANppGame",
 })
 CONDITIONS: Registry = Registry("condition kind", {
     "none": "ganscale.conditions.kinds:NoCondition",
     "class": "ganscale.conditions.kinds:ClassCondition",
+    "text": "ganscale.conditions.text_kind:TextKind",
 })
 
 __all__ = ["ARCHS", "CONDITIONS", "DATASETS", "EXTRACTORS", "GAMES", "LOSSES", "METRICS", "Registry"]

@@ -12,6 +12,7 @@ DeepSpeed imports) dominates on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -62,6 +63,22 @@ CASES["relay"] = ["gan.n_disc=2", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
 CASES["discrete_reinforce"] = ["game.name=discrete", "model.discrete.estimator=reinforce"]
 CASES["discrete_bgan"] = ["game.name=discrete", "model.discrete.estimator=bgan", "model.discrete.bgan_samples=3",
                           "gan.n_disc=2"]
+# text-to-image games (ganscale.games.dfgan / stackgan): captions drawn over the global batch, a
+# tiny frozen text encoder, mismatched (wrong) pairs across ranks, MA-GP and the CA noise
+TEXT = ["game.condition=text", "model.z_dim=8", "optim.G.lr=1e-3", "optim.D.lr=1e-3"]
+CASES["dfgan"] = [*TEXT, "game.name=dfgan", "loss.name=hinge", "model.arch=dfgan", "model.dfgan.nf=4",
+                  "model.dfgan.text_dim=16",
+                  # Adam divides by sqrt(v) + eps: a gradient near 0 (some of D's head weights at the
+                  # start) turns rounding-level differences between 2 x b and 2b rows into
+                  # lr-sized ones; a larger eps keeps the comparison about the text path
+                  "optim.D.eps=1e-3", "optim.G.eps=1e-3"]
+CASES["stackgan"] = [*TEXT, "game.name=stackgan", "model.arch=stackgan", "model.stackgan.text_dim=16",
+                     "model.stackgan.ca_dim=8", "model.stackgan.gf=4", "model.stackgan.df=4", "gan.n_disc=2"]
+TEXT_SIZE = {"dfgan": 32, "stackgan": 64}
+NO_BATCHNORM = {"stackgan"}
+"""Cases built with BatchNorm replaced by the identity: BatchNorm normalises with each rank's own
+batch statistics, so N ranks equal one process only with cross-replica BN (SyncBatchNorm, which
+has no CPU kernel); the `bn` runs below check that replicas stay identical with it."""
 STRATEGIES = {
     "single": ["strategy.name=single"],
     "ddp": ["strategy.name=ddp"],
@@ -97,6 +114,50 @@ class SplitGlobalBatches(GANDataModule):
 
     def train_dataloader(self):
         return DataLoader(_GlobalBatchStream(self), batch_size=None)
+
+
+def tiny_encoder_file() -> str:
+    """A tiny trained-format text encoder (seeded, so every process writes the same file)."""
+    import tempfile
+
+    from ganscale.text.config import TextEncoderConfig
+    from ganscale.text.pair import EncoderPair, save_encoder
+    from ganscale.text.vocab import Vocab
+
+    path = os.path.join(tempfile.gettempdir(), "ganscale-tests-tiny-text-encoder-v1.safetensors")
+    if not os.path.exists(path):
+        torch.manual_seed(0)
+        vocab = Vocab.build(["a red 3 in the top left", "the number seven in blue at the bottom right"])
+        save_encoder(EncoderPair(TextEncoderConfig(word_dim=8, dim=16, image_ch=4, max_len=6), vocab), path)
+    return path
+
+
+class _TextGlobalBatchStream(IterableDataset):
+    def __init__(self, dm: "TextGlobalBatches"):
+        self.dm = dm
+
+    def __iter__(self):
+        dm = self.dm
+        n_disc, b, world, rank = dm.cfg.gan.n_disc, dm.cfg.data.batch_size, dm.world_size, dm.rank
+        s, n, C, T = dm.info.shape[-1], world * b, 3, 6
+        for i in itertools.count():
+            g = torch.Generator().manual_seed(2000 + i)
+            glob = {"x": torch.rand(n_disc, n, 3, s, s, generator=g) * 2 - 1,
+                    "caption_ids": torch.randint(2, 15, (n_disc, n, C, T), generator=g),  # tiny vocabulary: 15 ids
+                    "caption_lengths": torch.randint(1, T + 1, (n_disc, n, C), generator=g),
+                    "caption_counts": torch.randint(1, C + 1, (n_disc, n), generator=g)}
+            yield {k: v[:, rank * b:(rank + 1) * b].flatten(0, 1) for k, v in glob.items()}
+
+
+class TextGlobalBatches(GANDataModule):
+    """Like SplitGlobalBatches, for images with several captions each (token ids of the tiny encoder)."""
+
+    def __init__(self, cfg, size: int):
+        super().__init__(cfg)
+        self.info = DataInfo("image", (3, size, size), 0)
+
+    def train_dataloader(self):
+        return DataLoader(_TextGlobalBatchStream(self), batch_size=None)
 
 
 class MemoryLogger(Logger):
@@ -136,17 +197,33 @@ def poison_d_gradients(module: GANModule) -> None:
     module.D.register_forward_hook(hook)
 
 
+@contextlib.contextmanager
+def without_batchnorm(active: bool):
+    """Networks built inside get the identity where they ask for BatchNorm (see NO_BATCHNORM)."""
+    if not active:
+        yield
+        return
+    from unittest import mock
+
+    identity = lambda *args, **kwargs: torch.nn.Identity()  # noqa: E731
+    with mock.patch.object(torch.nn, "BatchNorm1d", identity), mock.patch.object(torch.nn, "BatchNorm2d", identity):
+        yield
+
+
 def make_cfg(case: str, strategy: str, world: int, batch: int, extra=()):
+    text = [f"game.text.encoder={tiny_encoder_file()}"] if case in TEXT_SIZE else []
     return load_config([], [*BASE, *CASES[case], *STRATEGIES[strategy], f"data.batch_size={batch}",
-                            f"trainer.devices={world}", *extra])
+                            f"trainer.devices={world}", *text, *extra])
 
 
 def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=None) -> dict:
     """Train `case` for ITERS iterations; G, D, G_ema, skip counts and logged metrics (on CPU)."""
     cfg = make_cfg(case, strategy, world, batch, extra)
     L.seed_everything(cfg.seed, verbose=False)
-    dm = SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None)
-    module = GANModule(cfg, dm.info, game=GAMES[case]() if case in GAMES else None)
+    dm = (TextGlobalBatches(cfg, TEXT_SIZE[case]) if case in TEXT_SIZE
+          else SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None))
+    with without_batchnorm(case in NO_BATCHNORM):
+        module = GANModule(cfg, dm.info, game=GAMES[case]() if case in GAMES else None)
     if case == "nonfinite_grad":
         poison_d_gradients(module)
     stepped = module.net(module.game.players[module.player_names[-1]].nets[0])  # D, or the last player's first net

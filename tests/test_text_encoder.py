@@ -47,7 +47,7 @@ def test_negatives_mask_identical_captions_and_groups():
 
 
 def test_draw_captions_uniform_over_each_images_captions():
-    from ganscale.text.dataset import draw_captions
+    from ganscale.data.captions import draw_captions
 
     ids = torch.tensor([[[1, 0], [2, 0], [3, 0]], [[4, 0], [9, 9], [9, 9]]])  # image 1 has one caption
     lengths = torch.tensor([[1, 1, 1], [1, 2, 2]])

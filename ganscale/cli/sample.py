@@ -1,4 +1,5 @@
-"""`ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out OUT [--seed S] [--class C[,C...]] [--truncation T]`
+"""`ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out OUT [--seed S] [--class C[,C...]] [--truncation T]
+[--text CAPTION | --captions FILE]`
 
 Samples come from G_ema when the run has one. Same seed, same samples. The source is a run directory,
 a checkpoint file or a folder written by `ganscale export`; nothing is unpickled.
@@ -7,9 +8,13 @@ a checkpoint file or a folder written by `ganscale export`; nothing is unpickled
     ganscale sample runs/mnist --num 100 --out digits.npy                  # images: uint8 (N, H, W, C)
     ganscale sample runs/mnist --num 100 --out grid.png --class 0,1,2,3    # one PNG grid
     ganscale sample runs/in128 --num 500 --out samples/ --class 207 --truncation 0.5   # a folder of PNGs
+    ganscale sample runs/digits --text "a red 3 in the top left" --num 16 --out grid.png   # text-to-image
+    ganscale sample runs/cub --captions captions.txt --num 64 --out birds/                 # line i mod L
 
 --class: a class-conditional G draws sample i from class C[i % len(C)] (default: uniformly random
-classes). --truncation T: z is drawn from the normal truncated to [-T, T] (BigGAN's truncation trick).
+classes). --text / --captions: a text-to-image run draws sample i for the caption (line i mod L of
+FILE); a PNG grid prints each caption under its image. --truncation T: z is drawn from the normal
+truncated to [-T, T] (BigGAN's truncation trick).
 OUT ending in .npy or .png, or else a folder (one PNG per sample, 000000.png, ...).
 """
 
@@ -34,6 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--class", dest="classes", default=None,
                    help="class index or comma-separated list; sample i gets class C[i %% len(C)]")
     p.add_argument("--truncation", type=float, default=None, help="truncate z to [-T, T] (T > 0)")
+    p.add_argument("--text", default=None, help="text-to-image: the caption of every sample")
+    p.add_argument("--captions", default=None, help="text-to-image: a file of captions, one per line; "
+                   "sample i uses line i mod L")
     p.add_argument("--nrow", type=int, default=0, help="images per row of a PNG grid (default: about sqrt(N))")
     p.set_defaults(func=run)
 
@@ -54,6 +62,28 @@ def parse_classes(text: Optional[str], num_classes: int, num: int):
     if not classes or bad:
         raise UserError(f"--class {text!r}: classes must be in 0..{num_classes - 1}")
     return torch.tensor(classes, dtype=torch.long).repeat((num + len(classes) - 1) // len(classes))[:num]
+
+
+def parse_captions(text: Optional[str], path: Optional[str], num: int) -> Optional[list[str]]:
+    """The caption of each of the num samples (--text, or line i mod L of --captions), or None."""
+    if text is not None and path is not None:
+        raise UserError("give --text or --captions, not both")
+    if text is not None:
+        if not text.strip():
+            raise UserError("--text is empty; give a caption, e.g. --text \"a red 3 in the top left\"")
+        lines = [text.strip()]
+    elif path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = [line.strip() for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"--captions {path}: cannot read it ({e}); give a UTF-8 text file, one caption per "
+                            "line") from None
+        if not lines:
+            raise UserError(f"--captions {path} has no captions; write one caption per line")
+    else:
+        return None
+    return [lines[i % len(lines)] for i in range(num)]
 
 
 def output_kind(out: str) -> str:
@@ -81,16 +111,31 @@ def run(args) -> int:
     if args.truncation is not None and args.truncation <= 0:
         raise UserError(f"--truncation {args.truncation}: must be > 0")
     kind = output_kind(args.out)
+    captions = parse_captions(args.text, args.captions, args.num)
     module = load_module(args.source)
-    y = parse_classes(args.classes, module.sampler.num_classes, args.num)
-    x = module.sample(args.num, seed=args.seed, y=y, truncation=args.truncation)
+    if module.condition.name == "text":
+        from ganscale.games.text2img import sample_captions
+
+        if captions is None:
+            raise UserError("this is a text-to-image run: give the captions with --text \"...\" or --captions FILE")
+        x = sample_captions(module, captions, seed=args.seed)
+    else:
+        if captions is not None:
+            raise UserError("--text/--captions need a text-to-image run (game.condition=text); this run's G "
+                            f"is conditioned on {module.condition.name}")
+        y = parse_classes(args.classes, module.sampler.num_classes, args.num)
+        x = module.sample(args.num, seed=args.seed, y=y, truncation=args.truncation)
     if kind != "folder":
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if module.info.kind == "image":
         from ganscale.metrics.plots import image_grid, to_uint8_images
 
         imgs = to_uint8_images(x)
-        if kind == "png":
+        if kind == "png" and captions is not None:
+            from ganscale.train.captioned import captioned_grid
+
+            captioned_grid(imgs, captions, args.out, ncol=args.nrow)
+        elif kind == "png":
             image_grid(imgs, args.out, nrow=args.nrow or None)
         elif kind == "npy":
             np.save(args.out, imgs)

@@ -3,6 +3,7 @@
     game.condition=auto     class when the data has classes (and the model is conditional), else none
     game.condition=none     G(z), D(x)
     game.condition=class    y from the batch; fakes get labels as game.fake_labels says
+    game.condition=text     captions through the game's frozen text encoder (text_kind.py)
 
 A new kind (text embeddings, latent codes, ...) is one file with a ConditionKind subclass plus one
 line in ganscale/registry.py's CONDITIONS (`"name": "ganscale.conditions.<file>:<Class>"`).
@@ -32,6 +33,11 @@ class ConditionKind:
         of the same step (a kind may draw from them, e.g. the data's label frequencies)."""
         raise NotImplementedError
 
+    def sample(self, m, n: int, generator: torch.Generator, given: Any = None) -> Any:
+        """Conditions of n samples (`ganscale sample`, evaluation, plots): `given` rows when the
+        caller names them (--class, --text), else drawn from `generator`."""
+        return None
+
 
 class NoCondition(ConditionKind):
     name = "none"
@@ -53,6 +59,11 @@ class ClassCondition(ConditionKind):
 
     def fake(self, m, per_rank, real, phase=None, sub=0, generator=None):
         return m.fake_labels(per_rank, phase, sub, generator=generator, real=real)
+
+    def sample(self, m, n, generator, given=None):
+        if given is not None:
+            return given.to(m.device)
+        return torch.randint(m.info.num_classes, (n,), generator=generator, device=m.device)
 
 
 def resolve_condition(cfg, info) -> str:

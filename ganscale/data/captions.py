@@ -23,9 +23,21 @@ def draw_caption_index(counts: Tensor, generator: Optional[torch.Generator] = No
     if len(counts) and int(counts.min()) < 1:
         raise ValueError("every image needs at least one caption (a count of 0 was given)")
     device = generator.device if generator is not None else counts.device
-    u = torch.rand(len(counts), generator=generator, device=device, dtype=torch.float64).to(counts.device)
+    return caption_index(uniform_draws(len(counts), generator, device), counts)
+
+
+def uniform_draws(n: int, generator: Optional[torch.Generator] = None, device=None) -> Tensor:
+    """The n float64 uniforms that `caption_index` turns into caption choices (the engine draws them
+    for the global batch and gives each rank its rows, so N ranks pick what one process picks)."""
+    return torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+
+
+def caption_index(u: Tensor, counts: Tensor) -> Tensor:
+    """Caption choices from uniforms u in [0, 1) [N]: floor(u * counts[i]) (long [N], on counts' device)."""
+    if len(counts) and int(counts.min()) < 1:
+        raise ValueError("every image needs at least one caption (a count of 0 was given)")
     # floor(u * count) < count since u < 1; float64 is exact for any realistic caption count
-    return (u * counts.to(torch.float64)).floor().long().clamp_max_(counts - 1)
+    return (u.to(counts.device, torch.float64) * counts.to(torch.float64)).floor().long().clamp_max_(counts - 1)
 
 
 def draw_captions(ids: Tensor, lengths: Tensor, counts: Tensor,

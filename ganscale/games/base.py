@@ -74,6 +74,10 @@ class Game:
         """Called once per iteration before the phases, with this rank's batch (e.g. to split
         it into the chunks of the repeated D steps)."""
 
+    def callbacks(self, cfg, run_dir: str) -> list:
+        """Lightning callbacks this game adds to a training run (e.g. captioned sample grids)."""
+        return []
+
     def check(self, cfg, info) -> list[str]:
         """Problems with this game under `cfg` and the data `info` (reported with the config's)."""
         return []

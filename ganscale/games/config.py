@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ganscale.games.text2img_config import TextGameConfig
 
 
 @dataclass
@@ -12,11 +14,15 @@ class GameConfig:
     and remedies of the other sections."""
     condition: str = "auto"
     """What G and D are conditioned on (ganscale.conditions): `auto` (class labels when the data
-    has classes and model.conditional, else none), `none` or `class`."""
+    has classes and model.conditional, else none), `none`, `class` or `text` (captions through
+    the frozen text encoder of game.text)."""
     fake_labels: str = "uniform"
     """Class labels of the fakes in a class-conditional game: `uniform` over the classes, or
     `data` (drawn from this iteration's real labels of the global batch, i.e. the data's
     class frequencies)."""
+    text: TextGameConfig = field(default_factory=TextGameConfig)
+    """The text-to-image games' settings (`dfgan`, `stackgan`, `stackganpp`): the frozen text
+    encoder, the loss weights."""
 
     def check(self, root) -> list[str]:
         from ganscale.registry import CONDITIONS, GAMES
@@ -26,4 +32,5 @@ class GameConfig:
             problems += [p for p in (CONDITIONS.problem("condition", self.condition),) if p]
         if self.fake_labels not in ("uniform", "data"):
             problems.append(f"fake_labels={self.fake_labels!r}: choose uniform or data")
+        problems += [f"text.{p}" for p in self.text.check(root)]
         return problems

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ganscale.data.captions import draw_captions
 from ganscale.data.shards.manifest import IMAGE_EXTS, MANIFEST_NAME, Manifest
 from ganscale.data.shards.stream import DataStats, read_shard
 from ganscale.errors import UserError
@@ -125,14 +126,3 @@ class CaptionedImages:
         ids, lengths = draw_captions(self.ids[idx], self.lengths[idx], self.counts[idx], generator)
         return {"images": self.images[idx], "caption_ids": ids, "caption_lengths": lengths,
                 "groups": self.groups[idx]}
-
-
-def draw_captions(ids: Tensor, lengths: Tensor, counts: Tensor, generator: torch.Generator
-                  ) -> tuple[Tensor, Tensor]:
-    """One caption per image, uniform among its `counts` captions: ids [N, C, T], lengths [N, C],
-    counts [N] -> ids [N, T], lengths [N]. The draws come from `generator` (on the CPU), so a
-    seeded phase generator replays them on every rank."""
-    pick = (torch.rand(len(counts), generator=generator) * counts.cpu()).long().clamp_(max=ids.shape[1] - 1)
-    pick = pick.to(ids.device)
-    rows = torch.arange(len(counts), device=ids.device)
-    return ids[rows, pick], lengths[rows, pick]

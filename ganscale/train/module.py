@@ -295,7 +295,8 @@ class GANModule(L.LightningModule):
     def sample(self, n: int, seed: int = 0, y: Optional[Tensor] = None, truncation: Optional[float] = None,
                batch: int = 1024) -> Tensor:
         """n samples from the game's generator (its EMA when there is one), on CPU; the same seed
-        gives the same samples."""
+        gives the same samples. `y`: the conditions of the samples (class labels, a TextCondition),
+        else the condition kind draws them."""
         G = self.sampler
         was_training = G.training
         G.eval()
@@ -304,10 +305,8 @@ class GANModule(L.LightningModule):
         for start in range(0, n, batch):
             m = min(batch, n - start)
             z = G.sample_z(m, generator=g, device=self.device, truncation=truncation)
-            yy = None
-            if self.condition.name == "class":
-                yy = y[start:start + m].to(self.device) if y is not None else \
-                    torch.randint(self.info.num_classes, (m,), generator=g, device=self.device)
-            out.append(G(z, yy).float().cpu())
+            yy = self.condition.sample(self, m, g, None if y is None else cond_index(y, slice(start, start + m)))
+            x = G(z, yy)
+            out.append((x[0] if isinstance(x, tuple) else x).float().cpu())  # text-to-image G: (images, extras)
         G.train(was_training)
         return torch.cat(out) if out else torch.empty(0, *self.info.shape)

@@ -115,7 +115,7 @@ def setup(cfg) -> Run:
     datamodule = build_datamodule(cfg)
     module = GANModule(cfg, datamodule.info)
     apply_accel(module, cfg)  # trainer.channels_last, trainer.compile
-    trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, run_dir))
+    trainer = build_trainer(cfg, run_dir, [*build_callbacks(cfg, run_dir), *module.game.callbacks(cfg, run_dir)])
     return Run(cfg, run_dir, trainer, module, datamodule, ckpt_path)
 
 

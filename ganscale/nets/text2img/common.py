@@ -10,7 +10,8 @@ Interface of every text-to-image pair (ganscale.nets.text2img):
 `extras` holds "mu" and "logvar" of the conditioning augmentation (StackGAN, StackGAN++; for the
 KL in ganscale.losses_text.ca_kl) and, for StackGAN++, "scales": the images at every scale, coarse
 to fine (images is the last). `generator` seeds the augmentation noise eps so the engine can
-replay it (distributed equivalence); None draws from torch's global generator.
+replay it (distributed equivalence): a torch.Generator, or a callable shape -> noise (the
+games pass the engine's global-batch draws); None draws from torch's global generator.
 """
 
 from __future__ import annotations
@@ -38,10 +39,14 @@ def sentence_of(c: Optional[Text], dim: int) -> Tensor:
     return s
 
 
-def normal_like(shape, like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    """Standard normal noise of `shape` on like's device, drawn from `generator` (any device)."""
+def normal_like(shape, like: Tensor, generator) -> Tensor:
+    """Standard normal noise of `shape` on like's device, drawn from `generator` (any device), or
+    from a callable `generator(shape) -> Tensor` (the engine's seeded global-batch draws, so that
+    N ranks draw the rows one process draws)."""
     if generator is None:
         return torch.randn(shape, device=like.device, dtype=like.dtype)
+    if callable(generator) and not isinstance(generator, torch.Generator):
+        return generator(tuple(shape)).to(like.device, like.dtype)
     return torch.randn(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
 
 

@@ -1,0 +1,223 @@
+"""Captioned-digits text-to-image benchmark, one command (alignDRAW's "MNIST with captions" set-up):
+
+    python benchmarks/text2img_digits.py                       # -> docs/text2img.md, docs/text2img/*
+    python benchmarks/text2img_digits.py --gan-iters 6000 --encoder-steps 1500 --judge-steps 1500   # the full budget
+
+1. synthesize train (with --holdout pairs removed) and test shards: `ganscale data synth captioned-digits`
+2. train the DAMSM text encoder on train: `ganscale text train configs/text/digits_damsm.yaml`
+3. train configs/text2img/digits_dfgan.yaml from the shards with that encoder frozen, a checkpoint
+   every --ckpt-every iterations (the curve)
+4. train the digit-and-colour judge on the real train images (ganscale.metrics.digits_judge)
+5. for every checkpoint: exact caption match on random canonical test captions of 1-2 digits, on
+   captions holding a held-out pair, R-precision of the generated images with the run's encoder
+   pair, and the shuffled-caption control (images judged against another sample's caption)
+
+Bars (issue #9): exact >= 80%, held-out >= 70%, R-precision >= 0.7, control at chance.
+Every stage's wall time is recorded with the results (the machine's load is part of the record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import torch  # noqa: E402
+
+BARS = {"exact": 0.8, "held_out": 0.7, "r_precision": 0.7}
+
+
+def cli(*args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "ganscale", *args], cwd=REPO, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"ganscale {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    return out.stdout
+
+
+def held_out_captions(pairs: list[tuple[str, int]], n: int, seed: int) -> list[str]:
+    """Canonical captions of 1-2 digits, each holding one held-out (colour, digit) pair."""
+    from ganscale.data.synth.captioned_digits import COLOURS, POSITIONS
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        quads = rng.sample(range(4), rng.randint(1, 2))
+        colour, digit = rng.choice(pairs)
+        items = [(quads[0], colour, digit)] + [(q, rng.choice(list(COLOURS)), rng.randrange(10)) for q in quads[1:]]
+        out.append(" and ".join(f"a {c} {d} in the {POSITIONS[q]}" for q, c, d in sorted(items)))
+    return out
+
+
+def evaluate(ckpt: str, pair, judge, test_caps: list[str], held_caps: list[str], seed: int) -> dict:
+    from ganscale.games.text2img import sample_captions
+    from ganscale.metrics.digits_judge import caption_match, parse_caption
+    from ganscale.text.damsm import r_precision
+    from ganscale.train.restore import load_module
+
+    module = load_module(ckpt)
+    x = sample_captions(module, test_caps, seed=seed)
+    targets = torch.tensor([parse_caption(c) for c in test_caps])
+    exact = float(caption_match(judge, x, targets).float().mean())
+    perm = torch.roll(torch.arange(len(targets)), 1)
+    control = float(caption_match(judge, x, targets[perm]).float().mean())
+    xh = sample_captions(module, held_caps, seed=seed + 1)
+    held = float(caption_match(judge, xh, torch.tensor([parse_caption(c) for c in held_caps])).float().mean())
+    with torch.no_grad():
+        img = pair.image(x)[1]
+        ids, lengths = pair.encode_captions(test_caps)
+        sen = pair.text(ids, lengths).sentence
+    # captions that are the very same string are not mismatches of each other
+    groups = torch.tensor([test_caps.index(c) for c in test_caps])
+    rp = r_precision(img, sen, groups, candidates=100, generator=torch.Generator().manual_seed(seed))
+    return {"iteration": module.iteration, "exact": exact, "held_out": held, "r_precision": rp, "control": control,
+            "images": x}
+
+
+def write_doc(path: str, res: dict) -> None:
+    rows = "\n".join(f"| {c['iteration']} | {c['train_seconds']:.0f} | {c['exact']:.3f} | {c['held_out']:.3f} | "
+                     f"{c['r_precision']:.3f} | {c['control']:.3f} |" for c in res["curve"])
+    last = res["curve"][-1]
+    verdict = ", ".join(f"{k} {last[k]:.3f} {'meets' if last[k] >= v else 'misses'} {v}" for k, v in BARS.items())
+    text = f"""
+## Captioned-digits benchmark (`python benchmarks/text2img_digits.py`)
+
+Command: `{res['command']}` on {res['machine']}. Wall time per stage (s): {json.dumps(res['seconds'])}.
+Data: {res['train_num']} train images (held out: {res['holdout']}), {res['test_num']} test images; encoder
+{res['encoder_steps']} steps (its own R-precision on real test images: {res['encoder_r_precision']:.3f}); DF-GAN
+{res['gan_iters']} iterations at batch {res['batch']}; judge {res['judge_steps']} steps (exact match on real
+test images: {res['judge_real']:.3f}). Evaluation on {res['eval_num']} random canonical test captions and
+{res['eval_num']} captions holding a held-out pair; the control's chance (a caption identical to its
+shuffled partner) is {res['chance']:.4f}.
+
+| iteration | training s | exact | held-out | R-precision | shuffled control |
+| --- | --- | --- | --- | --- | --- |
+{rows}
+
+Against the bars at the last checkpoint: {verdict}; the control should stay near chance.
+Captioned samples of the last checkpoint: ![samples](text2img/digits_samples.png)
+"""
+    marker = "<!-- benchmark -->"
+    doc = open(path).read() if os.path.exists(path) else "# Text-to-image\n\n" + marker + "\n"
+    head = doc.split(marker)[0]
+    with open(path, "w") as f:
+        f.write(head + marker + "\n" + text.lstrip("\n"))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", default=os.path.join(REPO, "runs", "text2img_digits"),
+                   help="data, encoder, judge and GAN run (runs/ is git-ignored; a rerun reuses what is there)")
+    p.add_argument("--train-num", type=int, default=4000)
+    p.add_argument("--test-num", type=int, default=500)
+    p.add_argument("--holdout", default="red 7,blue 2")
+    p.add_argument("--encoder-steps", type=int, default=300)
+    p.add_argument("--gan-iters", type=int, default=400)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--judge-steps", type=int, default=400)
+    p.add_argument("--eval-num", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--doc", default=os.path.join(REPO, "docs", "text2img.md"))
+    p.add_argument("--judge-only", action="store_true", help="(internal) train the judge into --work and exit")
+    args = p.parse_args(argv)
+    if args.judge_only:
+        from ganscale.metrics.digits_judge import train_judge
+
+        t = time.time()
+        judge, acc = train_judge(os.path.join(args.work, "train"), os.path.join(args.work, "test"),
+                                 steps=args.judge_steps, seed=args.seed)
+        torch.save(judge.state_dict(), os.path.join(args.work, "judge.pt"))
+        with open(os.path.join(args.work, "judge.pt.json"), "w") as f:
+            json.dump({"real_exact": acc, "wall_seconds": time.time() - t, "steps": args.judge_steps}, f)
+        return 0
+    from ganscale.data.synth.captioned_digits import parse_holdout
+    from ganscale.metrics.digits_judge import DigitJudge, load_truth
+    from ganscale.ops.checkpoint.store import list_checkpoints
+    from ganscale.text.pair import load_encoder
+    from ganscale.train.captioned import captioned_grid
+    from ganscale.train.plots import to_uint8_images
+
+    w = args.work
+    train, test, enc, runs = (os.path.join(w, k) for k in ("train", "test", "encoder.safetensors", "runs"))
+    seconds = {}
+    t = time.time()
+    if not os.path.exists(os.path.join(train, "manifest.json")):
+        cli("data", "synth", "captioned-digits", train, "--split", "train", "--num", str(args.train_num),
+            "--holdout", args.holdout, "--seed", str(args.seed))
+    if not os.path.exists(os.path.join(test, "manifest.json")):
+        cli("data", "synth", "captioned-digits", test, "--split", "test", "--num", str(args.test_num),
+            "--seed", str(args.seed + 1))
+    seconds["synth"] = time.time() - t
+    t = time.time()
+    enc_json = enc + ".json"
+    if not os.path.exists(enc_json):  # a rerun in the same --work reuses the encoder
+        out = cli("text", "train", "configs/text/digits_damsm.yaml", f"data={train}", f"test_data={test}",
+                  f"out={enc}", f"steps={args.encoder_steps}", f"eval_every={args.encoder_steps}")
+        with open(enc_json, "w") as f:
+            json.dump({**json.loads(out.strip().splitlines()[-1]), "wall_seconds": time.time() - t}, f)
+    enc_info = json.load(open(enc_json))
+    enc_rp = enc_info["r_precision"]
+    seconds["encoder"] = enc_info["wall_seconds"]
+    print(f"encoder: R-precision {enc_rp:.3f} ({seconds['encoder']:.0f} s)", flush=True)
+    # the judge trains beside the GAN (in its own process: it is independent of the GAN)
+    judge_file = os.path.join(w, "judge.pt")
+    judge_proc = None
+    if not os.path.exists(judge_file + ".json"):
+        judge_proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--judge-only", "--work", w,
+                                       "--judge-steps", str(args.judge_steps), "--seed", str(args.seed)], cwd=REPO)
+    t = time.time()
+    cli("train", "configs/text2img/digits_dfgan.yaml", f"data.shards.urls={train}", f"game.text.encoder={enc}",
+        f"trainer.max_iters={args.gan_iters}", f"trainer.ckpt_every={args.ckpt_every}", "checkpoint.keep_last=1000",
+        f"data.batch_size={args.batch}", "eval.metrics=[]", "wandb.mode=disabled", f"run.root={runs}",
+        "run.name=dfgan", "run.resume=auto", f"trainer.plot_every={args.ckpt_every}", "trainer.progress_bar=false",
+        f"seed={args.seed}")
+    seconds["gan"] = time.time() - t
+    print(f"gan: {args.gan_iters} iterations ({seconds['gan']:.0f} s)", flush=True)
+    if judge_proc is not None and judge_proc.wait():
+        raise SystemExit("training the judge failed")
+    judge = DigitJudge()
+    judge.load_state_dict(torch.load(judge_file, weights_only=True))
+    judge_info = json.load(open(judge_file + ".json"))
+    judge_real, seconds["judge"] = judge_info["real_exact"], judge_info["wall_seconds"]
+    t = time.time()
+    pair = load_encoder(enc)
+    _, _, caps = load_truth(test)
+    rng = random.Random(args.seed)
+    test_caps = [rng.choice(caps) for _ in range(args.eval_num)]
+    held_caps = held_out_captions(parse_holdout(args.holdout), args.eval_num, args.seed)
+    curve = []
+    for ckpt in list_checkpoints(os.path.join(runs, "dfgan", "checkpoints")):
+        r = evaluate(ckpt, pair, judge, test_caps, held_caps, args.seed)
+        images = r.pop("images")
+        r["train_seconds"] = seconds["gan"] * r["iteration"] / args.gan_iters  # at the run's mean rate
+        curve.append(r)
+        print(json.dumps(r), flush=True)
+    seconds["eval"] = time.time() - t
+    curve.sort(key=lambda r: r["iteration"])
+    os.makedirs(os.path.join(os.path.dirname(args.doc), "text2img"), exist_ok=True)
+    captioned_grid(to_uint8_images(images[:16]), test_caps[:16],
+                   os.path.join(os.path.dirname(args.doc), "text2img", "digits_samples.png"))
+    res = {"command": "python benchmarks/text2img_digits.py " + " ".join(argv or sys.argv[1:]),
+           "machine": f"{os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}",
+           "seconds": {k: round(v) for k, v in seconds.items()}, "train_num": args.train_num,
+           "test_num": args.test_num, "holdout": args.holdout, "encoder_steps": args.encoder_steps,
+           "encoder_r_precision": enc_rp, "gan_iters": args.gan_iters, "batch": args.batch,
+           "judge_steps": args.judge_steps, "judge_real": judge_real, "eval_num": args.eval_num,
+           "chance": sum(a == b for a, b in zip(test_caps, test_caps[-1:] + test_caps[:-1])) / len(test_caps),
+           "curve": curve}
+    with open(os.path.join(os.path.dirname(args.doc), "text2img", "digits.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    write_doc(args.doc, res)
+    print(f"wrote {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

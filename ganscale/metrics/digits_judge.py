@@ -1,0 +1,145 @@
+"""The captioned-digits judge: a small CNN that reads each 32x32 quadrant of a 64x64 canvas as
+empty or one of 10 digits x 6 colours, trained on the real synthetic images (apart from the GAN
+and its text encoder) from the structured truth in each sample's json ("objects").
+
+    judge, acc = train_judge("data/digits-train", "data/digits-test", steps=600)
+    exact = caption_match(judge, images, parse_caption(captions))   # per image: all 4 quadrants right
+
+Exact caption match: every mentioned digit, colour and position right and the other quadrants
+empty. `benchmarks/text2img_digits.py` scores generated images with it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganscale.data.synth.captioned_digits import COLOURS, POSITIONS
+from ganscale.errors import UserError
+
+COLOUR_NAMES = list(COLOURS)
+NUM_CLASSES = 1 + 10 * len(COLOUR_NAMES)
+"""Per quadrant: 0 = empty, 1 + digit * 6 + colour."""
+_PHRASE = re.compile(r"a (\w+) (\d) in the (top left|top right|bottom left|bottom right)")
+
+
+def cell(digit: int, colour: str) -> int:
+    return 1 + digit * len(COLOUR_NAMES) + COLOUR_NAMES.index(colour)
+
+
+def targets_of(objects: list[dict]) -> list[int]:
+    """The four quadrant classes of a sample's json truth."""
+    out = [0, 0, 0, 0]
+    for o in objects:
+        out[POSITIONS.index(o["quadrant"])] = cell(int(o["digit"]), o["colour"])
+    return out
+
+
+def parse_caption(caption: str) -> list[int]:
+    """The quadrant classes a canonical caption ("a red 3 in the top left and ...") asks for."""
+    out = [0, 0, 0, 0]
+    found = _PHRASE.findall(caption)
+    if not found or " and ".join(f"a {c} {d} in the {p}" for c, d, p in found) != caption.strip():
+        raise ValueError(f"not a canonical captioned-digits caption: {caption!r}")
+    for colour, digit, pos in found:
+        out[POSITIONS.index(pos)] = cell(int(digit), colour)
+    return out
+
+
+def load_truth(folder: str) -> tuple[Tensor, Tensor, list[str]]:
+    """uint8 images [N, 3, 64, 64], quadrant targets [N, 4] and canonical captions of a packed
+    captioned-digits folder."""
+    from PIL import Image
+
+    from ganscale.data.shards.manifest import MANIFEST_NAME, Manifest
+    from ganscale.data.shards.stream import DataStats, read_shard
+
+    manifest = Manifest.load(os.path.join(folder, MANIFEST_NAME))
+    images, targets, caps = [], [], []
+    for entry in manifest.shards:
+        for s in read_shard(os.path.join(folder, entry.name), DataStats(0, 0)):
+            meta = json.loads(s["json"]) if "json" in s else {}
+            if "objects" not in meta or "png" not in s:
+                raise UserError(f"{folder}: sample {s.get('__key__')} has no png or no json objects; the judge "
+                                "trains on `ganscale data synth captioned-digits` shards")
+            images.append(np.asarray(Image.open(io.BytesIO(s["png"])).convert("RGB")).transpose(2, 0, 1))
+            targets.append(targets_of(meta["objects"]))
+            caps.append(meta["captions"][0] if meta.get("captions") else "")
+    return torch.from_numpy(np.stack(images)), torch.tensor(targets), caps
+
+
+class DigitJudge(nn.Module):
+    """One CNN shared by the four quadrants: [N, 3, 64, 64] in [-1, 1] -> logits [N, 4, 61]."""
+
+    def __init__(self, ch: int = 32):
+        super().__init__()
+
+        def block(a, b):
+            return nn.Sequential(nn.Conv2d(a, b, 3, 1, 1), nn.BatchNorm2d(b), nn.ReLU(True), nn.MaxPool2d(2))
+
+        self.net = nn.Sequential(block(3, ch), block(ch, 2 * ch), block(2 * ch, 4 * ch), nn.Flatten(),
+                                 nn.Linear(4 * ch * 16, 128), nn.ReLU(True), nn.Linear(128, NUM_CLASSES))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(quadrants(x).flatten(0, 1)).view(x.shape[0], 4, NUM_CLASSES)
+
+
+def quadrants(x: Tensor) -> Tensor:
+    """[N, C, 64, 64] -> [N, 4, C, 32, 32] in POSITIONS order (top left, top right, bottom left, bottom right)."""
+    n, c = x.shape[:2]
+    q = x.unfold(2, 32, 32).unfold(3, 32, 32)  # [N, C, 2, 2, 32, 32]: row halves, then column halves
+    return q.permute(0, 2, 3, 1, 4, 5).reshape(n, 4, c, 32, 32)
+
+
+def to_float(images: Tensor) -> Tensor:
+    return images.float().div(127.5).sub(1.0)
+
+
+@torch.no_grad()
+def predict(judge: DigitJudge, images: Tensor, batch: int = 500) -> Tensor:
+    """Quadrant classes [N, 4] of images (uint8 [N, 3, 64, 64] or float in [-1, 1])."""
+    judge.eval()
+    x = to_float(images) if images.dtype == torch.uint8 else images
+    return torch.cat([judge(x[s:s + batch]).argmax(-1) for s in range(0, len(x), batch)])
+
+
+def caption_match(judge: DigitJudge, images: Tensor, targets: Tensor) -> Tensor:
+    """bool [N]: the judge reads exactly what the caption says in all four quadrants."""
+    return (predict(judge, images) == targets).all(1)
+
+
+def train_judge(train: str, test: str, steps: int = 600, batch: int = 64, lr: float = 2e-3, seed: int = 0,
+                log: Callable[[str], None] = print) -> tuple[DigitJudge, float]:
+    """The judge trained on the `train` folder's real images; its exact-match rate on `test`'s."""
+    torch.manual_seed(seed)
+    x, y, _ = load_truth(train)
+    judge = DigitJudge()
+    opt = torch.optim.Adam(judge.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    start = time.time()
+    for step in range(1, steps + 1):
+        judge.train()
+        idx = torch.randint(len(x), (batch,), generator=g)
+        xb = to_float(x[idx])
+        # the GAN's digits are not pixel-exact: jitter by up to 2 px so the judge reads shifted digits too
+        dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
+        xb = torch.roll(xb, (dy, dx), dims=(2, 3))
+        loss = F.cross_entropy(judge(xb).flatten(0, 1), y[idx].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 200 == 0 or step == steps:
+            log(f"judge: step {step}/{steps} loss {float(loss.detach()):.3f} ({time.time() - start:.0f} s)")
+    xt, yt, _ = load_truth(test)
+    acc = float(caption_match(judge, xt, yt).float().mean())
+    log(f"judge: exact match on real test images {acc:.3f}")
+    return judge, acc
