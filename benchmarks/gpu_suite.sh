@@ -88,13 +88,10 @@ step "biggan128-ddp-$BACKEND" 40 -- "${DEVICE[@]}" "${ITERS[@]}" "${SIZE[@]}" tr
 
 step "biggan128-200it-finite" 60 -- "${DEVICE[@]}" "${LONG[@]}" "${SIZE[@]}" trainer.precision=32
 
-DFGAN="$REPO/configs/text2img/cub_dfgan.yaml"
-if [[ -f "$DFGAN" ]]; then
-  step "dfgan-cub" 40 -- "${DEVICE[@]}" "${ITERS[@]}" --config "$DFGAN" --resolution 256 --num-classes 0 \
-    $([[ $SMOKE == 1 ]] && echo "data.batch_size=2")
-else
-  SKIPPED+=("dfgan-cub: skipped, configs/text2img/cub_dfgan.yaml does not exist yet (#9)")
-fi
+# DF-GAN (configs/text2img/cub_dfgan.yaml) trains on captions through a trained text encoder
+# (game.condition=text): gpu_bench.py's in-memory batches carry images and labels only, so this
+# slot waits for a captioned in-memory batch and a tiny encoder file in the harness
+SKIPPED+=("dfgan-cub: skipped, the harness has no captioned batches and encoder yet (configs/text2img/cub_dfgan.yaml needs both)")
 
 if [[ $SMOKE == 1 ]]; then
   SKIPPED+=("compile on: skipped on CPU (tests/test_accel.py checks compile against eager)")

@@ -155,8 +155,7 @@ def _no_guard(players, enabled: bool):
     if not enabled:
         yield
         return
-    from ganscale.train import module as module_mod
-
+    # the engine's single-process hook imports players.player_step at each call: patch it there
     def player_step(module, name, loss):
         opt = module._optimizers[name]
         with players.active_player(module.trainer.strategy, name):
@@ -165,7 +164,7 @@ def _no_guard(players, enabled: bool):
             opt.step()
         return True
 
-    with patched(module_mod, "player_step", player_step):
+    with patched(players, "player_step", player_step):
         yield
 
 
