@@ -132,6 +132,7 @@ METRICS: Registry = Registry("image metric", {
 })
 GAMES: Registry = Registry("game", {
     "gan": "ganscale.games.gan:GANGame",
+    "bigan": "ganscale.games.bigan:BiGANGame",
 })
 CONDITIONS: Registry = Registry("condition kind", {
     "none": "ganscale.conditions.kinds:NoCondition",

@@ -57,6 +57,12 @@ GAMES = {"relay": RelayGame}
 """Cases that play another game than the GAN: the game defined in tests/test_game_engine.py
 (three networks, two players; the adversary steps twice per iteration)."""
 CASES["relay"] = ["gan.n_disc=2", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
+# BiGAN (ganscale.games.bigan): player GE (G and the encoder) against the joint D(x, z); ALI adds the
+# encoder's reparameterisation noise, a second seeded draw. No BatchNorm: its statistics are per rank.
+_BIGAN = ["game.name=bigan", "game.condition=none", "model.z_dim=2", "game.bigan.width=16",
+          "game.bigan.batch_norm=false", "game.bigan.eval_data="]
+CASES["bigan"] = _BIGAN
+CASES["ali"] = [*_BIGAN, "game.bigan.encoder=gaussian", "game.bigan.prior=normal"]
 STRATEGIES = {
     "single": ["strategy.name=single"],
     "ddp": ["strategy.name=ddp"],

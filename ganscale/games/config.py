@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ganscale.games.bigan_config import BiGANConfig
 
 
 @dataclass
@@ -17,6 +19,8 @@ class GameConfig:
     """Class labels of the fakes in a class-conditional game: `uniform` over the classes, or
     `data` (drawn from this iteration's real labels of the global batch, i.e. the data's
     class frequencies)."""
+    bigan: BiGANConfig = field(default_factory=BiGANConfig)
+    """Settings of the `bigan` game (BiGAN / ALI: an encoder and a joint discriminator)."""
 
     def check(self, root) -> list[str]:
         from ganscale.registry import CONDITIONS, GAMES
