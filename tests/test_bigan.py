@@ -5,6 +5,7 @@ cases `bigan` and `ali` in tests/dist_worker.py."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -147,7 +148,7 @@ def test_reconstruction_ratio_is_error_over_random_pair_error():
 
 
 @pytest.mark.skipif(not os.path.isdir(MNIST), reason="needs ../shared/data/mnist")
-def test_encode_cli_writes_codes_and_refuses_bad_input(tmp_path, capsys):
+def test_encode_and_eval_cli(tmp_path, capsys):
     run = tmp_path / "run"
     cfg = load_config([], [*TINY, "data.kind=toy"])
     m = GANModule(cfg, DataInfo("image", (1, 28, 28), 0))
@@ -168,3 +169,11 @@ def test_encode_cli_writes_codes_and_refuses_bad_input(tmp_path, capsys):
     np.testing.assert_allclose(z[:5], encode(m.E, load_digits(MNIST, "test")[0][:5]).numpy(), atol=1e-5)
     assert main(["encode", str(run), "--data", str(tmp_path), "--out", str(out)]) == 2
     assert "does not exist; point --data at the folder" in capsys.readouterr().err
+    # `ganscale eval` gives the game's own figures (the stored config has no eval data: an override)
+    assert main(["eval", str(run), "--out", str(tmp_path / "m.json")]) == 2
+    assert "game.bigan.eval_data is empty" in capsys.readouterr().err
+    assert main(["eval", str(run), f"game.bigan.eval_data={MNIST}", "game.bigan.eval_train_images=500",
+                 "game.bigan.eval_test_images=200", "--out", str(tmp_path / "m.json")]) == 0
+    metrics = json.load(open(tmp_path / "m.json"))
+    assert metrics["iter"] == 0 and 0.1 < metrics["nn1_acc"] <= 1 and 0 < metrics["recon_ratio"] < 2
+    assert 0 <= metrics["probe_acc"] <= 1

@@ -79,6 +79,11 @@ class Game:
         generic evaluation and before the checkpoint callback, which records their metrics)."""
         return []
 
+    def evaluate(self, m, cfg) -> Optional[dict]:
+        """The game's own metrics for `ganscale eval` (e.g. BiGAN's latent metrics), or None for
+        the image metrics of its generator."""
+        return None
+
     def check(self, cfg, info) -> list[str]:
         """Problems with this game under `cfg` and the data `info` (reported with the config's)."""
         return []

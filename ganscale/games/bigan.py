@@ -4,6 +4,7 @@
     ganscale train configs/mnist/bigan.yaml                          # BiGAN (deterministic E)
     ganscale train configs/mnist/bigan.yaml game.bigan.encoder=gaussian game.bigan.prior=normal   # ALI
     ganscale encode runs/<run> --data ../shared/data/mnist --split test --out z.npy
+    ganscale eval runs/<run>                                         # the latent metrics below
     python benchmarks/bigan.py                                       # docs/bigan.md
 
 D tells real pairs (x, E(x)) from fake pairs (G(z), z); G and E (one player, optim.G) minimise
@@ -14,8 +15,8 @@ E inverts G. Phases, in order (the position is the seed id of their draws):
     D_main   real pairs vs fake pairs; z ~ p(z) (game.bigan.prior), ALI's eps from sub 1
     GE_main  the swapped-label loss through a frozen D, on fresh z and eps
 
-Evaluation (ganscale.metrics.latent, at trainer.eval_every and at the end when game.bigan.eval_data
-is set): 1-NN (euclidean) and linear-probe accuracy of E(x) on MNIST test, fitted on train, and the
+Evaluation (ganscale.metrics.latent; `ganscale eval`, and during training at trainer.eval_every
+and at the end when game.bigan.eval_data is set): 1-NN (euclidean) and linear-probe accuracy of E(x) on MNIST test, fitted on train, and the
 reconstruction ratio mean |x - G(E(x))| / mean |x' - G(E(x))| for random pairs.
 """
 
@@ -81,6 +82,15 @@ class BiGANGame(Game):
         from ganscale.metrics.latent import LatentEvaluation
 
         return [LatentEvaluation(cfg, run_dir)]
+
+    def evaluate(self, m, cfg) -> dict:
+        """`ganscale eval RUN`: 1-NN and linear-probe accuracy on E(x), the reconstruction ratio."""
+        from ganscale.metrics.latent import evaluate_encoder
+
+        c = cfg.game.bigan
+        if not c.eval_data:
+            raise UserError("game.bigan.eval_data is empty; pass game.bigan.eval_data=MNIST_DIR (the IDX files)")
+        return evaluate_encoder(m.G, m.E, c.eval_data, c.eval_train_images, c.eval_test_images)
 
     def check(self, cfg, info) -> list[str]:
         problems = []

@@ -10,6 +10,7 @@ the BiGAN authors' code does (jeffdonahue/bigan train_gan.py, `NNC_e` and `EGr`/
   any other digit. Scale-free, so [-1, 1] pixels give the ratio of the authors' [0, 1].
 
     ganscale train configs/mnist/bigan.yaml        # LatentEvaluation writes <run>/latent_metrics.jsonl
+    ganscale eval runs/<run>                       # the same figures for a checkpoint
     python benchmarks/bigan.py                     # the curve over checkpoints, docs/bigan.md
 """
 
@@ -112,7 +113,7 @@ def evaluate_encoder(G: nn.Module, E: nn.Module, data_dir: str, num_train: int =
 
 
 class LatentEvaluation(L.Callback):
-    """evaluate_encoder at trainer.eval_every and at the end (rank 0); appends
+    """The game's evaluation (BiGAN: evaluate_encoder) at trainer.eval_every and at the end (rank 0); appends
     {"iter", nn1_acc, probe_acc, recon_ratio, ...} to <run>/latent_metrics.jsonl and logs them."""
 
     def __init__(self, cfg, run_dir: str):
@@ -126,8 +127,7 @@ class LatentEvaluation(L.Callback):
 
     @rank_zero_only
     def _evaluate(self, trainer, pl_module, it: int) -> None:
-        c = self.cfg.game.bigan
-        metrics = evaluate_encoder(pl_module.G, pl_module.E, c.eval_data, c.eval_train_images, c.eval_test_images)
+        metrics = pl_module.game.evaluate(pl_module, self.cfg)  # BiGANGame.evaluate: evaluate_encoder
         self.latest = {"iter": it, **metrics}
         for logger in trainer.loggers:
             logger.log_metrics({f"latent/{k}": v for k, v in metrics.items()}, step=it)
