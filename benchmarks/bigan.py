@@ -122,6 +122,9 @@ def write_doc(res: dict, path: str) -> None:
         "",
         f"## Result after {res['iterations']} iterations ({epochs:.1f} epochs of the authors' 400)",
         "",
+        *([f"The run was stopped at iteration {res['iterations']} of its {res['max_iters']}-iteration schedule "
+           "(the time ran out); the figures are its last evaluation and the grids its newest checkpoint.", ""]
+          if res["iterations"] < res["max_iters"] else []),
         "| | ours | the authors' log | bar | met |",
         "| --- | --- | --- | --- | --- |",
         f"| 1-NN accuracy on E(x), test (euclidean, fit on 60k train) | {100 * f['nn1_acc']:.2f} % | 95.4-95.9 % "
@@ -195,7 +198,7 @@ def main(argv=None) -> int:
     figs["curve"] = curve_plot(curve, os.path.join(out_dir, "curve.png"))
     o = cfg.optim.G
     res = {"run_dir": run_dir, "iterations": curve[-1]["iter"], "final": curve[-1], "curve": curve,
-           "train_seconds": round(seconds, 1), "cpu": cpu_note(), "figures": figs,
+           "train_seconds": round(seconds, 1), "max_iters": cfg.trainer.max_iters, "cpu": cpu_note(), "figures": figs,
            "schedule": f"{cfg.trainer.max_iters} iterations, lr {o.lr} {o.schedule} from "
                        f"{o.decay_start:g} of the run to x{o.final_scale:g}",
            "report_seconds": round(time.perf_counter() - t0, 1)}
