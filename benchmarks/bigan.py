@@ -3,6 +3,7 @@
     python benchmarks/bigan.py                                   # train at a CPU budget, write docs/bigan.md
     python benchmarks/bigan.py -- trainer.max_iters=187600       # the authors' 400 epochs (a GPU job)
     python benchmarks/bigan.py --run runs/bigan-mnist            # report a run trained already
+    python benchmarks/bigan.py --run runs/a --also runs/b        # ... and other runs' curves beside it
 
 Steps (each skipped when its output exists; --force redoes them):
 1. `ganscale data pack ../shared/data/mnist data/mnist-shards`             (the train split, no labels used)
@@ -41,6 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--name", default="bigan-mnist", help="run name")
     p.add_argument("--iters", type=int, default=1500, help="training iterations (469 = one epoch at batch 128)")
     p.add_argument("--run", default=None, help="report this run directory instead of training one")
+    p.add_argument("--also", nargs="*", default=[], help="other runs (directories) whose curves the page shows too")
     p.add_argument("--docs", default=os.path.join(REPO, "docs"))
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("overrides", nargs="*", help="config overrides for training (after --)")
@@ -73,7 +75,7 @@ def grids(run_dir: str, mnist: str, out_dir: str) -> dict[str, str]:
     return {"samples": samples, "reconstructions": pairs}
 
 
-def curve_plot(rows: list[dict], path: str) -> str:
+def curve_plot(rows: list[dict], path: str, others: list[dict] = ()) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,6 +90,10 @@ def curve_plot(rows: list[dict], path: str) -> str:
     ax[0].set_ylabel("test accuracy (%)")
     ax[0].legend(fontsize=8)
     ax[1].plot(it, [r["recon_ratio"] for r in rows], "o-", label="ours")
+    for o in others:
+        oit = [r["iter"] for r in o["curve"]]
+        ax[0].plot(oit, [100 * r["nn1_acc"] for r in o["curve"]], "o--", label=f"1-NN, {o['name']}")
+        ax[1].plot(oit, [r["recon_ratio"] for r in o["curve"]], "o--", label=o["name"])
     ax[1].axhspan(*PAPER["recon_ratio"], color="g", alpha=0.2, label="authors")
     ax[1].set_xlabel("iteration")
     ax[1].set_ylabel("reconstruction ratio")
@@ -106,10 +112,36 @@ def train_seconds(run_dir: str) -> float:
     return os.path.getmtime(ckpts[-1]) - os.path.getmtime(os.path.join(run_dir, "config.yaml")) if ckpts else 0.0
 
 
+def d_loss_trend(run_dir: str) -> tuple[float, float]:
+    """Mean logged loss/D over the first and the last fifth of the run (metrics.csv)."""
+    import csv
+
+    rows = [float(r["loss/D"]) for r in csv.DictReader(open(os.path.join(run_dir, "metrics.csv"))) if r.get("loss/D")]
+    k = max(1, len(rows) // 5)
+    return sum(rows[:k]) / k, sum(rows[-k:]) / k
+
+
+def curve_table(curve: list[dict]) -> list[str]:
+    lines = ["| iteration | epoch | 1-NN | linear probe | recon ratio | ‖x − G(E(x))‖ | random pair |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in curve:
+        lines.append(f"| {r['iter']} | {r['iter'] * 128 / 60000:.1f} | {100 * r['nn1_acc']:.2f} % | "
+                     f"{100 * r['probe_acc']:.2f} % | {r['recon_ratio']:.3f} | {r['recon_err']:.2f} | "
+                     f"{r['recon_err_random']:.2f} |")
+    return lines
+
+
+def schedule(cfg) -> str:
+    o = cfg.optim.G
+    decay = f" from {o.decay_start:g} of the run to x{o.final_scale:g}" if o.schedule != "constant" else ""
+    return f"{cfg.trainer.max_iters} iterations, lr {o.lr:g} {o.schedule}{decay}"
+
+
 def write_doc(res: dict, path: str) -> None:
     f = res["final"]
     ok = {"nn1_acc": f["nn1_acc"] >= BAR["nn1_acc"], "recon_ratio": f["recon_ratio"] <= BAR["recon_ratio"]}
     epochs = res["iterations"] * 128 / 60000
+    best = max(res["curve"], key=lambda r: r["nn1_acc"])
     lines = [
         "# BiGAN on permutation-invariant MNIST",
         "",
@@ -138,13 +170,14 @@ def write_doc(res: dict, path: str) -> None:
         "",
         "## The curve",
         "",
-        "| iteration | epoch | 1-NN | linear probe | recon ratio | ‖x − G(E(x))‖ | random pair |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        *curve_table(res["curve"]),
+        "",
+        f"Best 1-NN along the run: {100 * best['nn1_acc']:.2f} % at iteration {best['iter']}. D's loss (the sum of"
+        f" its real and fake terms; 2 ln 2 = 1.39 at chance) averaged {res['d_loss'][0]:.2f} over the first fifth"
+        f" of the run and {res['d_loss'][1]:.2f} over the last: the lower, the more D wins against G and E.",
     ]
-    for r in res["curve"]:
-        lines.append(f"| {r['iter']} | {r['iter'] * 128 / 60000:.1f} | {100 * r['nn1_acc']:.2f} % | "
-                     f"{100 * r['probe_acc']:.2f} % | {r['recon_ratio']:.3f} | {r['recon_err']:.2f} | "
-                     f"{r['recon_err_random']:.2f} |")
+    for other in res["others"]:
+        lines += ["", f"Another run, `{other['name']}` ({other['schedule']}):", "", *curve_table(other["curve"])]
     lines += [
         "",
         "![curve](bigan/curve.png)",
@@ -170,6 +203,9 @@ def write_doc(res: dict, path: str) -> None:
         "- The G/E update and the D update run one after the other on the same real batch with fresh z (the",
         "  authors update all three at once from one forward pass); the losses are the same.",
         "- G ends in tanh on [-1, 1] pixels (theirs sigmoid on [0, 1]); the ratio is scale-free.",
+        "- BatchNorm here has its learned scale and shift (the authors' MNIST script turns both off,",
+        "  `--nogain --nobias`), and E and G use the running statistics at evaluation (theirs re-estimate",
+        "  them over 1000 batches, `--deploy_iters`).",
     ]
     open(path, "w").write("\n".join(lines) + "\n")
 
@@ -195,12 +231,13 @@ def main(argv=None) -> int:
     out_dir = os.path.join(args.docs, "bigan")
     t0 = time.perf_counter()
     figs = grids(run_dir, args.mnist, out_dir)
-    figs["curve"] = curve_plot(curve, os.path.join(out_dir, "curve.png"))
-    o = cfg.optim.G
+    others = [{"name": os.path.basename(os.path.abspath(d)), "curve": read_jsonl(os.path.join(d, "latent_metrics.jsonl")),
+               "schedule": schedule(load_config([os.path.join(d, "config.yaml")], []))} for d in args.also]
+    others = [o for o in others if o["curve"]]
+    figs["curve"] = curve_plot(curve, os.path.join(out_dir, "curve.png"), others)
     res = {"run_dir": run_dir, "iterations": curve[-1]["iter"], "final": curve[-1], "curve": curve,
            "train_seconds": round(seconds, 1), "max_iters": cfg.trainer.max_iters, "cpu": cpu_note(), "figures": figs,
-           "schedule": f"{cfg.trainer.max_iters} iterations, lr {o.lr} {o.schedule} from "
-                       f"{o.decay_start:g} of the run to x{o.final_scale:g}",
+           "schedule": schedule(cfg), "others": others, "d_loss": d_loss_trend(run_dir),
            "report_seconds": round(time.perf_counter() - t0, 1)}
     json.dump(portable(res), open(os.path.join(out_dir, "results.json"), "w"), indent=2)
     write_doc(res, os.path.join(args.docs, "bigan.md"))
