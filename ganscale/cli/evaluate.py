@@ -86,8 +86,14 @@ def run(args) -> int:
     cfg = resolved_config(to_dict(module.cfg), args.overrides)
     own = module.game.evaluate(module, cfg)  # a game measured its own way (BiGAN: its encoder)
     if own is not None:
-        return _write(args.out or default_out(ckpt_file, module.iteration),
-                      {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **own})
+        out = args.out or default_out(ckpt_file, module.iteration)
+        own = {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **own}
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            json.dump(own, f, indent=2)
+        print(json.dumps(own, indent=2))
+        print(f"ganscale eval: wrote {out}")
+        return 0
     if not cfg.eval.metrics:
         raise UserError("eval.metrics is empty; name the metrics to compute, e.g. eval.metrics=[fid,kid,is,pr]")
     if module.info.kind != "image":
@@ -106,16 +112,11 @@ def run(args) -> int:
         metrics = evaluator.evaluate(sample_fn, device)
     metrics = {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **metrics}
     if rank == 0:
-        _write(out, metrics)
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            json.dump(metrics, f, indent=2)
+        print(json.dumps(metrics, indent=2))
+        print(f"ganscale eval: wrote {out}")
     if world > 1:
         torch.distributed.destroy_process_group()
-    return 0
-
-
-def _write(out: str, metrics: dict) -> int:
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(metrics, f, indent=2)
-    print(json.dumps(metrics, indent=2))
-    print(f"ganscale eval: wrote {out}")
     return 0
