@@ -136,6 +136,7 @@ GAMES: Registry = Registry("game", {
     "dfgan": "ganscale.games.dfgan:DFGANGame",
     "stackgan": "ganscale.games.stackgan:StackGANGame",
     "stackganpp": "ganscale.games.stackganpp:StackGANppGame",
+    "bigan": "ganscale.games.bigan:BiGANGame",
 })
 CONDITIONS: Registry = Registry("condition kind", {
     "none": "ganscale.conditions.kinds:NoCondition",

@@ -79,6 +79,12 @@ NO_BATCHNORM = {"stackgan"}
 """Cases built with BatchNorm replaced by the identity: BatchNorm normalises with each rank's own
 batch statistics, so N ranks equal one process only with cross-replica BN (SyncBatchNorm, which
 has no CPU kernel); the `bn` runs below check that replicas stay identical with it."""
+# BiGAN (ganscale.games.bigan): player GE (G and the encoder) against the joint D(x, z); ALI adds the
+# encoder's reparameterisation noise, a second seeded draw. No BatchNorm: its statistics are per rank.
+_BIGAN = ["game.name=bigan", "game.condition=none", "model.z_dim=2", "game.bigan.width=16",
+          "game.bigan.batch_norm=false", "game.bigan.eval_data="]
+CASES["bigan"] = _BIGAN
+CASES["ali"] = [*_BIGAN, "game.bigan.encoder=gaussian", "game.bigan.prior=normal"]
 STRATEGIES = {
     "single": ["strategy.name=single"],
     "ddp": ["strategy.name=ddp"],

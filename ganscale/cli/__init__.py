@@ -2,6 +2,7 @@
 
     ganscale train [CONFIG.yaml ...] [key=value ...]
     ganscale sample RUN_DIR_OR_CHECKPOINT --num N --out FILE.npy [--seed S]
+    ganscale encode RUN_DIR_OR_CHECKPOINT --data MNIST_DIR --split train|test --out z.npy   (BiGAN / ALI E(x))
     ganscale launch slurm [CONFIG.yaml ...] [key=value ...] --nodes N --gpus-per-node G --time T --partition P
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
     ganscale data synth captioned-digits OUT --split train|test  |  ganscale data embed SHARDS --model PATH --out DIR
@@ -17,10 +18,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import classifier, data, evaluate, export, launch, sample, text, train
+from ganscale.cli import classifier, data, encode, evaluate, export, launch, sample, text, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, data, evaluate, export, classifier, launch, text]
+COMMANDS = [train, sample, encode, data, evaluate, export, classifier, launch, text]
 
 
 def build_parser() -> argparse.ArgumentParser:

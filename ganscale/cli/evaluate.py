@@ -7,6 +7,7 @@ the weight file's path on this machine, or where the shards are now):
 
     ganscale eval runs/in128 eval.num_samples=50000 eval.inception_path=/models/weights-inception-2015-12-05-6726825d.pth
     ganscale eval runs/mnist eval.extractor=classifier eval.classifier_path=classifiers/mnist.pt
+    ganscale eval runs/bigan-mnist game.bigan.eval_data=../shared/data/mnist   # a game's own metrics (BiGAN: E's)
     torchrun --nproc_per_node 8 -m ganscale eval runs/in128 eval.num_samples=50000   # each rank its share
 
 Under torchrun every rank generates its share of the samples and the features are gathered;
@@ -85,6 +86,16 @@ def run(args) -> int:
     ckpt_file = find_checkpoint(args.source)  # an exported folder: its results go to DIR/eval/
     module = load_module(ckpt_file)
     cfg = resolved_config(to_dict(module.cfg), args.overrides)
+    own = module.game.evaluate(module, cfg)  # a game measured its own way (BiGAN: its encoder)
+    if own is not None:
+        out = args.out or default_out(ckpt_file, module.iteration)
+        own = {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **own}
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            json.dump(own, f, indent=2)
+        print(json.dumps(own, indent=2))
+        print(f"ganscale eval: wrote {out}")
+        return 0
     if not cfg.eval.metrics:
         raise UserError("eval.metrics is empty; name the metrics to compute, e.g. eval.metrics=[fid,kid,is,pr]")
     if module.info.kind != "image":

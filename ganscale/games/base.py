@@ -75,8 +75,14 @@ class Game:
         it into the chunks of the repeated D steps)."""
 
     def callbacks(self, cfg, run_dir: str) -> list:
-        """Lightning callbacks this game adds to a training run (e.g. captioned sample grids)."""
+        """Lightning callbacks the game adds to a run, e.g. its own evaluation (run after the
+        generic evaluation and before the checkpoint callback, which records their metrics)."""
         return []
+
+    def evaluate(self, m, cfg) -> Optional[dict]:
+        """The game's own metrics for `ganscale eval` (e.g. BiGAN's latent metrics), or None for
+        the image metrics of its generator."""
+        return None
 
     def check(self, cfg, info) -> list[str]:
         """Problems with this game under `cfg` and the data `info` (reported with the config's)."""

@@ -67,9 +67,10 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=msg)
 
 
-def build_callbacks(cfg, run_dir: str) -> list:
-    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), TrainingCurves(cfg, run_dir), ScheduleChangeWarning(cfg),
-           *ops_callbacks(cfg, run_dir)]
+def build_callbacks(cfg, run_dir: str, game=None) -> list:
+    extra = game.callbacks(cfg, run_dir) if game is not None else []  # e.g. the game's own evaluation
+    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), *extra, TrainingCurves(cfg, run_dir),
+           ScheduleChangeWarning(cfg), *ops_callbacks(cfg, run_dir)]
     if cfg.trainer.progress_bar:
         cbs.append(IterationProgressBar())  # redrawn twice a second
     return cbs
@@ -115,7 +116,7 @@ def setup(cfg) -> Run:
     datamodule = build_datamodule(cfg)
     module = GANModule(cfg, datamodule.info)
     apply_accel(module, cfg)  # trainer.channels_last, trainer.compile
-    trainer = build_trainer(cfg, run_dir, [*build_callbacks(cfg, run_dir), *module.game.callbacks(cfg, run_dir)])
+    trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, run_dir, module.game))
     return Run(cfg, run_dir, trainer, module, datamodule, ckpt_path)
 
 
