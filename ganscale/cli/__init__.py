@@ -5,7 +5,8 @@
     ganscale launch slurm [CONFIG.yaml ...] [key=value ...] --nodes N --gpus-per-node G --time T --partition P
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
     ganscale data synth captioned-digits OUT --split train|test  |  ganscale data embed SHARDS --model PATH --out DIR
-    ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall)
+    ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall; a game's own metrics)
+    ganscale predict RUN_DIR_OR_CHECKPOINT --data DIR --split test --out preds.npy   (a game's classifier)
     ganscale classifier train|test --data MNIST_DIR ...       (feature network for digit data)
 """
 
@@ -15,10 +16,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import classifier, data, evaluate, launch, sample, train
+from ganscale.cli import classifier, data, evaluate, launch, predict, sample, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, data, evaluate, classifier, launch]
+COMMANDS = [train, sample, data, evaluate, predict, classifier, launch]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,12 @@ Samples come from G_ema when the run has one. Same seed, same samples.
     ganscale sample runs/mnist --num 100 --out grid.png --class 0,1,2,3    # one PNG grid
     ganscale sample runs/in128 --num 500 --out samples/ --class 207 --truncation 0.5   # a folder of PNGs
 
+InfoGAN (game.name=infogan): --code NAME=VALUE fixes a latent code (cat=K, c0=V, c1=V) and draws
+the rest; the traversal figures (rows = categories, columns = one continuous code swept -2..2)
+are written beside OUT as OUT_traversal_c<j>.png:
+
+    ganscale sample runs/infogan --code cat=3 --code c0=-1.5 --num 64 --out grid.png
+
 --class: a class-conditional G draws sample i from class C[i % len(C)] (default: uniformly random
 classes). --truncation T: z is drawn from the normal truncated to [-T, T] (BigGAN's truncation trick).
 OUT ending in .npy or .png, or else a folder (one PNG per sample, 000000.png, ...).
@@ -33,6 +39,8 @@ def add_parser(sub) -> None:
     p.add_argument("--class", dest="classes", default=None,
                    help="class index or comma-separated list; sample i gets class C[i %% len(C)]")
     p.add_argument("--truncation", type=float, default=None, help="truncate z to [-T, T] (T > 0)")
+    p.add_argument("--code", dest="codes", action="append", default=[],
+                   help="NAME=VALUE: fix a latent code of a game that has codes (InfoGAN: cat=3, c0=-1.5); repeatable")
     p.add_argument("--nrow", type=int, default=0, help="images per row of a PNG grid (default: about sqrt(N))")
     p.set_defaults(func=run)
 
@@ -81,8 +89,16 @@ def run(args) -> int:
         raise UserError(f"--truncation {args.truncation}: must be > 0")
     kind = output_kind(args.out)
     module = load_module(args.source)
-    y = parse_classes(args.classes, module.sampler.num_classes, args.num)
-    x = module.sample(args.num, seed=args.seed, y=y, truncation=args.truncation)
+    with_codes = getattr(module.game, "sample_with_codes", None)
+    if args.codes and with_codes is None:
+        raise UserError(f"--code: game {module.game.name!r} has no latent codes (game.name=infogan has)")
+    if with_codes is not None:
+        from ganscale.metrics.infogan import parse_codes
+
+        x = with_codes(module, args.num, args.seed, parse_codes(args.codes, module.sampler))
+    else:
+        y = parse_classes(args.classes, module.sampler.num_classes, args.num)
+        x = module.sample(args.num, seed=args.seed, y=y, truncation=args.truncation)
     if kind != "folder":
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if module.info.kind == "image":
@@ -100,4 +116,13 @@ def run(args) -> int:
             raise UserError("PNG output is for image models; use --out FILE.npy for points")
         np.save(args.out, x.numpy().astype(np.float32))
     print(f"ganscale: wrote {args.num} samples to {args.out}")
+    traversals = getattr(module.game, "traversals", None)
+    if traversals is not None:
+        from ganscale.train.plots import image_grid, to_uint8_images
+
+        stem = os.path.splitext(args.out.rstrip("/"))[0]
+        for name, images in traversals(module, args.seed).items():
+            path = image_grid(to_uint8_images(images), f"{stem}_traversal_{name}.png",
+                              nrow=len(images) // module.sampler.num_categories)
+            print(f"ganscale: wrote the traversal of {name} to {path}")
     return 0

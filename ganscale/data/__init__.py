@@ -37,6 +37,13 @@ def _shards(cfg) -> GANDataModule:
     return ShardsDataModule(cfg)
 
 
+@DATASETS.register("digits")
+def _digits(cfg) -> GANDataModule:
+    from ganscale.data.digits import DigitsDataModule
+
+    return DigitsDataModule(cfg)
+
+
 def build_datamodule(cfg) -> GANDataModule:
     return DATASETS[cfg.data.kind](cfg)
 
