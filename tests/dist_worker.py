@@ -61,7 +61,7 @@ CASES["relay"] = ["gan.n_disc=2", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
 # labelled stream, D's seeded noise and the feature matching's global means; G without BatchNorm
 # (per-rank batch statistics are the one thing that differs, see the bn cases)
 CASES["ssl"] = ["game.name=ssl_gan", "game.ssl.g_batchnorm=false", "game.ssl.d_widths=[32,16]", "game.ssl.g_width=16",
-                "game.ssl.z_dim=8", "game.ssl.num_classes=8"]
+                "game.ssl.z_dim=8", "game.ssl.num_classes=8", "game.ssl.init_batch=0"]
 # InfoGAN (ganscale.games.infogan): Q in D's player, L_I in both players' losses; small nets
 # without BatchNorm on random 28 x 28 images
 CASES["infogan"] = ["game.name=infogan", "game.infogan.batchnorm=false", "game.infogan.width=32", "game.infogan.ch=4"]

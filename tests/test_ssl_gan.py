@@ -43,6 +43,23 @@ def test_losses_match_hand_computed_values():
     assert feature_matching_l1(f_real, f_fake).item() == pytest.approx(1.5)
 
 
+def test_data_dependent_init_standardises_every_layer():
+    from ganscale.nets.ssl import SSLDiscriminator
+
+    torch.manual_seed(0)
+    D = SSLDiscriminator((1, 6, 6), [20, 10], 4, 0.3, 0.5)
+    x = torch.rand(64, 1, 6, 6) * 2 - 1
+    D.init_from_data(x)
+    h = (x.flatten(1) + 1) / 2
+    for layer in [*D.hidden, D.out]:
+        t = layer(h)
+        torch.testing.assert_close(t.mean(0), torch.zeros(t.shape[1]), atol=1e-5, rtol=0)
+        torch.testing.assert_close(t.var(0, unbiased=False), torch.ones(t.shape[1]), atol=1e-4, rtol=0)
+        h = torch.relu(t)
+    logits, features = D(x)  # noise-free: deterministic
+    assert torch.equal(logits, D(x)[0]) and features.shape == (64, 10)
+
+
 @needs_mnist
 def test_labelled_subset_is_seeded_and_balanced():
     from ganscale.data.digits import labelled_subset
@@ -112,6 +129,8 @@ def test_no_label_but_the_labelled_streams_reaches_a_loss():
 def test_config_and_data_errors_name_the_fix():
     with pytest.raises(UserError, match="labelled_per_class"):
         load_config([], ["game.name=ssl_gan", "data.kind=digits"])
+    with pytest.raises(UserError, match="init_batch=0"):
+        load_config([], ["game.name=ssl_gan", "data.kind=toy"])
     from ganscale.games.ssl_gan import SSLGANGame
 
     with pytest.raises(UserError, match="labelled stream"):

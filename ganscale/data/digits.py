@@ -40,6 +40,15 @@ def labelled_subset(labels: torch.Tensor, per_class: int, seed: int, num_classes
     return torch.cat(picks)
 
 
+def first_images(cfg, n: int) -> torch.Tensor:
+    """The first n images of the unlabelled stream's order (float in [-1, 1]): the same on every
+    rank, for data-dependent initialisation (the semi-supervised GAN's D)."""
+    from ganscale.metrics.classifier import load_digits
+
+    images, _ = load_digits(cfg.data.digits.path, "train")
+    return to_unit_range(images[EpochStream(len(images), cfg.seed, 0).rows(0, min(n, len(images)))])
+
+
 class EpochStream:
     """Rows of an endless sequence of seeded permutations of range(n): position p is
     perm_{p // n}[p % n], perm_e seeded by (seed, stream, e)."""

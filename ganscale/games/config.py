@@ -23,6 +23,9 @@ class SSLConfig:
     """Std of the Gaussian noise D adds after every hidden layer while training."""
     num_classes: int = 10
     """K, the classes of D's logits (the labelled stream's labels are 0..K-1)."""
+    init_batch: int = 500
+    """Images (the first of the unlabelled stream) that set D's weight-norm scales and biases,
+    the reference's data-dependent init (needs data.kind=digits); 0 = scales 1, biases 0."""
     unlabelled_weight: float = 1.0
     """Weight of the unsupervised real/fake terms in D's loss (the supervised CE has weight 1)."""
 
@@ -32,6 +35,9 @@ class SSLConfig:
             out.append("game.name=ssl_gan needs labelled images: set data.digits.labelled_per_class (e.g. 10)")
         if self.num_classes < 2 or self.z_dim < 1 or self.g_width < 1 or not self.d_widths or min(self.d_widths) < 1:
             out.append("num_classes must be >= 2; z_dim, g_width and every d_widths entry >= 1")
+        if root.game.name == "ssl_gan" and self.init_batch > 0 and root.data.kind != "digits":
+            out.append(f"init_batch={self.init_batch} initialises D from data.kind=digits images; "
+                       "set game.ssl.init_batch=0 for other data")
         if self.input_noise < 0 or self.hidden_noise < 0:
             out.append("input_noise and hidden_noise must be >= 0")
         return out

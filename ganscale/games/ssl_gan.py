@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from ganscale.data.digits import first_images
 from ganscale.errors import UserError
 from ganscale.games import GAMES
 from ganscale.games.base import Game, Phase, Player
@@ -39,8 +40,10 @@ class SSLGANGame(Game):
     def build(self, cfg, info):
         c = cfg.game.ssl
         self.cfg = c
-        return {"G": SSLGenerator(c.z_dim, c.g_width, info.shape, c.g_batchnorm),
-                "D": SSLDiscriminator(info.shape, c.d_widths, c.num_classes, c.input_noise, c.hidden_noise)}
+        D = SSLDiscriminator(info.shape, c.d_widths, c.num_classes, c.input_noise, c.hidden_noise)
+        if c.init_batch > 0:  # before any optimizer or strategy sees D; the same on every rank
+            D.init_from_data(first_images(cfg, c.init_batch))
+        return {"G": SSLGenerator(c.z_dim, c.g_width, info.shape, c.g_batchnorm), "D": D}
 
     def phases(self, cfg):
         return [Phase("D_main", "D", self.d_main), Phase("G_main", "G", self.g_main)]

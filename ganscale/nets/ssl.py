@@ -9,9 +9,9 @@ D: pixels in [0, 1] + N(0, 0.3^2) -> 1000 -> 500 -> 250 -> 250 -> 250 (weight-no
 D's noise is an argument, not drawn inside: the game draws it with the engine's seeded global
 draws (one [N, D.noise_dim] standard normal tensor per call), so N ranks equal one process and a
 resume is bit-exact. Without it (evaluation, `ganscale predict`) D is deterministic.
-Differences from the reference: weight norm via torch parametrizations with every scale g
-trainable and initialised to 1 (the reference initialises g and the biases from a data batch
-and trains g in the last layer only).
+D's scales and biases are initialised from a batch of training images (`init_from_data`, the
+reference's data-dependent init). Difference from the reference: weight norm via torch
+parametrizations with every scale g trainable (the reference trains the last layer's only).
 """
 
 from __future__ import annotations
@@ -80,6 +80,18 @@ class SSLDiscriminator(nn.Module):
     def noise_dim(self) -> int:
         """Columns of the noise tensor one call takes (input and every hidden layer)."""
         return sum(self.dims)
+
+    @torch.no_grad()
+    def init_from_data(self, x: Tensor) -> None:
+        """The reference's data-dependent initialisation: layer by layer, the scale g and the bias
+        are set so that the pre-activations on x (noise-free) have zero mean and unit variance."""
+        h = (x.flatten(1) + 1) / 2
+        for layer in [*self.hidden, self.out]:
+            t = layer(h)
+            mean, inv_std = t.mean(0), 1.0 / (t.var(0, unbiased=False) + 1e-8).sqrt()
+            layer.parametrizations.weight.original0.mul_(inv_std.unsqueeze(1))
+            layer.bias.copy_((layer.bias - mean) * inv_std)
+            h = F.relu(layer(h))
 
     def forward(self, x: Tensor, noise: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         h = (x.flatten(1) + 1) / 2  # the reference's pixels in [0, 1]
