@@ -84,6 +84,8 @@ def main(argv=None) -> int:
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.95)
     fig.savefig(os.path.join(out_dir, "l_i.png"), dpi=110)
     plt.close(fig)
+    for r in results.values():  # docs name no machine: the run by its name under --runs
+        r["run_dir"] = os.path.relpath(r["run_dir"], args.runs)
     results = portable(results)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -110,6 +112,8 @@ digit assignment by scipy's linear_sum_assignment). Bar: >= {BAR:.0%} in at leas
 | seed | iterations | minutes | categorical accuracy | last L_I (cat) |
 | --- | --- | --- | --- | --- |
 {rows}
+
+Overrides of these runs on top of the config: `{' '.join(args.overrides) or 'none (the paper setting)'}`.
 
 L_I of the categorical code rises toward its maximum ln 10 = {math.log(10):.3f} (Q certain of
 the code G was given):

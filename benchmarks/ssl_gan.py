@@ -80,7 +80,7 @@ def figures(results: dict, out_dir: str) -> None:
     fig.savefig(os.path.join(out_dir, "curve.png"), dpi=110)
     plt.close(fig)
     for n, r in results.items():
-        m = load_module(os.path.join(REPO, r["run_dir"]) if not os.path.isabs(r["run_dir"]) else r["run_dir"])
+        m = load_module(r["run_dir"])
         image_grid(to_uint8_images(m.sample(100, seed=0)), os.path.join(out_dir, f"samples_{n}.png"), nrow=10)
 
 
@@ -136,8 +136,10 @@ Measured on {note}. The paper's rows are means ± std over 10 seeds of the label
   norm, sigmoid) with U(0, 1) noise; D with Gaussian noise 0.3 on the input and 0.5 after each of
   its weight-normed 1000-500-250-250-250 ReLU layers; Adam(3e-3, beta1 = 0.5), batch 100 labelled
   + 100 unlabelled, learning rate decaying linearly to 0 over the last third of the run.
-- Weight norm comes from torch parametrizations with every scale trainable and initialised to 1;
-  the reference initialises scales and biases from a data batch and trains only the last layer's.
+- Weight norm comes from torch parametrizations; D's directions start as N(0, 0.05^2) and its
+  scales and biases are set from the first 500 unlabelled images (zero-mean, unit-variance
+  pre-activations: the reference's data-dependent init, `game.ssl.init_batch`). Every scale is
+  trained (the reference trains only the last layer's).
 - The Polyak average is the engine's EMA (`gan.ema`), started as a copy of D; the reference
   averages from zeros with decay 0.9999 over 180,000 iterations. Shorter runs use a shorter
   horizon (decay 0.99 for the runs on this page: about 1/10 of the run, as in the reference).
@@ -163,8 +165,10 @@ def main(argv=None) -> int:
         run = train(args.config, args.runs, f"ssl-{n}", overrides, args.force)
         results[n] = {**run, "curve": curve(run["run_dir"], args.mnist),
                       "command": ["ganscale", "train", os.path.relpath(args.config, REPO), *overrides]}
-    results = portable(results)
     figures(results, out_dir)
+    for r in results.values():  # docs name no machine: the run by its name under --runs
+        r["run_dir"] = os.path.relpath(r["run_dir"], args.runs)
+    results = portable(results)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     write_doc(results, args.doc, cpu_note())
