@@ -59,7 +59,7 @@ def grids(run_dir: str, mnist: str, out_dir: str) -> dict[str, str]:
 
     from ganscale.metrics.classifier import load_digits
     from ganscale.metrics.latent import reconstruct, to_unit_range
-    from ganscale.train.plots import image_grid, to_uint8_images
+    from ganscale.metrics.plots import image_grid, to_uint8_images
     from ganscale.train.restore import load_module
 
     m = load_module(run_dir)

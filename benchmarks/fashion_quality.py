@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     from ganscale.data import build_datamodule
     from ganscale.metrics.classifier import load_classifier
     from ganscale.metrics.evaluator import ImageEvaluator
-    from ganscale.train.plots import image_grid, to_uint8_images
+    from ganscale.metrics.plots import image_grid, to_uint8_images
     from ganscale.train.restore import load_module
 
     t_start = time.perf_counter()

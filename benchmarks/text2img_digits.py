@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     from ganscale.ops.checkpoint.store import list_checkpoints
     from ganscale.text.pair import load_encoder
     from ganscale.train.captioned import captioned_grid
-    from ganscale.train.plots import to_uint8_images
+    from ganscale.metrics.plots import to_uint8_images
 
     w = args.work
     train, test, enc, runs = (os.path.join(w, k) for k in ("train", "test", "encoder.safetensors", "runs"))

@@ -117,6 +117,7 @@ ARCHS: Registry = Registry("network architecture", {
 DATASETS: Registry = Registry("data kind", {
     "toy": "ganscale.data.toy:ToyDataModule",
     "shards": "ganscale.data.shards.datamodule:ShardsDataModule",
+    "digits": "ganscale.data.digits:DigitsDataModule",
 })
 EXTRACTORS: Registry = Registry("feature extractor", {
     "inception": "ganscale.metrics.extractors:build_inception",
@@ -137,6 +138,8 @@ GAMES: Registry = Registry("game", {
     "stackgan": "ganscale.games.stackgan:StackGANGame",
     "stackganpp": "ganscale.games.stackganpp:StackGANppGame",
     "bigan": "ganscale.games.bigan:BiGANGame",
+    "ssl_gan": "ganscale.games.ssl_gan:SSLGANGame",
+    "infogan": "ganscale.games.infogan:InfoGANGame",
 })
 CONDITIONS: Registry = Registry("condition kind", {
     "none": "ganscale.conditions.kinds:NoCondition",

@@ -85,6 +85,15 @@ _BIGAN = ["game.name=bigan", "game.condition=none", "model.z_dim=2", "game.bigan
           "game.bigan.batch_norm=false", "game.bigan.eval_data="]
 CASES["bigan"] = _BIGAN
 CASES["ali"] = [*_BIGAN, "game.bigan.encoder=gaussian", "game.bigan.prior=normal"]
+# the semi-supervised GAN (ganscale.games.ssl_gan) on the ring with mode indices as labels: its
+# labelled stream, D's seeded noise and the feature matching's global means; G without BatchNorm
+# (per-rank batch statistics are the one thing that differs, see the bn cases)
+CASES["ssl"] = ["game.name=ssl_gan", "game.ssl.g_batchnorm=false", "game.ssl.d_widths=[32,16]", "game.ssl.g_width=16",
+                "game.ssl.z_dim=8", "game.ssl.num_classes=8", "game.ssl.init_batch=0"]
+# InfoGAN (ganscale.games.infogan): Q in D's player, L_I in both players' losses; small nets
+# without BatchNorm on random 28 x 28 images
+CASES["infogan"] = ["game.name=infogan", "game.infogan.batchnorm=false", "game.infogan.width=32", "game.infogan.ch=4"]
+IMAGE_CASES = {"infogan"}
 STRATEGIES = {
     "single": ["strategy.name=single"],
     "ddp": ["strategy.name=ddp"],
@@ -103,18 +112,24 @@ class _GlobalBatchStream(IterableDataset):
         for i in itertools.count():
             g = torch.Generator().manual_seed(1000 + i)
             x = sample_mixture(dm.means, dm.cfg.data.toy.std, n_disc * world * b, g).view(n_disc, world * b, 2)
+            if dm.info.kind == "image":
+                x = torch.rand(n_disc, world * b, *dm.info.shape, generator=g) * 2 - 1
             if dm.nan_at == i:
                 x[:, world * b // 2:] = float("nan")
-            yield {"x": x[:, rank * b:(rank + 1) * b].reshape(n_disc * b, 2)}
+            # a labelled stream beside it (the semi-supervised GAN's): mode indices as labels
+            y_lab = torch.randint(len(dm.means), (world * b,), generator=g)
+            x_lab = dm.means[y_lab] + dm.cfg.data.toy.std * torch.randn(world * b, 2, generator=g)
+            rows = slice(rank * b, (rank + 1) * b)
+            yield {"x": x[:, rows].reshape(n_disc * b, *dm.info.shape), "x_lab": x_lab[rows], "y_lab": y_lab[rows]}
 
 
 class SplitGlobalBatches(GANDataModule):
     """Iteration i's global real batch (n_disc chunks of world x b ring samples); each rank gets
     its slice of every chunk, so N ranks with b see exactly what one process with N x b sees."""
 
-    def __init__(self, cfg, nan_at=None):
+    def __init__(self, cfg, nan_at=None, image=False):
         super().__init__(cfg)
-        self.info = DataInfo("points", (2,), 0)
+        self.info = DataInfo("image", (1, 28, 28), 0) if image else DataInfo("points", (2,), 0)
         self.means = mixture_means(cfg.data.toy)
         self.nan_at = nan_at
 
@@ -227,13 +242,13 @@ def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=
     cfg = make_cfg(case, strategy, world, batch, extra)
     L.seed_everything(cfg.seed, verbose=False)
     dm = (TextGlobalBatches(cfg, TEXT_SIZE[case]) if case in TEXT_SIZE
-          else SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None))
+          else SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None, image=case in IMAGE_CASES))
     with without_batchnorm(case in NO_BATCHNORM):
         module = GANModule(cfg, dm.info, game=GAMES[case]() if case in GAMES else None)
     if case == "nonfinite_grad":
         poison_d_gradients(module)
-    stepped = module.net(module.game.players[module.player_names[-1]].nets[0])  # D, or the last player's first net
-    init = {k: v.detach().clone() for k, v in stepped.state_dict().items()}
+    stepped_name = module.game.players[module.player_names[-1]].nets[0]  # D, or the last player's first net
+    init = {k: v.detach().clone() for k, v in module.net(stepped_name).state_dict().items()}
     logger = MemoryLogger()
     trainer = L.Trainer(accelerator="cpu", devices=world, num_nodes=1, max_epochs=-1, max_steps=-1,
                         logger=[logger], callbacks=[TrainLogger(cfg)], enable_checkpointing=False,
@@ -245,7 +260,8 @@ def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=
         return {k: v.detach().float().cpu().clone() for k, v in m.state_dict().items()}
 
     out = {name: state(module.net(name)) for name in module.net_names}
-    out.update({"D_init": init, "skipped": dict(module.num_skipped), "iteration": module.iteration,
+    out.update({"D_init": init, "stepped": stepped_name, "skipped": dict(module.num_skipped),
+                "iteration": module.iteration,
                 "metrics": logger.rows, "nets": list(module.net_names)})
     if module.G_ema_module is not None:
         out["G_ema"] = state(module.G_ema_module)

@@ -6,7 +6,8 @@
     ganscale launch slurm [CONFIG.yaml ...] [key=value ...] --nodes N --gpus-per-node G --time T --partition P
     ganscale data pack SRC OUT [options]     |     ganscale data verify SHARD_DIR
     ganscale data synth captioned-digits OUT --split train|test  |  ganscale data embed SHARDS --model PATH --out DIR
-    ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall)
+    ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...]       (FID, KID, IS, precision/recall; a game's own metrics)
+    ganscale predict RUN_DIR_OR_CHECKPOINT --data DIR --split test --out preds.npy   (a game's classifier)
     ganscale export RUN_DIR_OR_CHECKPOINT --out DIR [--with-g] [--with-d]   (safetensors + model card)
     ganscale classifier train|test --data MNIST_DIR ...       (feature network for digit data)
     ganscale text train CONFIG.yaml [key=value ...]          (DAMSM text encoder for text-to-image)
@@ -18,10 +19,10 @@ import argparse
 import sys
 from typing import Optional
 
-from ganscale.cli import classifier, data, encode, evaluate, export, launch, sample, text, train
+from ganscale.cli import classifier, data, encode, evaluate, export, launch, predict, sample, text, train
 from ganscale.errors import UserError
 
-COMMANDS = [train, sample, encode, data, evaluate, export, classifier, launch, text]
+COMMANDS = [train, sample, encode, data, evaluate, predict, export, classifier, launch, text]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """`ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...] [--out FILE.json]`: image metrics of a
-trained G_ema (FID, KID, IS, precision/recall, class accuracy; see `eval.*` in the config).
+trained G_ema (FID, KID, IS, precision/recall, class accuracy; see `eval.*` in the config), or
+the game's own metrics when it defines them (ssl_gan: D's test errors; bigan: its encoder's).
 RUN_DIR_OR_CHECKPOINT may also be a folder written by `ganscale export` (nothing is unpickled).
 
 The run's stored config is used, with `key=value` overrides on top (e.g. a larger sample count,
@@ -75,6 +76,18 @@ def default_out(ckpt_file: str, iteration: int) -> str:
     return os.path.join(run_dir, "eval", f"iter_{iteration:08d}.json")
 
 
+def write_metrics(metrics: dict, module, ckpt_file: str, out=None) -> int:
+    """Print the metrics and write them as JSON to `out` (default <run>/eval/iter_<N>.json)."""
+    out = out or default_out(ckpt_file, module.iteration)
+    metrics = {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **metrics}
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(metrics, f, indent=2)
+    print(json.dumps(metrics, indent=2))
+    print(f"ganscale eval: wrote {out}")
+    return 0
+
+
 def run(args) -> int:
     import torch
 
@@ -88,14 +101,7 @@ def run(args) -> int:
     cfg = resolved_config(to_dict(module.cfg), args.overrides)
     own = module.game.evaluate(module, cfg)  # a game measured its own way (BiGAN: its encoder)
     if own is not None:
-        out = args.out or default_out(ckpt_file, module.iteration)
-        own = {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **own}
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            json.dump(own, f, indent=2)
-        print(json.dumps(own, indent=2))
-        print(f"ganscale eval: wrote {out}")
-        return 0
+        return write_metrics(own, module, ckpt_file, args.out)
     if not cfg.eval.metrics:
         raise UserError("eval.metrics is empty; name the metrics to compute, e.g. eval.metrics=[fid,kid,is,pr]")
     if module.info.kind != "image":
@@ -112,11 +118,8 @@ def run(args) -> int:
 
     with torch.no_grad():
         metrics = evaluator.evaluate(sample_fn, device)
-    metrics = {"iter": module.iteration, "checkpoint": os.path.abspath(ckpt_file), **metrics}
     if rank == 0:
-        atomic_write_json(out, metrics, indent=2)
-        print(json.dumps(metrics, indent=2))
-        print(f"ganscale eval: wrote {out}")
+        write_metrics(metrics, module, ckpt_file, out)
     if world > 1:
         torch.distributed.destroy_process_group()
     return 0

@@ -11,6 +11,12 @@ a checkpoint file or a folder written by `ganscale export`; nothing is unpickled
     ganscale sample runs/digits --text "a red 3 in the top left" --num 16 --out grid.png   # text-to-image
     ganscale sample runs/cub --captions captions.txt --num 64 --out birds/                 # line i mod L
 
+InfoGAN (game.name=infogan): --code NAME=VALUE fixes a latent code (cat=K, c0=V, c1=V) and draws
+the rest; the traversal figures (rows = categories, columns = one continuous code swept -2..2)
+are written beside OUT as OUT_traversal_c<j>.png:
+
+    ganscale sample runs/infogan --code cat=3 --code c0=-1.5 --num 64 --out grid.png
+
 --class: a class-conditional G draws sample i from class C[i % len(C)] (default: uniformly random
 classes). --text / --captions: a text-to-image run draws sample i for the caption (line i mod L of
 FILE); a PNG grid prints each caption under its image. --truncation T: z is drawn from the normal
@@ -42,6 +48,8 @@ def add_parser(sub) -> None:
     p.add_argument("--text", default=None, help="text-to-image: the caption of every sample")
     p.add_argument("--captions", default=None, help="text-to-image: a file of captions, one per line; "
                    "sample i uses line i mod L")
+    p.add_argument("--code", dest="codes", action="append", default=[],
+                   help="NAME=VALUE: fix a latent code of a game that has codes (InfoGAN: cat=3, c0=-1.5); repeatable")
     p.add_argument("--nrow", type=int, default=0, help="images per row of a PNG grid (default: about sqrt(N))")
     p.set_defaults(func=run)
 
@@ -113,16 +121,23 @@ def run(args) -> int:
     kind = output_kind(args.out)
     captions = parse_captions(args.text, args.captions, args.num)
     module = load_module(args.source)
+    with_codes = getattr(module.game, "sample_with_codes", None)
+    if args.codes and with_codes is None:
+        raise UserError(f"--code: game {module.game.name!r} has no latent codes (game.name=infogan has)")
     if module.condition.name == "text":
         from ganscale.games.text2img import sample_captions
 
         if captions is None:
             raise UserError("this is a text-to-image run: give the captions with --text \"...\" or --captions FILE")
         x = sample_captions(module, captions, seed=args.seed)
+    elif captions is not None:
+        raise UserError("--text/--captions need a text-to-image run (game.condition=text); this run's G "
+                        f"is conditioned on {module.condition.name}")
+    elif with_codes is not None:
+        from ganscale.metrics.infogan import parse_codes
+
+        x = with_codes(module, args.num, args.seed, parse_codes(args.codes, module.sampler))
     else:
-        if captions is not None:
-            raise UserError("--text/--captions need a text-to-image run (game.condition=text); this run's G "
-                            f"is conditioned on {module.condition.name}")
         y = parse_classes(args.classes, module.sampler.num_classes, args.num)
         x = module.sample(args.num, seed=args.seed, y=y, truncation=args.truncation)
     if kind != "folder":
@@ -146,4 +161,13 @@ def run(args) -> int:
             raise UserError("PNG output is for image models; use --out FILE.npy for points")
         np.save(args.out, x.numpy().astype(np.float32))
     print(f"ganscale: wrote {args.num} samples to {args.out}")
+    traversals = getattr(module.game, "traversals", None)
+    if traversals is not None:
+        from ganscale.metrics.plots import image_grid, to_uint8_images
+
+        stem = os.path.splitext(args.out.rstrip("/"))[0]
+        for name, images in traversals(module, args.seed).items():
+            path = image_grid(to_uint8_images(images), f"{stem}_traversal_{name}.png",
+                              nrow=len(images) // module.sampler.num_categories)
+            print(f"ganscale: wrote the traversal of {name} to {path}")
     return 0

@@ -33,6 +33,27 @@ def stream_seed(seed: int, rank: int, index: int) -> int:
     return (h * 6364136223846793005 + 1442695040888963407) % (2**63)
 
 
+class IndexedBatches:
+    """Mixin for an IterableDataset of already-batched dicts where batch i depends on i alone
+    (`batch_at(i)`): worker w of W yields batches start+w, start+w+W, ... so the DataLoader's round
+    robin returns them in order whatever the number of workers, and a resume starts at `start`."""
+
+    start: int = 0
+
+    def batch_at(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def __iter__(self):
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        i = self.start + wid
+        while True:
+            yield self.batch_at(i)
+            i += nw
+
+
 class GANDataModule(L.LightningDataModule):
     """One dataloader batch = one ganscale iteration: `x` holds n_disc per-rank batches."""
 

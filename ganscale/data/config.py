@@ -42,9 +42,34 @@ class ToyConfig:
 
 
 @dataclass
+class DigitsConfig:
+    """MNIST-style IDX digits held in memory (data.kind=digits), with an optional labelled stream
+    for semi-supervised games: a seed picks `labelled_per_class` images of every class from the
+    train split, and every batch carries `x_lab`/`y_lab` from them beside the unlabelled `x`."""
+
+    path: str = "../shared/data/mnist"
+    """Folder with the four gzip IDX files (train-/t10k- images and labels)."""
+    labels: bool = False
+    """Put the unlabelled stream's labels into batches as `y` (class-conditional games only)."""
+    labelled_per_class: int = 0
+    """Labelled images per class for the labelled stream; 0 = no labelled stream."""
+    labelled_seed: int = 1
+    """Seed of the choice of labelled images (independent of the run's seed)."""
+    labelled_batch_size: int = 0
+    """Per-rank batch of the labelled stream; 0 = data.batch_size."""
+
+    def check(self, root: "RunConfig") -> list[str]:
+        out = []
+        if self.labelled_per_class < 0 or self.labelled_batch_size < 0:
+            out.append("labelled_per_class and labelled_batch_size must be >= 0")
+        return out
+
+
+@dataclass
 class DataConfig:
     kind: str = "toy"
-    """Which data module: `toy` (2D mixtures) or `shards` (WebDataset tar shards, see data.shards)."""
+    """Which data module: `toy` (2D mixtures), `shards` (WebDataset tar shards, see data.shards) or
+    `digits` (MNIST-style IDX files in memory with a labelled stream, see data.digits)."""
     batch_size: int = 256
     """Per-rank batch size of one D (or G) step. Global batch = batch_size x world size."""
     num_workers: int = 0
@@ -53,6 +78,8 @@ class DataConfig:
     """Settings of the toy mixtures (used when kind=toy)."""
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     """Shard spec, manifest, shuffling, decoding and transforms (used when kind=shards)."""
+    digits: DigitsConfig = field(default_factory=DigitsConfig)
+    """In-memory IDX digits and their labelled stream (used when kind=digits)."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.registry import DATASETS

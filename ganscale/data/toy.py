@@ -6,9 +6,9 @@ import math
 from typing import Optional
 
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset
 
-from ganscale.data.base import DataInfo, GANDataModule, stream_seed
+from ganscale.data.base import DataInfo, GANDataModule, IndexedBatches, stream_seed
 from ganscale.data.config import ToyConfig
 
 
@@ -30,7 +30,7 @@ def sample_mixture(means: torch.Tensor, std: float, n: int, generator: torch.Gen
     return means[idx] + std * torch.randn(n, 2, generator=generator)
 
 
-class ToyStream(IterableDataset):
+class ToyStream(IndexedBatches, IterableDataset):
     """Yields already-batched dicts {"x": [batch, 2]}; batch i comes from its own seed, and worker
     w of W yields batches start+w, start+w+W, ... so the DataLoader's round robin returns them in
     order whatever the number of workers."""
@@ -42,14 +42,6 @@ class ToyStream(IterableDataset):
     def batch_at(self, index: int) -> dict:
         g = torch.Generator().manual_seed(stream_seed(self.seed, self.rank, index))
         return {"x": sample_mixture(self.means, self.std, self.batch, g)}
-
-    def __iter__(self):
-        info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info else (0, 1)
-        i = self.start + wid
-        while True:
-            yield self.batch_at(i)
-            i += nw
 
 
 class ToyDataModule(GANDataModule):

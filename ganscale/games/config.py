@@ -47,6 +47,71 @@ class BiGANConfig:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
         return problems
 
+@dataclass
+class SSLConfig:
+    """The semi-supervised GAN (game.name=ssl_gan; Salimans et al. 2016, openai/improved-gan)."""
+
+    z_dim: int = 100
+    """G's uniform noise U(0, 1) dimensions."""
+    g_width: int = 500
+    """Units of G's two hidden layers (BatchNorm, softplus)."""
+    g_batchnorm: bool = True
+    """BatchNorm in G's hidden layers (per-rank statistics: N ranks then differ from one process)."""
+    d_widths: list[int] = field(default_factory=lambda: [1000, 500, 250, 250, 250])
+    """D's hidden layers (weight-normed, ReLU); the last one is the feature-matching layer."""
+    input_noise: float = 0.3
+    """Std of the Gaussian noise D adds to its input (pixels in [0, 1]) while training."""
+    hidden_noise: float = 0.5
+    """Std of the Gaussian noise D adds after every hidden layer while training."""
+    num_classes: int = 10
+    """K, the classes of D's logits (the labelled stream's labels are 0..K-1)."""
+    init_batch: int = 500
+    """Images (the first of the unlabelled stream) that set D's weight-norm scales and biases,
+    the reference's data-dependent init (needs data.kind=digits); 0 = scales 1, biases 0."""
+    unlabelled_weight: float = 1.0
+    """Weight of the unsupervised real/fake terms in D's loss (the supervised CE has weight 1)."""
+
+    def check(self, root) -> list[str]:
+        out = []
+        if root.game.name == "ssl_gan" and root.data.kind == "digits" and root.data.digits.labelled_per_class < 1:
+            out.append("game.name=ssl_gan needs labelled images: set data.digits.labelled_per_class (e.g. 10)")
+        if self.num_classes < 2 or self.z_dim < 1 or self.g_width < 1 or not self.d_widths or min(self.d_widths) < 1:
+            out.append("num_classes must be >= 2; z_dim, g_width and every d_widths entry >= 1")
+        if root.game.name == "ssl_gan" and self.init_batch > 0 and root.data.kind != "digits":
+            out.append(f"init_batch={self.init_batch} initialises D from data.kind=digits images; "
+                       "set game.ssl.init_batch=0 for other data")
+        if self.input_noise < 0 or self.hidden_noise < 0:
+            out.append("input_noise and hidden_noise must be >= 0")
+        return out
+
+
+@dataclass
+class InfoGANConfig:
+    """InfoGAN (game.name=infogan; Chen et al. 2016, openai/InfoGAN's MNIST experiment)."""
+
+    noise_dim: int = 62
+    """Incompressible noise dimensions, U(-1, 1)."""
+    num_categories: int = 10
+    """Categories of the uniform categorical code."""
+    num_continuous: int = 2
+    """Continuous codes, each U(-1, 1)."""
+    info_weight: float = 1.0
+    """lambda: lambda * L_I is subtracted from both D+Q's loss and G's loss (info_reg_coeff)."""
+    width: int = 1024
+    """Units of G's first and D's last fully connected layer (the paper's 1024)."""
+    ch: int = 64
+    """Channels of G's last and D's first convolution (the paper's 64; the other one has twice)."""
+    batchnorm: bool = True
+    """BatchNorm in G, D's trunk and Q (per-rank statistics: N ranks then differ from one process)."""
+
+    def check(self, root) -> list[str]:
+        out = []
+        if self.noise_dim < 0 or self.num_categories < 2 or self.num_continuous < 0 or self.width < 1 or self.ch < 1:
+            out.append("noise_dim and num_continuous must be >= 0, num_categories >= 2, width and ch >= 1")
+        if self.info_weight < 0:
+            out.append(f"info_weight={self.info_weight} must be >= 0")
+        return out
+
 
 @dataclass
 class GameConfig:
@@ -66,6 +131,10 @@ class GameConfig:
     encoder, the loss weights."""
     bigan: BiGANConfig = field(default_factory=BiGANConfig)
     """Settings of the `bigan` game (BiGAN / ALI: an encoder and a joint discriminator)."""
+    ssl: SSLConfig = field(default_factory=SSLConfig)
+    """Settings of game.name=ssl_gan (ganscale.games.ssl_gan)."""
+    infogan: InfoGANConfig = field(default_factory=InfoGANConfig)
+    """Settings of game.name=infogan (ganscale.games.infogan)."""
 
     def check(self, root) -> list[str]:
         from ganscale.registry import CONDITIONS, GAMES

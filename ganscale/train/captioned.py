@@ -65,7 +65,7 @@ class CaptionedSamples(L.Callback):
     @rank_zero_only
     def _plot(self, trainer, pl_module, it: int) -> None:
         from ganscale.games.text2img import sample_text
-        from ganscale.train.plots import to_uint8_images
+        from ganscale.metrics.plots import to_uint8_images
 
         cond, captions = pl_module.condition.pooled_captions(GRID_SIZE)
         if cond is None:

@@ -151,7 +151,11 @@ class GANModule(L.LightningModule):
 
     @property
     def G_ema_module(self) -> Optional[nn.Module]:
-        return self.net(self.ema_name).module if self.ema_name else None
+        """The EMA of the sampling generator, or None (no EMA, or the game averages another net:
+        the semi-supervised GAN's D)."""
+        if not self.ema_name or self.game.ema_of != self.game.sample_net:
+            return None
+        return self.net(self.ema_name).module
 
     # ----------------------------------------------------------------- seeded global draws
     @property
