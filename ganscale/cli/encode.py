@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ganscale.metrics.classifier import load_digits
+    from ganscale.data.idx import load_digits
     from ganscale.metrics.latent import encode
     from ganscale.train.restore import load_module
 

@@ -21,7 +21,7 @@ import torch
 from ganscale.conditions.kinds import ConditionKind
 from ganscale.conditions.ops import cond_cat, cond_index
 from ganscale.conditions.text import TextCondition
-from ganscale.data.captions import caption_index, uniform_draws
+from ganscale.conditions.captions import caption_index, uniform_draws
 from ganscale.errors import UserError
 
 ENCODER = "T"

@@ -15,6 +15,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ganscale.conditions.captions import caption_index, uniform_draws  # noqa: F401  (one caption draw)
+
 
 def draw_caption_index(counts: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
     """For each image i, an index uniform in 0..counts[i]-1 (long [N], on counts' device)."""
@@ -24,20 +26,6 @@ def draw_caption_index(counts: Tensor, generator: Optional[torch.Generator] = No
         raise ValueError("every image needs at least one caption (a count of 0 was given)")
     device = generator.device if generator is not None else counts.device
     return caption_index(uniform_draws(len(counts), generator, device), counts)
-
-
-def uniform_draws(n: int, generator: Optional[torch.Generator] = None, device=None) -> Tensor:
-    """The n float64 uniforms that `caption_index` turns into caption choices (the engine draws them
-    for the global batch and gives each rank its rows, so N ranks pick what one process picks)."""
-    return torch.rand(n, generator=generator, device=device, dtype=torch.float64)
-
-
-def caption_index(u: Tensor, counts: Tensor) -> Tensor:
-    """Caption choices from uniforms u in [0, 1) [N]: floor(u * counts[i]) (long [N], on counts' device)."""
-    if len(counts) and int(counts.min()) < 1:
-        raise ValueError("every image needs at least one caption (a count of 0 was given)")
-    # floor(u * count) < count since u < 1; float64 is exact for any realistic caption count
-    return (u.to(counts.device, torch.float64) * counts.to(torch.float64)).floor().long().clamp_max_(counts - 1)
 
 
 def draw_captions(ids: Tensor, lengths: Tensor, counts: Tensor,

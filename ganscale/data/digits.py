@@ -43,7 +43,7 @@ def labelled_subset(labels: torch.Tensor, per_class: int, seed: int, num_classes
 def first_images(cfg, n: int) -> torch.Tensor:
     """The first n images of the unlabelled stream's order (float in [-1, 1]): the same on every
     rank, for data-dependent initialisation (the semi-supervised GAN's D)."""
-    from ganscale.metrics.classifier import load_digits
+    from ganscale.data.idx import load_digits
 
     images, _ = load_digits(cfg.data.digits.path, "train")
     return to_unit_range(images[EpochStream(len(images), cfg.seed, 0).rows(0, min(n, len(images)))])
@@ -107,7 +107,7 @@ class DigitsStream(IndexedBatches, IterableDataset):
 class DigitsDataModule(GANDataModule):
     def __init__(self, cfg):
         super().__init__(cfg)
-        from ganscale.metrics.classifier import load_digits
+        from ganscale.data.idx import load_digits
 
         self.digits = cfg.data.digits
         self.images, self.labels = load_digits(self.digits.path, "train")

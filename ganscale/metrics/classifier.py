@@ -20,16 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganscale.data.idx import IDX_FILES, load_digits  # noqa: F401  (the IDX reader lives with the data)
 from ganscale.errors import UserError
 from ganscale.utils.files import atomic_torch_save
 
 FORMAT = "ganscale-classifier-v1"
-IDX_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-
-
 class DigitClassifier(nn.Module):
     """conv32-pool-conv64-pool-conv128 (BatchNorm, ReLU) -> linear 128 (features) -> linear 10."""
 
@@ -69,21 +64,6 @@ class DigitClassifier(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ data
-def load_digits(folder: str, split: str) -> tuple[Tensor, Tensor]:
-    """uint8 images [N, 1, 28, 28] and int64 labels of the `train` or `test` split."""
-    from ganscale.data.pack.sources import read_idx
-
-    paths = [os.path.join(folder, name) for name in IDX_FILES[split]]
-    for path in paths:
-        if not os.path.isfile(path):
-            raise UserError(f"{path} does not exist; point --data at the folder holding the MNIST IDX files "
-                            f"({', '.join(IDX_FILES['train'] + IDX_FILES['test'])})")
-    images, labels = (read_idx(p).copy() for p in paths)
-    if len(images) != len(labels):
-        raise UserError(f"{folder}: {len(images)} images but {len(labels)} labels in the {split} split")
-    return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
-
-
 # ------------------------------------------------------------------------------------ training
 @dataclass
 class TrainResult:

@@ -101,7 +101,7 @@ def reconstruct(G: nn.Module, E: nn.Module, images: Tensor, batch: int = 2000) -
 def evaluate_encoder(G: nn.Module, E: nn.Module, data_dir: str, num_train: int = 60000,
                      num_test: int = 10000) -> dict[str, float]:
     """The three figures for E (and G) on the MNIST-style IDX files in `data_dir`."""
-    from ganscale.metrics.classifier import load_digits
+    from ganscale.data.idx import load_digits
 
     xtr, ytr = (t[:num_train] for t in load_digits(data_dir, "train"))
     xte, yte = (t[:num_test] for t in load_digits(data_dir, "test"))

@@ -24,7 +24,7 @@ def predict_classes(D: nn.Module, x: Tensor, batch: int = 2000) -> Tensor:
 def load_split(folder: str, split: str) -> tuple[Tensor, Tensor]:
     """Images of an IDX split as float in [-1, 1] [N, 1, 28, 28], and their labels."""
     from ganscale.data.digits import to_unit_range
-    from ganscale.metrics.classifier import load_digits
+    from ganscale.data.idx import load_digits
 
     images, labels = load_digits(folder, split)
     return to_unit_range(images), labels
