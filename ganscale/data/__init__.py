@@ -37,6 +37,13 @@ def _shards(cfg) -> GANDataModule:
     return ShardsDataModule(cfg)
 
 
+@DATASETS.register("none")
+def _none(cfg) -> GANDataModule:
+    from ganscale.data.none import NoDataModule
+
+    return NoDataModule(cfg)
+
+
 def build_datamodule(cfg) -> GANDataModule:
     return DATASETS[cfg.data.kind](cfg)
 

@@ -44,7 +44,8 @@ class ToyConfig:
 @dataclass
 class DataConfig:
     kind: str = "toy"
-    """Which data module: `toy` (2D mixtures) or `shards` (WebDataset tar shards, see data.shards)."""
+    """Which data module: `toy` (2D mixtures), `shards` (WebDataset tar shards, see data.shards) or
+    `none` (games that draw their own inputs, e.g. game.name=crypto)."""
     batch_size: int = 256
     """Per-rank batch size of one D (or G) step. Global batch = batch_size x world size."""
     num_workers: int = 0

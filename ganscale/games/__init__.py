@@ -21,7 +21,7 @@ from ganscale.games.base import Game, Phase, Player
 from ganscale.registry import Registry
 
 GAMES: Registry = Registry("game")
-_BUILTIN = ("ganscale.games.gan",)
+_BUILTIN = ("ganscale.games.gan", "ganscale.games.crypto")
 
 __all__ = ["GAMES", "Game", "Phase", "Player", "build_game"]
 

@@ -73,6 +73,11 @@ class Game:
         """Called once per iteration before the phases, with this rank's batch (e.g. to split
         it into the chunks of the repeated D steps)."""
 
+    def callbacks(self, cfg, run_dir: str) -> list:
+        """Lightning callbacks the game adds to a run, e.g. its own evaluation (run after the
+        generic evaluation and before the checkpoint callback, which records their metrics)."""
+        return []
+
     def check(self, cfg, info) -> list[str]:
         """Problems with this game under `cfg` and the data `info` (reported with the config's)."""
         return []

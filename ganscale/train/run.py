@@ -70,9 +70,10 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=msg)
 
 
-def build_callbacks(cfg, run_dir: str) -> list:
-    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), TrainingCurves(cfg, run_dir), ScheduleChangeWarning(cfg),
-           *ops_callbacks(cfg, run_dir)]
+def build_callbacks(cfg, run_dir: str, game=None) -> list:
+    extra = game.callbacks(cfg, run_dir) if game is not None else []  # e.g. the game's own evaluation
+    cbs = [TrainLogger(cfg), EvalAndPlot(cfg, run_dir), *extra, TrainingCurves(cfg, run_dir),
+           ScheduleChangeWarning(cfg), *ops_callbacks(cfg, run_dir)]
     if cfg.trainer.progress_bar:
         cbs.append(IterationProgressBar(refresh_rate=10))
     return cbs
@@ -117,7 +118,7 @@ def setup(cfg) -> Run:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = GANModule(cfg, datamodule.info)
-    trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, run_dir))
+    trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, run_dir, module.game))
     return Run(cfg, run_dir, trainer, module, datamodule, ckpt_path)
 
 
