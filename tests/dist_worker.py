@@ -57,6 +57,11 @@ GAMES = {"relay": RelayGame}
 """Cases that play another game than the GAN: the game defined in tests/test_game_engine.py
 (three networks, two players; the adversary steps twice per iteration)."""
 CASES["relay"] = ["gan.n_disc=2", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
+# a registered game other than the GAN: adversarial cryptography (Alice + Bob against Eve, who
+# steps twice; Eve's error enters the team's loss squared, through m.global_mean)
+CASES["crypto"] = ["game.name=crypto", "game.crypto.bits=8", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
+LOGGED = {"relay": ("loss/A", "loss/AB", "skipped/A"), "crypto": ("loss/E", "loss/AB", "bits/eve_vs_AB", "skipped/E")}
+"""The logged keys compared per case (the GAN's otherwise: loss/D, loss/G, skipped/D)."""
 STRATEGIES = {
     "single": ["strategy.name=single"],
     "ddp": ["strategy.name=ddp"],

@@ -82,6 +82,18 @@ def test_the_phases_step_on_the_papers_losses():
     assert not torch.equal(game.messages(m, 0)[0], game.messages(m, 1)[0])
 
 
+def test_eves_error_enters_the_team_loss_as_the_global_batch_mean():
+    """Squared, Eve's mean error must be the global batch's (m.global_mean), or N ranks would not
+    train as one process. In the 3-iteration DDP case Eve is still near chance, where the square's
+    gradient vanishes, so this is checked here: pretend the other ranks put the mean at 3 bits."""
+    m = crypto_module("data.batch_size=32", "game.crypto.bits=8")
+    m.phase = "AB_main"
+    m.global_mean = lambda t: t * 0 + 3.0
+    p, k = m.game.messages(m, 0)
+    bob = ((p - m.bob(m.alice(p, k), k)).abs().sum(1).mean() / 2).item()
+    assert m.game.team(m, 0).item() == pytest.approx(bob + (4 - 3) ** 2 / 16, rel=1e-6)
+
+
 def test_config_selects_the_game_and_refuses_bad_values():
     cfg = load_config([], GAME)
     assert isinstance(build_game(cfg), CryptoGame)
