@@ -146,7 +146,7 @@ def test_random_bits_are_seeded_signs():
 
 
 # ----------------------------------------------------------------- training, from the CLI
-@pytest.mark.slow  # ~30 s on an idle core; 400 iterations of three steps plus a process start
+@pytest.mark.slow  # 400 iterations of three steps plus a process start: 108 s on a crowded shared CPU
 def test_training_from_the_cli_teaches_bob_and_writes_the_evaluation(run_root):
     r = cli("train", "configs/crypto/abadi16.yaml", f"run.root={run_root}", "run.name=c", "trainer.max_iters=400",
             "data.batch_size=128", "game.crypto.bits=8", "optim.G.lr=1e-2", "optim.D.lr=1e-2",
