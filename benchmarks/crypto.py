@@ -98,13 +98,29 @@ def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
            f" Only {len(results)} of the {args.seeds} requested seeds finished within the CPU time this run had; "
            "the others were not run, and nothing is extrapolated."),
         "",
-        "| seed | Bob (bits) | co-trained Eve (bits) | fresh Eve (bits) | success | seconds |",
-        "| ---: | ---: | ---: | ---: | :---: | ---: |",
+        "| seed | Bob (bits) | co-trained Eve (bits) | fresh Eve (bits) | success | against the stronger Eve | seconds |",
+        "| ---: | ---: | ---: | ---: | :---: | :---: | ---: |",
     ]
+    n_strict = 0
     for r in sorted(results, key=lambda r: r["seed"]):
         m = r["metrics"]
+        strict = m["bob_bits"] < SUCCESS_BOB_BITS and min(m["eve_bits"], m["fresh_eve_bits"]) >= eve_bar
+        n_strict += strict
         lines.append(f"| {r['seed']} | {m['bob_bits']:.3f} | {m['eve_bits']:.2f} | {m['fresh_eve_bits']:.2f} | "
-                     f"{'yes' if m['success'] else 'no'} | {r['seconds']:.0f} |")
+                     f"{'yes' if m['success'] else 'no'} | {'yes' if strict else 'no'} | {r['seconds']:.0f} |")
+    lines += [
+        "",
+        "*success* is the paper's criterion, judged on the fresh Eve. *Against the stronger Eve* also",
+        "requires the co-trained Eve (which trained 2 steps per iteration for the whole run, far more",
+        "than the fresh Eve's budget here) to stay at or above the bar: "
+        f"{n_strict} of {len(results)} seeds.",
+    ]
+    rising = [r["seed"] for r in results if len(r["history"]) > 1
+              and r["history"][-1]["eve_bits"] > r["history"][-2]["eve_bits"]]
+    if rising:
+        lines += ["", f"In {len(rising)} of {len(results)} seeds (seeds {', '.join(map(str, sorted(rising)))}) the "
+                  "co-trained Eve's error was still rising at the last measurement: those runs ended while Alice "
+                  "was still learning to hide the plaintext, before a plateau."]
     iters_row = " / ".join(f"{h['iter']}: {h['bob_bits']:.2f}, {h['eve_bits']:.2f}"
                            for h in sorted(results, key=lambda r: r["seed"])[0]["history"])
     lines += [
@@ -118,7 +134,7 @@ def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
         "| --- | --- | --- |",
         f"| batch of (plaintext, key) pairs | {args.batch} | 4096 |",
         f"| training | {args.iters} iterations (1 Alice/Bob + 2 Eve steps each) | "
-        "until Bob and Eve reach their targets, up to tens of thousands of steps |",
+        "the same steps; the reference code trains until Bob < 0.02 and Eve > 7.7 bits (at most 850,000 iterations) |",
         "| optimizer | Adam, lr 0.0008, betas (0.9, 0.999), every player | Adam, lr 0.0008 |",
         f"| fresh Eve | {args.eve_steps} steps of batch {args.batch}, one restart | "
         "retrained from scratch (the reference code: up to 250,000 steps, 5 restarts) |",
@@ -132,7 +148,8 @@ def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
         "",
         f"Wall time {wall / 60:.1f} min for {len(results)} seeds with {args.jobs} worker processes on "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs "
-        "(per seed: the seconds column).",
+        f"(per seed: the seconds column; {sum(r['seconds'] for r in results) / len(results) / args.iters:.2f} s "
+        "per iteration of three steps on average, evaluations included).",
     ]
     text = "\n".join(lines) + "\n"
     with open(path, "w") as f:
