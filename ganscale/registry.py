@@ -118,6 +118,7 @@ DATASETS: Registry = Registry("data kind", {
     "toy": "ganscale.data.toy:ToyDataModule",
     "shards": "ganscale.data.shards.datamodule:ShardsDataModule",
     "digits": "ganscale.data.digits:DigitsDataModule",
+    "none": "ganscale.data.none:NoDataModule",
 })
 EXTRACTORS: Registry = Registry("feature extractor", {
     "inception": "ganscale.metrics.extractors:build_inception",
@@ -140,6 +141,7 @@ GAMES: Registry = Registry("game", {
     "bigan": "ganscale.games.bigan:BiGANGame",
     "ssl_gan": "ganscale.games.ssl_gan:SSLGANGame",
     "infogan": "ganscale.games.infogan:InfoGANGame",
+    "crypto": "ganscale.games.crypto:CryptoGame",
 })
 CONDITIONS: Registry = Registry("condition kind", {
     "none": "ganscale.conditions.kinds:NoCondition",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DataInfo:
     kind: str
-    """`points` (vectors, e.g. the 2D toys) or `image` (C x H x W in [-1, 1])."""
+    """`points` (vectors, e.g. the 2D toys), `image` (C x H x W in [-1, 1]) or `none` (no data:
+    the game draws its inputs)."""
     shape: tuple[int, ...]
     """Shape of one sample."""
     num_classes: int = 0

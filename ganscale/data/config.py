@@ -69,7 +69,8 @@ class DigitsConfig:
 class DataConfig:
     kind: str = "toy"
     """Which data module: `toy` (2D mixtures), `shards` (WebDataset tar shards, see data.shards) or
-    `digits` (MNIST-style IDX files in memory with a labelled stream, see data.digits)."""
+    `digits` (MNIST-style IDX files in memory with a labelled stream, see data.digits),
+    `none` (games that draw their own inputs, e.g. game.name=crypto)."""
     batch_size: int = 256
     """Per-rank batch size of one D (or G) step. Global batch = batch_size x world size."""
     num_workers: int = 0
