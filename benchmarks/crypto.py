@@ -5,7 +5,7 @@
 
 Every seed trains configs/crypto/abadi16.yaml through `ganscale.train.run.main` (the same code as
 `ganscale train`), with --iters iterations of batch --batch and a fresh Eve of --eve-steps steps
-(batch --batch) in the evaluation (ganscale.metrics.crypto: the paper's protocol). A seed succeeds
+(batch --batch) in the evaluation (ganscale.games.crypto_eval: the paper's protocol). A seed succeeds
 when Bob's error is below 0.05 bits and the fresh Eve's at least 7.3 of 16 bits. The paper trains
 with batch 4096 for up to tens of thousands of steps; on a shared CPU the defaults here are
 smaller, and the document states exactly what ran.
@@ -75,7 +75,7 @@ def finished_seed(run_dir: str, seed: int, seconds: float | None = None) -> dict
 
 
 def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
-    from ganscale.metrics.crypto import SUCCESS_BOB_BITS, SUCCESS_EVE_FRACTION
+    from ganscale.games.crypto_eval import SUCCESS_BOB_BITS, SUCCESS_EVE_FRACTION
 
     n_ok = sum(int(r["metrics"]["success"]) for r in results)
     eve_bar = SUCCESS_EVE_FRACTION * 16
@@ -85,7 +85,7 @@ def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
         "Alice and Bob share a 16-bit key; Alice encrypts a 16-bit plaintext, Bob decrypts it, Eve",
         "reads only the ciphertext (`ganscale/games/crypto.py`, networks `ganscale/nets/crypto.py`).",
         "After training, a fresh Eve trains from scratch against the frozen Alice and both errors are",
-        "measured on 16,384 new random (plaintext, key) pairs (`ganscale/metrics/crypto.py`). A seed",
+        "measured on 16,384 new random (plaintext, key) pairs (`ganscale/games/crypto_eval.py`). A seed",
         f"succeeds when Bob's error is below {SUCCESS_BOB_BITS} bits and the fresh Eve's at least",
         f"{eve_bar:.1f} of 16 bits (8 = chance).",
         "",

@@ -16,7 +16,7 @@ from ganscale.config import load_config
 from ganscale.errors import UserError
 from ganscale.games import build_game
 from ganscale.games.crypto import CryptoGame, team_loss
-from ganscale.metrics.crypto import bit_errors, evaluate_crypto, random_bits
+from ganscale.games.crypto_eval import bit_errors, evaluate_crypto, random_bits
 from ganscale.nets.crypto import MixTransform, build_crypto_nets, same_padding
 from ganscale.train.module import GANModule
 

@@ -48,7 +48,7 @@ def test_every_builtin_entry_resolves():
         for name in reg.choices():
             assert callable(reg[name]), (reg.kind, name)
     assert ARCHS.choices() == ["biggan", "dcgan", "dfgan", "mlp", "sngan", "stackgan", "stackganpp"]
-    assert DATASETS.choices() == ["shards", "toy"]
+    assert DATASETS.choices() == ["digits", "none", "shards", "toy"]
     assert METRICS.choices() == ["class_acc", "fid", "is", "kid", "modes", "pr"]
 
 

@@ -10,12 +10,12 @@ K; Eve reads C alone (networks: ganscale.nets.crypto). Players and phases, in or
     AB_main      player AB (Alice + Bob, optim.G): Bob's error + (N/2 - Eve's error)^2 / (N/2)^2
     E_main x 2   player E (Eve, optim.D): Eve's error, against a frozen Alice
 
-Errors are L1 in bits, d(P, P') = sum |P - P'| / 2 (ganscale.metrics.crypto). Eve's error inside
+Errors are L1 in bits, d(P, P') = sum |P - P'| / 2 (ganscale.games.crypto_eval). Eve's error inside
 the team's loss is the batch mean squared, a loss non-linear in a batch mean: it is taken over the
 global batch (`m.global_mean`), so N ranks train exactly as one process. Every step draws fresh
 (P, K) pairs with the engine's seeded draws; there is no data set (data.kind=none).
 
-Evaluation (ganscale.metrics.crypto.evaluate_crypto, driven by `CryptoEvaluation`): Bob's and Eve's
+Evaluation (ganscale.games.crypto_eval.evaluate_crypto, driven by `CryptoEvaluation`): Bob's and Eve's
 errors every trainer.eval_every iterations, and at the end the paper's protocol with a fresh Eve
 trained against the frozen Alice, in <run>/final_metrics.json.
 """
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ganscale.games.base import Game, Phase, Player
-from ganscale.metrics.crypto import bit_errors, evaluate_crypto, random_bits
+from ganscale.games.crypto_eval import bit_errors, evaluate_crypto, random_bits
 from ganscale.nets.crypto import build_crypto_nets
 from ganscale.metrics.callback import EvalAndPlot
 from ganscale.utils.intervals import due as _due
@@ -82,7 +82,7 @@ class CryptoGame(Game):
 
 class CryptoEvaluation(EvalAndPlot):
     """Every trainer.eval_every iterations Bob's and Eve's bit errors on fresh pairs; at
-    trainer.max_iters the paper's protocol with a fresh Eve (ganscale.metrics.crypto). Written
+    trainer.max_iters the paper's protocol with a fresh Eve (ganscale.games.crypto_eval). Written
     like every evaluation: metrics.jsonl, final_metrics.json, the loggers, and `latest_metrics`
     for the checkpoint markers. Every rank computes the same numbers (seeded draws, the same
     weights), so no rank waits on another; rank 0 writes."""
