@@ -109,7 +109,7 @@ def timed_run(cfg, marks: tuple[int, int], sync: Callable[[], None], datamodule=
 
     build = run_mod.build_callbacks
     with ExitStack() as stack:
-        stack.enter_context(patched(run_mod, "build_callbacks", lambda c, d: [*build(c, d), ClockCallback()]))
+        stack.enter_context(patched(run_mod, "build_callbacks", lambda c, d, game=None: [*build(c, d, game), ClockCallback()]))
         if datamodule is not None:
             stack.enter_context(patched(run_mod, "build_datamodule", lambda c: datamodule))
         for p in patches or []:
