@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
 
 
 def run_train(args) -> int:
-    from ganscale.metrics.classifier import load_digits, save_classifier, train_classifier
+    from ganscale.data.idx import load_digits
+    from ganscale.metrics.classifier import save_classifier, train_classifier
 
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
         raise UserError("--epochs and --batch-size must be >= 1 and --lr > 0")

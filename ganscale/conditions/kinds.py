@@ -13,25 +13,28 @@ N ranks still equal one process.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Optional
 
 import torch
 
 
-class ConditionKind:
+class ConditionKind(ABC):
     """How a game conditions its networks (a batch of conditions: see ganscale.conditions)."""
 
     name = ""
 
+    @abstractmethod
     def real(self, m, batch: dict, rows: slice) -> Any:
         """The conditions of the real rows `rows` of this rank's batch."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def fake(self, m, per_rank: int, real: Any, phase: Optional[str] = None, sub: int = 0,
              generator: Optional[torch.Generator] = None) -> Any:
         """Conditions for `per_rank` fakes of this rank; `real` are the real rows' conditions
         of the same step (a kind may draw from them, e.g. the data's label frequencies)."""
-        raise NotImplementedError
+        ...
 
     def sample(self, m, n: int, generator: torch.Generator, given: Any = None) -> Any:
         """Conditions of n samples (`ganscale sample`, evaluation, plots): `given` rows when the

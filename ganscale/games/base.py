@@ -23,6 +23,7 @@ DeepSpeed engine. Networks outside every player are frozen (e.g. a trained text 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
@@ -54,7 +55,7 @@ class Phase:
     """A disabled phase keeps its position (and so the seed ids of the phases after it)."""
 
 
-class Game:
+class Game(ABC):
     """A declaration; subclasses set `name` and `players` and implement `build` and `phases`."""
 
     name: ClassVar[str] = ""
@@ -64,11 +65,13 @@ class Game:
     sample_net: ClassVar[Optional[str]] = None
     """The generator `ganscale sample` and evaluation use (its EMA when there is one), or None."""
 
+    @abstractmethod
     def build(self, cfg, info) -> dict[str, "nn.Module"]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def phases(self, cfg) -> list[Phase]:
-        raise NotImplementedError
+        ...
 
     def start_iteration(self, m, batch: dict) -> None:
         """Called once per iteration before the phases, with this rank's batch (e.g. to split
