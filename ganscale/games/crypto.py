@@ -29,7 +29,7 @@ from ganscale.games.base import Game, Phase, Player
 from ganscale.games.crypto_eval import bit_errors, evaluate_crypto, random_bits
 from ganscale.nets.crypto import build_crypto_nets
 from ganscale.metrics.callback import EvalAndPlot
-from ganscale.utils.intervals import due as _due
+from ganscale.utils.intervals import due
 
 
 def team_loss(bob_bits: Tensor, eve_bits: Tensor, bits: int) -> Tensor:
@@ -92,7 +92,7 @@ class CryptoEvaluation(EvalAndPlot):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it, last = pl_module.iteration, self.cfg.trainer.max_iters
-        if not _due(it, self.cfg.trainer.eval_every, last):
+        if not due(it, self.cfg.trainer.eval_every, last):
             return
         final = it == last
         metrics = evaluate_crypto(pl_module.alice, pl_module.bob, pl_module.eve, self.cfg, pl_module.device,
