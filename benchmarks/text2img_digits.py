@@ -41,20 +41,6 @@ def cli(*args: str) -> str:
     return out.stdout
 
 
-def held_out_captions(pairs: list[tuple[str, int]], n: int, seed: int) -> list[str]:
-    """Canonical captions of 1-2 digits, each holding one held-out (colour, digit) pair."""
-    from ganscale.data.synth.captioned_digits import COLOURS, POSITIONS
-
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        quads = rng.sample(range(4), rng.randint(1, 2))
-        colour, digit = rng.choice(pairs)
-        items = [(quads[0], colour, digit)] + [(q, rng.choice(list(COLOURS)), rng.randrange(10)) for q in quads[1:]]
-        out.append(" and ".join(f"a {c} {d} in the {POSITIONS[q]}" for q, c, d in sorted(items)))
-    return out
-
-
 def evaluate(ckpt: str, pair, judge, test_caps: list[str], held_caps: list[str], seed: int) -> dict:
     from ganscale.games.text2img import sample_captions
     from ganscale.metrics.digits_judge import caption_match, parse_caption
@@ -128,20 +114,20 @@ def main(argv=None) -> int:
     p.add_argument("--judge-only", action="store_true", help="(internal) train the judge into --work and exit")
     args = p.parse_args(argv)
     if args.judge_only:
-        from ganscale.metrics.digits_judge import train_judge
+        from ganscale.metrics.digits_judge import save_judge, train_judge
 
         t = time.time()
         judge, acc = train_judge(os.path.join(args.work, "train"), os.path.join(args.work, "test"),
                                  steps=args.judge_steps, seed=args.seed)
-        torch.save(judge.state_dict(), os.path.join(args.work, "judge.pt"))
-        with open(os.path.join(args.work, "judge.pt.json"), "w") as f:
+        save_judge(judge, os.path.join(args.work, "judge.safetensors"), real_exact=acc, steps=args.judge_steps)
+        with open(os.path.join(args.work, "judge.safetensors.json"), "w") as f:
             json.dump({"real_exact": acc, "wall_seconds": time.time() - t, "steps": args.judge_steps}, f)
         return 0
     from ganscale.data.synth.captioned_digits import parse_holdout
-    from ganscale.metrics.digits_judge import DigitJudge, load_truth
+    from ganscale.metrics.digits_judge import held_out_captions, load_judge, load_truth
     from ganscale.ops.checkpoint.store import list_checkpoints
     from ganscale.text.pair import load_encoder
-    from ganscale.train.captioned import captioned_grid
+    from ganscale.metrics.plots import captioned_grid
     from ganscale.metrics.plots import to_uint8_images
 
     w = args.work
@@ -167,7 +153,7 @@ def main(argv=None) -> int:
     seconds["encoder"] = enc_info["wall_seconds"]
     print(f"encoder: R-precision {enc_rp:.3f} ({seconds['encoder']:.0f} s)", flush=True)
     # the judge trains beside the GAN (in its own process: it is independent of the GAN)
-    judge_file = os.path.join(w, "judge.pt")
+    judge_file = os.path.join(w, "judge.safetensors")  # also `eval.text.judge` of a run (ganscale eval)
     judge_proc = None
     if not os.path.exists(judge_file + ".json"):
         judge_proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--judge-only", "--work", w,
@@ -182,8 +168,7 @@ def main(argv=None) -> int:
     print(f"gan: {args.gan_iters} iterations ({seconds['gan']:.0f} s)", flush=True)
     if judge_proc is not None and judge_proc.wait():
         raise SystemExit("training the judge failed")
-    judge = DigitJudge()
-    judge.load_state_dict(torch.load(judge_file, weights_only=True))
+    judge = load_judge(judge_file)
     judge_info = json.load(open(judge_file + ".json"))
     judge_real, seconds["judge"] = judge_info["real_exact"], judge_info["wall_seconds"]
     t = time.time()

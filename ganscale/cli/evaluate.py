@@ -1,6 +1,9 @@
 """`ganscale eval RUN_DIR_OR_CHECKPOINT [key=value ...] [--out FILE.json]`: image metrics of a
 trained G_ema (FID, KID, IS, precision/recall, class accuracy; see `eval.*` in the config), or
 the game's own metrics when it defines them (ssl_gan: D's test errors; bigan: its encoder's).
+A text-to-image run is sampled for captions of real images (`eval.text.*`): R-precision with the
+run's text encoder, the captioned-digits judge when `eval.text.judge` names one, and the image
+metrics of `eval.metrics`; a grid with each caption under its image goes beside the JSON.
 RUN_DIR_OR_CHECKPOINT may also be a folder written by `ganscale export` (nothing is unpickled).
 
 The run's stored config is used, with `key=value` overrides on top (e.g. a larger sample count,
@@ -9,6 +12,7 @@ the weight file's path on this machine, or where the shards are now):
     ganscale eval runs/in128 eval.num_samples=50000 eval.inception_path=/models/weights-inception-2015-12-05-6726825d.pth
     ganscale eval runs/mnist eval.extractor=classifier eval.classifier_path=classifiers/mnist.pt
     ganscale eval runs/bigan-mnist game.bigan.eval_data=../shared/data/mnist   # a game's own metrics (BiGAN: E's)
+    ganscale eval runs/digits_dfgan eval.metrics=[] eval.text.data=data/digits-test eval.text.judge=judge.safetensors
     torchrun --nproc_per_node 8 -m ganscale eval runs/in128 eval.num_samples=50000   # each rank its share
 
 Under torchrun every rank generates its share of the samples and the features are gathered;
@@ -93,7 +97,7 @@ def run(args) -> int:
 
     from ganscale.config import to_dict
     from ganscale.data import build_datamodule
-    from ganscale.metrics.evaluator import ImageEvaluator
+    from ganscale.metrics.evaluation import build_evaluation
     from ganscale.train.restore import find_checkpoint, load_module
 
     ckpt_file = find_checkpoint(args.source)  # an exported folder: its results go to DIR/eval/
@@ -102,7 +106,8 @@ def run(args) -> int:
     own = module.game.evaluate(module, cfg)  # a game measured its own way (BiGAN: its encoder)
     if own is not None:
         return write_metrics(own, module, ckpt_file, args.out)
-    if not cfg.eval.metrics:
+    text = cfg.game.condition == "text"  # a text-to-image run: R-precision, the judge, image metrics
+    if not cfg.eval.metrics and not text:
         raise UserError("eval.metrics is empty; name the metrics to compute, e.g. eval.metrics=[fid,kid,is,pr]")
     if module.info.kind != "image":
         raise UserError(f"`ganscale eval` computes image metrics; this run trains on {module.info.kind} data "
@@ -111,14 +116,20 @@ def run(args) -> int:
     dm = build_datamodule(cfg)
     module.to(device).eval()
     out = args.out or default_out(ckpt_file, module.iteration)
-    evaluator = ImageEvaluator(cfg, module.info, dm, run_dir=os.path.dirname(os.path.dirname(default_out(ckpt_file, 0))))
+    evaluation = build_evaluation(cfg, dm, os.path.dirname(os.path.dirname(default_out(ckpt_file, 0))), device)
+    evaluation.prepare()
 
     def sample_fn(n, seed=0, y=None, truncation=None):
         return module.sample(n, seed=seed, y=y, truncation=truncation, batch=cfg.eval.batch_size)
 
     with torch.no_grad():
-        metrics = evaluator.evaluate(sample_fn, device)
+        metrics = evaluation.evaluate(sample_fn)
+    if not metrics:
+        raise UserError("nothing to measure: eval.metrics is empty and this text run has no text encoder file "
+                        "(game.text.encoder) for R-precision and no judge (eval.text.judge)")
     if rank == 0:
+        if text:  # the captions under G's images, beside the metrics
+            metrics["grid"] = evaluation.plot(sample_fn, os.path.splitext(out)[0] + ".png")
         write_metrics(metrics, module, ckpt_file, out)
     if world > 1:
         torch.distributed.destroy_process_group()

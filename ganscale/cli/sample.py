@@ -147,7 +147,7 @@ def run(args) -> int:
 
         imgs = to_uint8_images(x)
         if kind == "png" and captions is not None:
-            from ganscale.train.captioned import captioned_grid
+            from ganscale.metrics.plots import captioned_grid
 
             captioned_grid(imgs, captions, args.out, ncol=args.nrow)
         elif kind == "png":

@@ -1,7 +1,13 @@
-"""`ganscale text train|eval`: the DAMSM text/image encoder pair that text-to-image GANs use frozen.
+"""`ganscale text train|eval|judge`: the DAMSM text/image encoder pair that text-to-image GANs use
+frozen, and the captioned-digits judge that scores their images.
 
     ganscale text train configs/text/digits_damsm.yaml data=/data/digits-train test_data=/data/digits-test
     ganscale text eval text_encoder.safetensors /data/digits-test [--candidates 100]
+    ganscale text judge /data/digits-train /data/digits-test --out judge.safetensors [--steps 600]
+
+`judge` trains the digit-and-colour judge on the real images of captioned-digits shards (apart
+from any GAN and encoder) and prints its exact-match rate on the test shards; runs evaluate with
+it through `eval.text.judge=judge.safetensors` (training and `ganscale eval`).
 
 `train` prints one JSON line at the end: R-precision on the held-out images, sizes, seconds.
 """
@@ -28,6 +34,14 @@ def add_parser(sub) -> None:
     ev.add_argument("data", help="packed shard folder with captions")
     ev.add_argument("--candidates", type=int, default=100, help="true caption among this many (default 100)")
     ev.set_defaults(func=run_eval)
+    ju = tsub.add_parser("judge", help="train the captioned-digits judge (scores text-to-image samples)")
+    ju.add_argument("train", help="captioned-digits shards to train on (ganscale data synth captioned-digits)")
+    ju.add_argument("test", help="captioned-digits shards for its exact-match rate on real images")
+    ju.add_argument("--out", required=True, help="the judge file (safetensors)")
+    ju.add_argument("--steps", type=int, default=600, help="optimizer steps (default 600)")
+    ju.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    ju.add_argument("--seed", type=int, default=0)
+    ju.set_defaults(func=run_judge)
 
 
 def run_train(args) -> int:
@@ -59,4 +73,18 @@ def run_eval(args) -> int:
     data = CaptionedImages.load(args.data, cfg.image_size, cfg.max_len, vocab=pair.vocab)
     print(json.dumps({"r_precision": evaluate(pair, data, cfg),
                       "candidates": candidates_used(data.groups, cfg.candidates), "num_images": len(data)}))
+    return 0
+
+
+def run_judge(args) -> int:
+    from ganscale.metrics.digits_judge import save_judge, train_judge
+
+    if args.steps < 1 or args.batch_size < 1:
+        raise UserError("--steps and --batch-size must be >= 1")
+    start = time.time()
+    judge, acc = train_judge(args.train, args.test, steps=args.steps, batch=args.batch_size, seed=args.seed,
+                             log=lambda m: print(m, flush=True))
+    save_judge(judge, args.out, real_exact=acc, steps=args.steps)
+    print(json.dumps({"real_exact": acc, "steps": args.steps, "seconds": round(time.time() - start, 1),
+                      "out": args.out}))
     return 0

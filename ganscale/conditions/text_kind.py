@@ -14,8 +14,6 @@ the matching-aware wrong pairs are `m.mismatched(c)`.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from ganscale.conditions.kinds import ConditionKind
@@ -71,14 +69,6 @@ class TextKind(ConditionKind):
         # a caption: sample for captions of the latest real batches
         if self.pool is None:
             raise UserError("sampling a text-to-image run needs captions: ganscale sample RUN --text \"...\" or "
-                            "--captions FILE (`ganscale eval` does not draw captions for text runs yet; "
-                            "benchmarks/text2img_digits.py evaluates them)")
+                            "--captions FILE (`ganscale eval` samples for captions of eval.text.data)")
         idx = torch.randint(len(self.pool), (n,), generator=generator, device=generator.device).cpu()
         return cond_index(self.pool, idx).to(m.device)
-
-    def pooled_captions(self, k: int) -> tuple[Optional[object], list[str]]:
-        """The newest k remembered conditions and their captions (for captioned sample grids)."""
-        if self.pool is None:
-            return None, []
-        k = min(k, len(self.pool))
-        return cond_index(self.pool, slice(0, k)), self.pool_captions[:k]

@@ -148,11 +148,6 @@ class TextGame(Game):
         b = len(c)
         return m.G(m.noise(b, phase, sub), c, generator=ca_noise(m, phase, sub))
 
-    def callbacks(self, cfg, run_dir: str) -> list:
-        from ganscale.train.captioned import CaptionedSamples
-
-        return [CaptionedSamples(cfg, run_dir)]
-
 
 def d_terms(game, m, real, c, fake, sub: int, gp: bool = False) -> Tensor:
     """The matching-aware D loss of one (real, fake) pair of batches (StackGAN, StackGAN++ per scale), with

@@ -10,6 +10,35 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class TextEvalConfig:
+    """Evaluation of text-to-image runs (game.condition=text): G is sampled for captions of real
+    images (ganscale/metrics/text_eval.py)."""
+
+    data: str = ""
+    """Captioned shards (a folder, tar, brace pattern) whose captions G is sampled for; empty = the
+    run's training shards (data.shards.urls). A test split is the usual choice."""
+    num_captions: int = 500
+    """Images of `data` (one caption each, drawn with eval.seed) that R-precision and the judge score;
+    0 turns the text metrics off (FID/KID still sample for these captions when there are any)."""
+    candidates: int = 100
+    """R-precision: the true caption among itself and candidates - 1 mismatched ones (AttnGAN: 100)."""
+    judge: str = ""
+    """Captioned digits: the judge file of `ganscale text judge` (caption_exact, caption_held_out,
+    caption_control); empty = no judge metrics."""
+    holdout: str = ""
+    """Held-out (colour, digit) pairs for caption_held_out, e.g. "red 7,blue 2"; empty = the pairs
+    the training shards' manifest records (ganscale data synth captioned-digits --holdout)."""
+
+    def check(self, root) -> list[str]:
+        out = []
+        if self.num_captions < 0:
+            out.append(f"num_captions={self.num_captions} must be >= 0")
+        if self.candidates < 2:
+            out.append(f"candidates={self.candidates} must be >= 2")
+        return out
+
+
+@dataclass
 class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "is", "pr"])
     """Image metrics to compute (fid, kid, is, pr, class_acc, modes); [] = none. class_acc (share of
@@ -43,6 +72,9 @@ class EvalConfig:
     """Precision/recall and KID use at most this many real and generated features."""
     cache_dir: str = ""
     """Where reference statistics are cached; empty = the data's cache folder (or <run dir>/refstats)."""
+    text: TextEvalConfig = field(default_factory=TextEvalConfig)
+    """Text-to-image runs: R-precision, the captioned-digits judge, and the captions the image
+    metrics' fakes are drawn for."""
 
     def check(self, root: "RunConfig") -> list[str]:
         from ganscale.registry import EXTRACTORS, METRICS

@@ -3,10 +3,15 @@ empty or one of 10 digits x 6 colours, trained on the real synthetic images (apa
 and its text encoder) from the structured truth in each sample's json ("objects").
 
     judge, acc = train_judge("data/digits-train", "data/digits-test", steps=600)
+    save_judge(judge, "judge.safetensors", real_exact=acc); judge = load_judge("judge.safetensors")
     exact = caption_match(judge, images, parse_caption(captions))   # per image: all 4 quadrants right
 
+    ganscale text judge data/digits-train data/digits-test --out judge.safetensors   # the same from the CLI
+
 Exact caption match: every mentioned digit, colour and position right and the other quadrants
-empty. `benchmarks/text2img_digits.py` scores generated images with it.
+empty. The text evaluation (metrics/text_eval.py, `eval.text.judge`) and
+`benchmarks/text2img_digits.py` score generated images with it. The judge file is safetensors
+(weights, and the format tag, width and real-image score as metadata): loading executes nothing.
 """
 
 from __future__ import annotations
@@ -29,11 +34,31 @@ from ganscale.errors import UserError
 COLOUR_NAMES = list(COLOURS)
 NUM_CLASSES = 1 + 10 * len(COLOUR_NAMES)
 """Per quadrant: 0 = empty, 1 + digit * 6 + colour."""
+FORMAT = "ganscale-digits-judge-1"
 _PHRASE = re.compile(r"a (\w+) (\d) in the (top left|top right|bottom left|bottom right)")
 
 
 def cell(digit: int, colour: str) -> int:
     return 1 + digit * len(COLOUR_NAMES) + COLOUR_NAMES.index(colour)
+
+
+def canonical_of(items) -> str:
+    """The canonical caption of (quadrant index, colour, digit) items, quadrants in reading order."""
+    return " and ".join(f"a {c} {d} in the {POSITIONS[q]}" for q, c, d in sorted(items))
+
+
+def held_out_captions(pairs: list[tuple[str, int]], n: int, seed: int) -> list[str]:
+    """n canonical captions of 1-2 digits, each holding one of the held-out (colour, digit) pairs."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        quads = rng.sample(range(4), rng.randint(1, 2))
+        colour, digit = rng.choice(pairs)
+        items = [(quads[0], colour, digit)] + [(q, rng.choice(COLOUR_NAMES), rng.randrange(10)) for q in quads[1:]]
+        out.append(canonical_of(items))
+    return out
 
 
 def targets_of(objects: list[dict]) -> list[int]:
@@ -82,6 +107,7 @@ class DigitJudge(nn.Module):
 
     def __init__(self, ch: int = 32):
         super().__init__()
+        self.ch = ch
 
         def block(a, b):
             return nn.Sequential(nn.Conv2d(a, b, 3, 1, 1), nn.BatchNorm2d(b), nn.ReLU(True), nn.MaxPool2d(2))
@@ -110,6 +136,33 @@ def predict(judge: DigitJudge, images: Tensor, batch: int = 500) -> Tensor:
     judge.eval()
     x = to_float(images) if images.dtype == torch.uint8 else images
     return torch.cat([judge(x[s:s + batch]).argmax(-1) for s in range(0, len(x), batch)])
+
+
+def save_judge(judge: DigitJudge, path: str, real_exact: float = float("nan"), steps: int = 0) -> None:
+    """One safetensors file: the weights, and the width and real-image exact match as metadata."""
+    from safetensors.torch import save_file
+
+    from ganscale.utils.files import atomic_path
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    meta = {"format": FORMAT, "ch": str(judge.ch), "real_exact": repr(float(real_exact)), "steps": str(steps)}
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in judge.state_dict().items()}, tmp, metadata=meta)
+
+
+def load_judge(path: str, device="cpu") -> DigitJudge:
+    """The judge of `save_judge` in eval mode; a UserError naming the fix for anything else."""
+    from ganscale.utils.safe_load import load_tagged_safetensors
+
+    tensors, meta = load_tagged_safetensors(path, FORMAT, "captioned-digits judge",
+                                            f"ganscale text judge TRAIN TEST --out {path}", device)
+    try:
+        judge = DigitJudge(ch=int(meta["ch"]))
+        judge.load_state_dict(tensors)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise UserError(f"{path}: width and weights do not fit together ({str(e)[:300]}); train the judge again") \
+            from None
+    return judge.to(device).eval().requires_grad_(False)
 
 
 def caption_match(judge: DigitJudge, images: Tensor, targets: Tensor) -> Tensor:

@@ -5,6 +5,9 @@
     image    the `eval.*` image metrics (evaluator.py: FID, KID, IS, precision/recall, class
              accuracy) computed across all ranks, and a grid of G's samples (one row per class
              when conditional) beside one of real images
+    text     a text-to-image run (game.condition=text, whatever its images): R-precision, the
+             captioned-digits judge and the image metrics for captions of real images, and a
+             grid with each caption under its image (text_eval.py)
 
 `build_evaluation(cfg, datamodule, run_dir, device)` picks one from EVALUATIONS; a new kind of data
 registers its evaluation with one function. The data module only yields data: `means` and `std`
@@ -113,10 +116,23 @@ def _image(cfg, datamodule, run_dir, device) -> Evaluation:
     return ImageEvaluation(cfg, datamodule, run_dir, device)
 
 
+@EVALUATIONS.register("text")
+def _text(cfg, datamodule, run_dir, device) -> Evaluation:
+    from ganscale.metrics.text_eval import TextEvaluation
+
+    return TextEvaluation(cfg, datamodule, run_dir, device)
+
+
+def evaluation_kind(cfg, datamodule) -> str:
+    """`text` for a text-to-image run (its G needs captions), else the kind of data."""
+    return "text" if cfg.game.condition == "text" else datamodule.info.kind
+
+
 def build_evaluation(cfg, datamodule, run_dir: Optional[str] = None,
                      device: Optional[torch.device] = None) -> Optional[Evaluation]:
-    """The evaluation of `datamodule`'s kind of data, or None when there is nothing to measure."""
-    kind = datamodule.info.kind
+    """The evaluation of `datamodule`'s kind of data (or of a text run), or None when there is nothing
+    to measure."""
+    kind = evaluation_kind(cfg, datamodule)
     if kind not in EVALUATIONS:
         return None
     return EVALUATIONS[kind](cfg, datamodule, run_dir, device or torch.device("cpu"))

@@ -18,7 +18,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -35,6 +35,8 @@ from ganscale.utils.ranks import rank as global_rank
 from ganscale.utils.ranks import world_size
 
 CACHE_VERSION = 1
+Conditions = Callable[[int, int], Any]
+"""conditions(start, m) -> the conditions of samples start..start+m (anything sample_fn's `y` takes)."""
 # ----------------------------------------------------------------------------- distributed
 def gather_rows(rows: Tensor, index: Tensor) -> Tensor:
     """All ranks' rows, ordered by their global `index` (each rank holds a disjoint set)."""
@@ -67,11 +69,12 @@ class Features:
     labels: Optional[Tensor] = None
 
 
-def _extract_batches(batches: Iterator[tuple[int, Tensor, Optional[Tensor]]], extractor: FeatureExtractor,
-                     device, shape: tuple[int, ...], with_labels: bool) -> Features:
-    """Features of (global start index, images in [-1, 1], labels) batches, gathered over ranks.
-    Every rank takes part in every gather, also a rank that had no batch: the keys and row
-    shapes come from a probe of the extractor, not from the data."""
+def gather_outputs(batches: Iterator[tuple[int, Tensor, Optional[Tensor]]], extractor: Callable[[Tensor], dict],
+                   device, shape: tuple[int, ...], with_labels: bool) -> dict[str, Tensor]:
+    """Every output of `extractor` on (global start index, images in [-1, 1], labels) batches,
+    gathered over ranks in sample order (on CPU). Every rank takes part in every gather, also a
+    rank that had no batch: the keys and row shapes come from a probe of the extractor, not from
+    the data."""
     probe = extractor(torch.zeros(1, *shape, dtype=torch.uint8, device=device))
     cols: dict[str, list[Tensor]] = {k: [] for k in probe}
     cols["labels"], index = [], []
@@ -94,7 +97,13 @@ def _extract_batches(batches: Iterator[tuple[int, Tensor, Optional[Tensor]]], ex
         else:
             rows = probe[key].new_zeros(0, *probe[key].shape[1:]).float()
         gathered[key] = gather_rows(rows, idx).cpu()
-    return Features(**gathered)
+    return gathered
+
+
+def _extract_batches(batches: Iterator[tuple[int, Tensor, Optional[Tensor]]], extractor: FeatureExtractor,
+                     device, shape: tuple[int, ...], with_labels: bool) -> Features:
+    """Features of (global start index, images in [-1, 1], labels) batches, gathered over ranks."""
+    return Features(**gather_outputs(batches, extractor, device, shape, with_labels))
 
 
 # ----------------------------------------------------------------------------- evaluator
@@ -156,14 +165,15 @@ class ImageEvaluator:
         return ref
 
     # -- generated samples
-    def _fake_batches(self, sample_fn: SampleFn, rank: int, world: int):
+    def _fake_batches(self, sample_fn: SampleFn, rank: int, world: int, conditions: Optional[Conditions] = None):
         n, b = self.ecfg.num_samples, self.ecfg.batch_size
         num_classes = self.num_classes
         for k in range(rank, math.ceil(n / b), world):
             start = k * b
             m = min(b, n - start)
             y = (torch.arange(start, start + m) % num_classes) if num_classes else None
-            x = sample_fn(m, seed=self.ecfg.seed * 1_000_003 + k, y=y, truncation=self.ecfg.truncation)
+            given = conditions(start, m) if conditions is not None else y
+            x = sample_fn(m, seed=self.ecfg.seed * 1_000_003 + k, y=given, truncation=self.ecfg.truncation)
             yield start, x, y
 
     @property
@@ -171,13 +181,15 @@ class ImageEvaluator:
         """Classes G is conditioned on (labels of the generated samples); 0 = unconditional."""
         return self.info.num_classes if self.cfg.model.conditional else 0
 
-    def evaluate(self, sample_fn: SampleFn, device=None) -> dict:
-        """Metrics of sample_fn's images; every rank must call it (collectives inside)."""
+    def evaluate(self, sample_fn: SampleFn, device=None, conditions: Optional[Conditions] = None) -> dict:
+        """Metrics of sample_fn's images; every rank must call it (collectives inside). `conditions`:
+        what samples start..start+m are conditioned on (e.g. captions of a text-to-image run),
+        instead of the class labels of a conditional G."""
         device = device or torch.device("cpu")
         self.extractor.to(device)
         ref = self.reference(device)
         rank, world = global_rank(), world_size()
-        fake = _extract_batches(self._fake_batches(sample_fn, rank, world), self.extractor, device,
+        fake = _extract_batches(self._fake_batches(sample_fn, rank, world, conditions), self.extractor, device,
                                 self.info.shape, self.num_classes > 0)
         return self.metrics(ref, fake)
 

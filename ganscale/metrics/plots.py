@@ -2,11 +2,15 @@
 
     scatter_plot(samples, means, path)     2D samples over the true mode means (toy data)
     image_grid(to_uint8_images(x), path)   images tiled into one PNG
+    captioned_grid(to_uint8_images(x), captions, path)   images with caption i printed under image i
+                                           (text-to-image runs, `ganscale sample --text ... --out grid.png`)
 """
 
 from __future__ import annotations
 
+import math
 import os
+import textwrap
 from typing import Optional
 
 import torch
@@ -65,4 +69,35 @@ def image_grid(images, path: str, nrow: int | None = None) -> str:
         grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = images[i]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
+    return path
+
+
+def captioned_grid(images, captions: list[str], path: str, ncol: int = 0, scale: int = 0) -> str:
+    """uint8 images [N, H, W, C] tiled with caption i printed under image i (wrapped) into one PNG."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ganscale.utils.files import atomic_path
+
+    n, h, w, c = images.shape
+    scale = scale or max(1, 128 // max(h, w))  # small images are enlarged so the text fits beside them
+    h, w = h * scale, w * scale
+    ncol = ncol or max(1, int(math.ceil(math.sqrt(n))))
+    font = ImageFont.load_default()
+    width = max(12, w // 6)
+    wrapped = [textwrap.wrap(t, width)[:4] or [""] for t in captions]
+    line = 11
+    text_h = line * max(len(x) for x in wrapped) + 4
+    rows = int(math.ceil(n / ncol))
+    canvas = Image.new("RGB", (ncol * (w + 4), rows * (h + text_h + 4)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        x0, y0 = q * (w + 4) + 2, r * (h + text_h + 4) + 2
+        img = Image.fromarray(images[i][..., 0] if c == 1 else images[i]).convert("RGB")
+        canvas.paste(img.resize((w, h), Image.Resampling.NEAREST), (x0, y0))
+        for k, t in enumerate(wrapped[i]):
+            draw.text((x0, y0 + h + 2 + k * line), t, fill="black", font=font)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")
     return path

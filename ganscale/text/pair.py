@@ -64,20 +64,10 @@ def save_encoder(pair: EncoderPair, path: str) -> None:
 
 def load_encoder(path: str, device="cpu", frozen: bool = True) -> EncoderPair:
     """The pair saved by `ganscale text train`; frozen (eval mode, no gradients) unless asked."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from ganscale.utils.safe_load import load_tagged_safetensors
 
-    if not os.path.isfile(path):
-        raise UserError(f"text encoder {path} does not exist; train one with `ganscale text train CONFIG`")
-    try:
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(path, device=str(device))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"{path} is not a readable safetensors file ({e}); train the encoder again") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{path} is not a ganscale text encoder (format {meta.get('format')!r}, expected "
-                        f"{FORMAT!r}); pass the file written by `ganscale text train`")
+    tensors, meta = load_tagged_safetensors(path, FORMAT, "ganscale text encoder", "ganscale text train CONFIG",
+                                            device)
     try:
         fields = {f.name for f in dataclasses.fields(TextEncoderConfig)}
         cfg = TextEncoderConfig(**{k: v for k, v in json.loads(meta["config"]).items() if k in fields})

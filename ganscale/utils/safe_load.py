@@ -10,6 +10,8 @@ a file that needs more is refused, not run:
 
 `load_checkpoint_file` is the one place that does it: `ganscale sample|eval|export`, resume and
 rollback (through `AtomicCheckpointIO`), and `python -m ganscale.distributed.convert`.
+`load_tagged_safetensors` reads ganscale's own safetensors files (the text encoder pair, the
+captioned-digits judge): tensors and string metadata, checked against the file's format tag.
 """
 
 from __future__ import annotations
@@ -54,6 +56,28 @@ def load_checkpoint_file(path: str, map_location: Optional[Any] = "cpu") -> dict
     if not isinstance(obj, dict):
         raise UserError(f"{path} holds a {type(obj).__name__}, not a ganscale checkpoint (a dict)")
     return obj
+
+
+def load_tagged_safetensors(path: str, fmt: str, what: str, maker: str, device: Any = "cpu"
+                            ) -> tuple[dict, dict]:
+    """(tensors, string metadata) of the safetensors file `path` whose metadata "format" is `fmt`.
+    `what` names the kind of file in errors ("ganscale text encoder"), `maker` the command that
+    writes one ("ganscale text train CONFIG")."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    if not os.path.isfile(path):
+        raise UserError(f"{what} {path} does not exist; make one with `{maker}`")
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(path, device=str(device))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path} is not a readable safetensors file ({e}); make it again with `{maker}`") from None
+    if meta.get("format") != fmt:
+        raise UserError(f"{path} is not a {what} (format {meta.get('format')!r}, expected {fmt!r}); pass the "
+                        f"file written by `{maker}`")
+    return tensors, meta
 
 
 def unsupported_global(e: BaseException) -> Optional[str]:
