@@ -7,10 +7,12 @@
 2. train the DAMSM text encoder on train: `ganscale text train configs/text/digits_damsm.yaml`
 3. train configs/text2img/digits_dfgan.yaml from the shards with that encoder frozen, a checkpoint
    every --ckpt-every iterations (the curve)
-4. train the digit-and-colour judge on the real train images (ganscale.metrics.digits_judge)
-5. for every checkpoint: exact caption match on random canonical test captions of 1-2 digits, on
-   captions holding a held-out pair, R-precision of the generated images with the run's encoder
-   pair, and the shuffled-caption control (images judged against another sample's caption)
+4. train the digit-and-colour judge on the real train images: `ganscale text judge` (beside the GAN)
+5. for every checkpoint, `ganscale eval CKPT eval.text.data=TEST eval.text.judge=JUDGE` (the text
+   evaluation runs also use during training, ganscale/metrics/text_eval.py): exact caption match on
+   the canonical captions of the first --eval-num test images (1-2 digits), on as many captions
+   holding a held-out pair, R-precision of the generated images with the run's encoder pair, and
+   the shuffled-caption control (images judged against another row's caption)
 
 Bars (issue #9): exact >= 80%, held-out >= 70%, R-precision >= 0.7, control at chance.
 Every stage's wall time is recorded with the results (the machine's load is part of the record).
@@ -21,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
+import shutil
 import subprocess
 import sys
 import time
@@ -41,29 +43,17 @@ def cli(*args: str) -> str:
     return out.stdout
 
 
-def evaluate(ckpt: str, pair, judge, test_caps: list[str], held_caps: list[str], seed: int) -> dict:
-    from ganscale.games.text2img import sample_captions
-    from ganscale.metrics.digits_judge import caption_match, parse_caption
-    from ganscale.text.damsm import r_precision
-    from ganscale.train.restore import load_module
-
-    module = load_module(ckpt)
-    x = sample_captions(module, test_caps, seed=seed)
-    targets = torch.tensor([parse_caption(c) for c in test_caps])
-    exact = float(caption_match(judge, x, targets).float().mean())
-    perm = torch.roll(torch.arange(len(targets)), 1)
-    control = float(caption_match(judge, x, targets[perm]).float().mean())
-    xh = sample_captions(module, held_caps, seed=seed + 1)
-    held = float(caption_match(judge, xh, torch.tensor([parse_caption(c) for c in held_caps])).float().mean())
-    with torch.no_grad():
-        img = pair.image(x)[1]
-        ids, lengths = pair.encode_captions(test_caps)
-        sen = pair.text(ids, lengths).sentence
-    # captions that are the very same string are not mismatches of each other
-    groups = torch.tensor([test_caps.index(c) for c in test_caps])
-    rp = r_precision(img, sen, groups, candidates=100, generator=torch.Generator().manual_seed(seed))
-    return {"iteration": module.iteration, "exact": exact, "held_out": held, "r_precision": rp, "control": control,
-            "images": x}
+def evaluate(ckpt: str, args, test: str, judge: str) -> dict:
+    """`ganscale eval` of one checkpoint: the run's text evaluation (ganscale.metrics.text_eval) on
+    the first --eval-num test images' canonical captions and as many captions holding a held-out pair."""
+    out = os.path.join(os.path.dirname(os.path.dirname(ckpt)), "eval", os.path.basename(ckpt) + ".json")
+    cli("eval", ckpt, f"eval.text.data={test}", f"eval.text.judge={judge}", f"eval.text.num_captions={args.eval_num}",
+        f"eval.text.holdout={args.holdout}", "eval.metrics=[]", f"eval.seed={args.seed}", "--out", out,
+        "--device", "cpu")
+    m = json.load(open(out))
+    return {"iteration": m["iter"], "exact": m["caption_exact"], "held_out": m["caption_held_out"],
+            "r_precision": m["r_precision"], "control": m["caption_control"], "chance": m["caption_control_chance"],
+            "grid": m["grid"]}
 
 
 def write_doc(path: str, res: dict) -> None:
@@ -78,7 +68,7 @@ Command: `{res['command']}` on {res['machine']}. Wall time per stage (s): {json.
 Data: {res['train_num']} train images (held out: {res['holdout']}), {res['test_num']} test images; encoder
 {res['encoder_steps']} steps (its own R-precision on real test images: {res['encoder_r_precision']:.3f}); DF-GAN
 {res['gan_iters']} iterations at batch {res['batch']}; judge {res['judge_steps']} steps (exact match on real
-test images: {res['judge_real']:.3f}). Evaluation on {res['eval_num']} random canonical test captions and
+test images: {res['judge_real']:.3f}). Evaluation on the canonical captions of {res['eval_num']} test images and
 {res['eval_num']} captions holding a held-out pair; the control's chance (a caption identical to its
 shuffled partner) is {res['chance']:.4f}.
 
@@ -111,24 +101,8 @@ def main(argv=None) -> int:
     p.add_argument("--eval-num", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--doc", default=os.path.join(REPO, "docs", "text2img.md"))
-    p.add_argument("--judge-only", action="store_true", help="(internal) train the judge into --work and exit")
     args = p.parse_args(argv)
-    if args.judge_only:
-        from ganscale.metrics.digits_judge import save_judge, train_judge
-
-        t = time.time()
-        judge, acc = train_judge(os.path.join(args.work, "train"), os.path.join(args.work, "test"),
-                                 steps=args.judge_steps, seed=args.seed)
-        save_judge(judge, os.path.join(args.work, "judge.safetensors"), real_exact=acc, steps=args.judge_steps)
-        with open(os.path.join(args.work, "judge.safetensors.json"), "w") as f:
-            json.dump({"real_exact": acc, "wall_seconds": time.time() - t, "steps": args.judge_steps}, f)
-        return 0
-    from ganscale.data.synth.captioned_digits import parse_holdout
-    from ganscale.metrics.digits_judge import held_out_captions, load_judge, load_truth
     from ganscale.ops.checkpoint.store import list_checkpoints
-    from ganscale.text.pair import load_encoder
-    from ganscale.metrics.plots import captioned_grid
-    from ganscale.metrics.plots import to_uint8_images
 
     w = args.work
     train, test, enc, runs = (os.path.join(w, k) for k in ("train", "test", "encoder.safetensors", "runs"))
@@ -153,11 +127,13 @@ def main(argv=None) -> int:
     seconds["encoder"] = enc_info["wall_seconds"]
     print(f"encoder: R-precision {enc_rp:.3f} ({seconds['encoder']:.0f} s)", flush=True)
     # the judge trains beside the GAN (in its own process: it is independent of the GAN)
-    judge_file = os.path.join(w, "judge.safetensors")  # also `eval.text.judge` of a run (ganscale eval)
-    judge_proc = None
-    if not os.path.exists(judge_file + ".json"):
-        judge_proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--judge-only", "--work", w,
-                                       "--judge-steps", str(args.judge_steps), "--seed", str(args.seed)], cwd=REPO)
+    judge_file = os.path.join(w, "judge.safetensors")  # the runs' eval.text.judge
+    judge_proc, judge_log = None, judge_file + ".log"
+    if not os.path.exists(judge_file):
+        with open(judge_log, "w") as log:
+            judge_proc = subprocess.Popen([sys.executable, "-m", "ganscale", "text", "judge", train, test, "--out",
+                                           judge_file, "--steps", str(args.judge_steps), "--seed", str(args.seed)],
+                                          cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     t = time.time()
     cli("train", "configs/text2img/digits_dfgan.yaml", f"data.shards.urls={train}", f"game.text.encoder={enc}",
         f"trainer.max_iters={args.gan_iters}", f"trainer.ckpt_every={args.ckpt_every}", "checkpoint.keep_last=1000",
@@ -167,35 +143,29 @@ def main(argv=None) -> int:
     seconds["gan"] = time.time() - t
     print(f"gan: {args.gan_iters} iterations ({seconds['gan']:.0f} s)", flush=True)
     if judge_proc is not None and judge_proc.wait():
-        raise SystemExit("training the judge failed")
-    judge = load_judge(judge_file)
-    judge_info = json.load(open(judge_file + ".json"))
-    judge_real, seconds["judge"] = judge_info["real_exact"], judge_info["wall_seconds"]
+        raise SystemExit(f"training the judge failed; see {judge_log}")
+    judge_info = json.loads(open(judge_log).read().strip().splitlines()[-1])
+    judge_real, seconds["judge"] = judge_info["real_exact"], judge_info["seconds"]
     t = time.time()
-    pair = load_encoder(enc)
-    _, _, caps = load_truth(test)
-    rng = random.Random(args.seed)
-    test_caps = [rng.choice(caps) for _ in range(args.eval_num)]
-    held_caps = held_out_captions(parse_holdout(args.holdout), args.eval_num, args.seed)
     curve = []
     for ckpt in list_checkpoints(os.path.join(runs, "dfgan", "checkpoints")):
-        r = evaluate(ckpt, pair, judge, test_caps, held_caps, args.seed)
-        images = r.pop("images")
+        r = evaluate(ckpt, args, test, judge_file)
         r["train_seconds"] = seconds["gan"] * r["iteration"] / args.gan_iters  # at the run's mean rate
         curve.append(r)
         print(json.dumps(r), flush=True)
     seconds["eval"] = time.time() - t
     curve.sort(key=lambda r: r["iteration"])
     os.makedirs(os.path.join(os.path.dirname(args.doc), "text2img"), exist_ok=True)
-    captioned_grid(to_uint8_images(images[:16]), test_caps[:16],
-                   os.path.join(os.path.dirname(args.doc), "text2img", "digits_samples.png"))
+    shutil.copyfile(curve[-1].pop("grid"), os.path.join(os.path.dirname(args.doc), "text2img", "digits_samples.png"))
+    for r in curve:
+        r.pop("grid", None)
     res = {"command": "python benchmarks/text2img_digits.py " + " ".join(argv or sys.argv[1:]),
            "machine": f"{os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}",
            "seconds": {k: round(v) for k, v in seconds.items()}, "train_num": args.train_num,
            "test_num": args.test_num, "holdout": args.holdout, "encoder_steps": args.encoder_steps,
            "encoder_r_precision": enc_rp, "gan_iters": args.gan_iters, "batch": args.batch,
            "judge_steps": args.judge_steps, "judge_real": judge_real, "eval_num": args.eval_num,
-           "chance": sum(a == b for a, b in zip(test_caps, test_caps[-1:] + test_caps[:-1])) / len(test_caps),
+           "chance": curve[-1]["chance"],
            "curve": curve}
     with open(os.path.join(os.path.dirname(args.doc), "text2img", "digits.json"), "w") as f:
         json.dump(res, f, indent=2)
