@@ -97,6 +97,9 @@ def test_game_trains_g_and_d_and_keeps_the_encoder_frozen(case, monkeypatch):
     assert all(torch.isfinite(v) for k, v in m.stats.items()), m.stats
     expected = {"dfgan": "reg/D/ma_gp", "stackgan": "loss/G/kl", "stackganpp": "loss/G/colour"}[case]
     assert expected in m.stats and "loss/D/wrong" in m.stats
+    c = m.T.encode(["a red 3 in the top left", "the number seven in blue at the bottom right", "a red 3"])
+    x = m.sample(3, seed=1, y=c)  # z and the CA noise from the seed: the same seed, the same images
+    assert torch.equal(x, m.sample(3, seed=1, y=c)) and not torch.equal(x, m.sample(3, seed=2, y=c))
 
 
 def test_games_refuse_a_non_text_condition():

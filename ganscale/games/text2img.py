@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ganscale.conditions import TextCondition, cond_index
+from ganscale.conditions import TextCondition
 from ganscale.conditions.text_kind import ENCODER
 from ganscale.errors import UserError
 from ganscale.games.base import Game, Phase, Player
@@ -170,21 +170,10 @@ def d_terms(game, m, real, c, fake, sub: int, gp: bool = False) -> Tensor:
     return loss
 
 
-@torch.no_grad()
 def sample_text(module, cond: TextCondition, seed: int = 0, batch: int = 256) -> Tensor:
     """Images [N, C, H, W] in [-1, 1] (CPU) from the run's generator (its EMA) for conditions `cond`;
     z and the CA noise come from `seed`, so the same seed gives the same images."""
-    G = module.sampler
-    was = G.training
-    G.eval()
-    g = torch.Generator(device=module.device).manual_seed(seed)
-    out = []
-    for s in range(0, len(cond), batch):
-        c = cond_index(cond, slice(s, min(s + batch, len(cond)))).to(module.device)
-        z = G.sample_z(len(c), generator=g, device=module.device)
-        out.append(G(z, c, generator=g)[0].float().cpu())
-    G.train(was)
-    return torch.cat(out)
+    return module.sample(len(cond), seed=seed, y=cond, batch=batch)
 
 
 def sample_captions(module, captions: list[str], seed: int = 0) -> Tensor:

@@ -310,7 +310,8 @@ class GANModule(L.LightningModule):
             m = min(batch, n - start)
             z = G.sample_z(m, generator=g, device=self.device, truncation=truncation)
             yy = self.condition.sample(self, m, g, None if y is None else cond_index(y, slice(start, start + m)))
-            x = G(z, yy)
+            # text-to-image G draws its conditioning-augmentation noise from the same seeded generator
+            x = G(z, yy, generator=g) if self.condition.name == "text" else G(z, yy)
             out.append((x[0] if isinstance(x, tuple) else x).float().cpu())  # text-to-image G: (images, extras)
         G.train(was_training)
         return torch.cat(out) if out else torch.empty(0, *self.info.shape)
