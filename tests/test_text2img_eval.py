@@ -58,14 +58,21 @@ def train_args(d, *extra):
             "eval.text.num_captions=24", "eval.batch_size=8", *extra]
 
 
-def test_text_run_is_evaluated_during_training_and_by_ganscale_eval(digits, capsys):
+@pytest.fixture(scope="module")
+def text_run(digits):
+    """A 2-iteration DF-GAN run evaluated at its last iteration (R-precision, judge, FID): (run dir, exit code)."""
     d = digits
-    code, _, err = run(capsys, *train_args(
+    code = cli_main(train_args(
         d, "run.name=r", "trainer.max_iters=2", "trainer.eval_every=2", "trainer.plot_every=2",
         f"eval.text.judge={d / 'judge.safetensors'}", "eval.metrics=[fid]", "eval.extractor=classifier",
         f"eval.classifier_path={d / 'clf.pt'}", "eval.num_samples=16", "eval.num_reference=16"))
-    assert code == 0, err
-    run_dir = d / "runs" / "r"
+    return d / "runs" / "r", code
+
+
+def test_text_run_is_evaluated_during_training_and_by_ganscale_eval(digits, text_run, capsys):
+    d = digits
+    run_dir, code = text_run
+    assert code == 0
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [x["iter"] for x in lines] == [2]
     got = lines[0]
@@ -88,6 +95,30 @@ def test_text_run_is_evaluated_during_training_and_by_ganscale_eval(digits, caps
     assert res["fid"] == pytest.approx(got["fid"], rel=1e-3) and os.path.getsize(res["grid"]) > 0
     code, _, err = run(capsys, "eval", run_dir, f"eval.text.judge={d / 'nope.safetensors'}")
     assert code == 2 and "ganscale text judge" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.timeout(600)
+def test_ganscale_eval_on_two_ranks_equals_one_process(text_run, tmp_path):
+    """torchrun, 2 gloo ranks: each generates its share of the caption rows (3 batches: 2 + 1), the
+    features and judge outputs are gathered in row order; the metrics equal one process's."""
+    import subprocess
+    import sys
+
+    run_dir, code = text_run
+    assert code == 0
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    outs = {}
+    for world in (1, 2):
+        out = tmp_path / f"eval-{world}.json"
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                            str(world), "-m", "ganscale", "eval", str(run_dir), "--out", str(out), "--device", "cpu"],
+                           env=env, cwd=REPO, capture_output=True, text=True, timeout=500)
+        assert r.returncode == 0, r.stderr[-3000:]
+        outs[world] = json.loads(out.read_text())
+    for k in ("r_precision", "caption_exact", "caption_held_out", "caption_control", "fid"):
+        assert outs[2][k] == pytest.approx(outs[1][k], rel=1e-5, abs=1e-9), k
 
 
 class RowCode(nn.Module):
