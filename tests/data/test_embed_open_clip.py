@@ -92,6 +92,12 @@ def test_open_clip_path_asks_the_library_for_the_local_model_only(tmp_path, cli,
     np.testing.assert_allclose(emb, np.array(want, np.float32))  # encode_text(tokenizer(captions)), per caption
     m = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert m["text_emb_dim"] == 2 and m["source"]["embed"]["pooling"] == "open_clip encode_text"
+    # the text evaluation of a run on precomputed embeddings reads each drawn caption's own row
+    from ganscale.metrics.text_eval import load_captions
+
+    ev = load_captions(str(tmp_path / "e"), 6, seed=0)
+    want = [[len(c) + sum(map(ord, c)) % 97, max(len(c), sum(map(ord, c)) % 97)] for c in ev.texts]
+    assert len(ev.texts) == 6 and torch.equal(ev.emb, torch.tensor(want, dtype=torch.float32))
 
     folder = tmp_path / "clip"  # the folder form: open_clip_config.json beside the weights
     folder.mkdir()
