@@ -137,7 +137,9 @@ def main(argv=None) -> int:
     t = time.time()
     cli("train", "configs/text2img/digits_dfgan.yaml", f"data.shards.urls={train}", f"game.text.encoder={enc}",
         f"trainer.max_iters={args.gan_iters}", f"trainer.ckpt_every={args.ckpt_every}", "checkpoint.keep_last=1000",
-        f"data.batch_size={args.batch}", "eval.metrics=[]", "wandb.mode=disabled", f"run.root={runs}",
+        f"data.batch_size={args.batch}", "eval.metrics=[]", f"eval.text.data={test}",
+        "eval.text.num_captions=0",  # scored per checkpoint below, with the judge (it trains beside the GAN)
+        "wandb.mode=disabled", f"run.root={runs}",
         "run.name=dfgan", "run.resume=auto", f"trainer.plot_every={args.ckpt_every}", "trainer.progress_bar=false",
         f"seed={args.seed}")
     seconds["gan"] = time.time() - t
