@@ -19,7 +19,7 @@ class TextEvalConfig:
     run's training shards (data.shards.urls). A test split is the usual choice."""
     num_captions: int = 500
     """Images of `data` (one caption each, drawn with eval.seed) that R-precision and the judge score;
-    0 turns the text metrics off (FID/KID still sample for these captions when there are any)."""
+    0 turns the text metrics off. FID/KID's fakes take captions of up to eval.num_samples images."""
     candidates: int = 100
     """R-precision: the true caption among itself and candidates - 1 mismatched ones (AttnGAN: 100)."""
     judge: str = ""

@@ -19,7 +19,8 @@ G (its EMA) is sampled for captions of real images: `eval.text.num_captions` ima
   held-out (colour, digit) pairs; and the images judged against the caption of another row (the
   shuffled-caption control, whose chance is caption_control_chance).
 - eval.metrics (FID, KID, IS, precision/recall over eval.extractor, no download): the data's real
-  images against fakes conditioned on these captions (sample i: caption i mod L).
+  images against fakes conditioned on captions of `data` (max(num_captions, eval.num_samples)
+  images are read; sample i takes caption i mod L).
 
 Every rank generates its share of the rows (batch k of eval.batch_size on rank k mod W) and the
 outputs are gathered in row order, so W ranks score what one process scores. The sample grid of an
@@ -157,7 +158,8 @@ class TextEvaluation:
         if t.judge:
             self.judge = load_judge(t.judge, device=self.device)
         spec = t.data or self.cfg.data.shards.urls
-        num = max(t.num_captions, 2)
+        # the text metrics score the first num_captions rows; FID's fakes cycle over every row loaded
+        num = max(t.num_captions, self.ecfg.num_samples if self.ecfg.metrics else 0, 2)
         self.captions = load_captions(spec, num, self.ecfg.seed, canonical=self.judge is not None)
         self.cond = self.encode(self.captions.texts, self.captions.emb, spec)
         if self.judge is not None and t.num_captions:
@@ -165,7 +167,7 @@ class TextEvaluation:
 
             holdout = t.holdout or self._train_holdout() or self.captions.holdout
             if holdout:
-                self.held_out = held_out_captions(parse_holdout(holdout), num, self.ecfg.seed)
+                self.held_out = held_out_captions(parse_holdout(holdout), t.num_captions, self.ecfg.seed)
                 self.held_cond = self.encode(self.held_out, None, "eval.text.holdout")
 
     def _train_holdout(self) -> str:
@@ -226,8 +228,9 @@ class TextEvaluation:
         from ganscale.metrics.digits_judge import NUM_CLASSES, parse_caption
         from ganscale.text.damsm import candidates_used, r_precision
 
-        texts = self.captions.texts
-        got = self._outputs(sample_fn, self.cond, 0)
+        texts = self.captions.texts[: self.tcfg.num_captions]
+        cond = cond_index(self.cond, slice(0, len(texts)))
+        got = self._outputs(sample_fn, cond, 0)
         out: dict = {}
         if "features" in got:
             ids, groups = {}, []
@@ -237,10 +240,9 @@ class TextEvaluation:
             if len(ids) < 2:
                 raise UserError(f"R-precision needs at least 2 different captions; eval.text.data has {len(ids)} "
                                 "(raise eval.text.num_captions or use other data)")
-            with torch.no_grad():
-                sentence = self.cond.sentence.float()
             g = torch.Generator().manual_seed(self.ecfg.seed)
-            out["r_precision"] = r_precision(got["features"], sentence, groups, self.tcfg.candidates, generator=g)
+            out["r_precision"] = r_precision(got["features"], cond.sentence, groups, self.tcfg.candidates,
+                                             generator=g)
             out["r_precision_candidates"] = candidates_used(groups, self.tcfg.candidates)
         if "logits" in got:
             pred = got["logits"].view(len(texts), 4, NUM_CLASSES).argmax(-1)
