@@ -120,7 +120,9 @@ class TextFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        f = x.float().div(127.5).sub(1.0)
+        from ganscale.metrics.digits_judge import to_float
+
+        f = to_float(x)  # the uint8 images the gather hands over, back in [-1, 1]
         out = {}
         if self.image is not None:
             out["features"] = self.image(f)[1]
@@ -156,6 +158,10 @@ class TextEvaluation:
 
             self.pair = load_encoder(self.cfg.game.text.encoder, device=self.device)
         if t.judge:
+            shape = tuple(self.data.info.shape)
+            if shape != (3, 64, 64):
+                raise UserError(f"eval.text.judge reads 64x64 RGB captioned digits; this run makes {shape} images "
+                                "(leave eval.text.judge empty for other data)")
             self.judge = load_judge(t.judge, device=self.device)
         spec = t.data or self.cfg.data.shards.urls
         # the text metrics score the first num_captions rows; FID's fakes cycle over every row loaded
