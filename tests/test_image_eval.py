@@ -229,3 +229,16 @@ def test_train_eval_sample_from_the_cli(shards, classifier, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "pngs")) == [f"{i:06d}.png" for i in range(5)]
     code, err = sample("x.npy", "--num", "5", "--class", "12")
     assert code == 2 and "0..9" in err
+
+
+def test_classifier_trains_on_a_handful_of_steps():
+    """`classifier train --limit N` with N of a few batches: OneCycleLR divides by zero when its
+    warm-up spans a single step (5 steps at pct_start 0.2, here), so short runs train at a
+    constant learning rate."""
+    from ganscale.metrics.classifier import train_classifier
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (80, 1, 28, 28), generator=g, dtype=torch.uint8)
+    y = torch.arange(80) % 10
+    result = train_classifier((x, y), (x[:20], y[:20]), epochs=1, batch_size=16, log=lambda s: None)
+    assert 0.0 <= result.test_accuracy <= 1.0 and result.model.num_classes == 10

@@ -100,7 +100,10 @@ def train_classifier(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], 
     model = DigitClassifier(num_classes, image_size=x_all.shape[-1])
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * ((len(x_all) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+    # OneCycleLR's warm-up phase must span more than one step (pct_start * steps > 1), or its
+    # interpolation divides by zero: a handful of steps (a --limit check) trains at a constant lr.
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+             if steps > 10 else torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0))
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
