@@ -86,9 +86,9 @@ _BIGAN = ["game.name=bigan", "game.condition=none", "model.z_dim=2", "game.bigan
 CASES["bigan"] = _BIGAN
 CASES["ali"] = [*_BIGAN, "game.bigan.encoder=gaussian", "game.bigan.prior=normal"]
 # the semi-supervised GAN (ganscale.games.ssl_gan) on the ring with mode indices as labels: its
-# labelled stream, D's seeded noise and the feature matching's global means; G without BatchNorm
+# labelled stream, D's seeded noise, G's second unlabelled chunk and the feature matching's global means; G without BatchNorm
 # (per-rank batch statistics are the one thing that differs, see the bn cases)
-CASES["ssl"] = ["game.name=ssl_gan", "game.ssl.g_batchnorm=false", "game.ssl.d_widths=[32,16]", "game.ssl.g_width=16",
+CASES["ssl"] = ["game.name=ssl_gan", "gan.n_disc=2", "game.ssl.g_batchnorm=false", "game.ssl.d_widths=[32,16]", "game.ssl.g_width=16",
                 "game.ssl.z_dim=8", "game.ssl.num_classes=8", "game.ssl.init_batch=0"]
 # InfoGAN (ganscale.games.infogan): Q in D's player, L_I in both players' losses; small nets
 # without BatchNorm on random 28 x 28 images

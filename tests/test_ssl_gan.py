@@ -17,7 +17,7 @@ import torch
 from conftest import REPO, cli
 from ganscale.config import load_config
 from ganscale.errors import UserError
-from ganscale.games.objectives import feature_matching_l1, ssl_supervised_loss, ssl_unsupervised_loss
+from ganscale.games.objectives import feature_matching, ssl_supervised_loss, ssl_unsupervised_loss
 
 MNIST = os.path.join(REPO, "..", "shared", "data", "mnist")
 needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST), reason="needs ../shared/data/mnist")
@@ -39,8 +39,8 @@ def test_losses_match_hand_computed_values():
     assert ssl_unsupervised_loss(unl, fake).item() == pytest.approx(want, rel=1e-6)
 
     f_real, f_fake = torch.tensor([[1.0, 2.0], [3.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 4.0]])
-    # means (2, 1) and (0, 2): mean(|2|, |-1|) = 1.5
-    assert feature_matching_l1(f_real, f_fake).item() == pytest.approx(1.5)
+    # means (2, 1) and (0, 2): mean(2^2, (-1)^2) = 2.5 (the reference's squared difference, not L1)
+    assert feature_matching(f_real, f_fake).item() == pytest.approx(2.5)
 
 
 def test_data_dependent_init_standardises_every_layer():
@@ -49,15 +49,47 @@ def test_data_dependent_init_standardises_every_layer():
     torch.manual_seed(0)
     D = SSLDiscriminator((1, 6, 6), [20, 10], 4, 0.3, 0.5)
     x = torch.rand(64, 1, 6, 6) * 2 - 1
-    D.init_from_data(x)
-    h = (x.flatten(1) + 1) / 2
-    for layer in [*D.hidden, D.out]:
-        t = layer(h)
+    noise = torch.randn(64, D.noise_dim)
+    D.init_from_data(x, noise)  # with D's noise on, as the reference's init pass
+    h, parts = (x.flatten(1) + 1) / 2, noise.split(D.dims, dim=1)
+    for layer, eps, std in zip([*D.hidden, D.out], parts, D.stds):
+        t = layer(h + std * eps)
         torch.testing.assert_close(t.mean(0), torch.zeros(t.shape[1]), atol=1e-5, rtol=0)
         torch.testing.assert_close(t.var(0, unbiased=False), torch.ones(t.shape[1]), atol=1e-4, rtol=0)
         h = torch.relu(t)
     logits, features = D(x)  # noise-free: deterministic
     assert torch.equal(logits, D(x)[0]) and features.shape == (64, 10)
+
+
+def test_feature_layer_is_the_last_hidden_relu_before_its_noise():
+    """The reference's layers[-3]: the last dense layer's ReLU output; its own noise reaches the
+    logits only. Only the output layer's weight-norm scale trains (nn.DenseLayer's train_scale)."""
+    from ganscale.nets.ssl import SSLDiscriminator, scale_of
+
+    torch.manual_seed(0)
+    D = SSLDiscriminator((1, 6, 6), [20, 10], 4, 0.3, 0.5)
+    x = torch.rand(8, 1, 6, 6) * 2 - 1
+    noise = torch.randn(8, D.noise_dim)
+    last_noise = torch.zeros_like(noise)
+    last_noise[:, -10:] = noise[:, -10:]
+    _, clean = D(x)
+    logits, feats = D(x, last_noise)  # noise only after the last hidden layer
+    assert torch.equal(feats, clean) and not torch.equal(logits, D(x)[0])
+    h = (x.flatten(1) + 1) / 2 + 0.3 * noise[:, :36]
+    h = torch.relu(D.hidden[0](h)) + 0.5 * noise[:, 36:56]
+    torch.testing.assert_close(D(x, noise)[1], torch.relu(D.hidden[1](h)))
+    assert (feats >= 0).all()
+
+    trainable = {n for n, p in D.named_parameters()}
+    assert "out.parametrizations.weight.0.g" in trainable
+    assert not any(n.startswith("hidden") and n.endswith(".g") for n in trainable)
+    assert all(isinstance(scale_of(layer), torch.Tensor) and not isinstance(scale_of(layer), torch.nn.Parameter)
+               for layer in D.hidden)
+    D.requires_grad_(True)  # what the engine does for D's phase: the hidden scales stay fixed
+    D(x, noise)[0].sum().backward()
+    assert all(scale_of(layer).grad is None for layer in D.hidden) and scale_of(D.out).grad is not None
+    w = D.out.weight
+    torch.testing.assert_close(w.norm(dim=1), scale_of(D.out).detach())  # w = g v / |v|
 
 
 @needs_mnist
@@ -108,8 +140,9 @@ def _train(cfg, poison=None, iters=4) -> dict:
 @needs_mnist
 def test_no_label_but_the_labelled_streams_reaches_a_loss():
     """Every unlabelled image's label is in the batches (data.digits.labels=true) and poisoned:
-    training is bit-identical. Poisoning the labelled stream's labels changes it (the test can fail)."""
-    cfg = load_config([], [*TINY, "data.digits.labels=true"])
+    training is bit-identical. Poisoning the labelled stream's labels changes it (the test can fail).
+    gan.n_disc=2: G's step reads a second unlabelled chunk, poisoned too."""
+    cfg = load_config([], [*TINY, "data.digits.labels=true", "gan.n_disc=2"])
 
     def poison_unlabelled(dm):
         dm.labels.copy_(torch.randperm(len(dm.labels), generator=torch.Generator().manual_seed(5)) % 10)
@@ -131,6 +164,8 @@ def test_config_and_data_errors_name_the_fix():
         load_config([], ["game.name=ssl_gan", "data.kind=digits"])
     with pytest.raises(UserError, match="init_batch=0"):
         load_config([], ["game.name=ssl_gan", "data.kind=toy"])
+    with pytest.raises(UserError, match="gan.n_disc=1"):
+        load_config([], ["game.name=ssl_gan", "data.kind=digits", "data.digits.labelled_per_class=1", "gan.n_disc=3"])
     from ganscale.games.ssl_gan import SSLGANGame
 
     with pytest.raises(UserError, match="labelled stream"):

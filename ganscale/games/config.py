@@ -82,6 +82,9 @@ class SSLConfig:
                        "set game.ssl.init_batch=0 for other data")
         if self.input_noise < 0 or self.hidden_noise < 0:
             out.append("input_noise and hidden_noise must be >= 0")
+        if root.game.name == "ssl_gan" and root.gan.n_disc > 2:
+            out.append(f"*: game.name=ssl_gan needs gan.n_disc=1 (G's step reuses D's unlabelled batch) or 2 "
+                       f"(G's step gets a second unlabelled batch, the reference's), not {root.gan.n_disc}")
         return out
 
 

@@ -29,13 +29,11 @@ def ssl_unsupervised_loss(logits_unl: Tensor, logits_fake: Tensor) -> Tensor:
     return 0.5 * (F.softplus(lse_unl) - lse_unl).mean() + 0.5 * F.softplus(lse_fake).mean()
 
 
-def feature_matching_l1(f_real: Tensor, f_fake: Tensor, mean: Callable[[Tensor], Tensor] = lambda t: t) -> Tensor:
-    """mean_j |E[f_j(x_unl)] - E[f_j(G(z))]| (the reference's MNIST G loss, an L1 on feature means).
-    `mean` makes the per-rank batch means global (the engine's m.global_mean): the loss is not
-    linear in them."""
-    return (mean(f_real.mean(0)) - mean(f_fake.mean(0))).abs().mean()
-
-
+def feature_matching(f_real: Tensor, f_fake: Tensor, mean: Callable[[Tensor], Tensor] = lambda t: t) -> Tensor:
+    """mean_j (E[f_j(x_unl)] - E[f_j(G(z))])^2, the reference's MNIST G loss
+    (T.mean(T.square(mom_gen - mom_real))). `mean` makes the per-rank batch means global (the
+    engine's m.global_mean): the loss is not linear in them."""
+    return (mean(f_real.mean(0)) - mean(f_fake.mean(0))).square().mean()
 
 
 # ------------------------------------------------------------------------ InfoGAN
@@ -52,5 +50,5 @@ def infogan_mi_continuous(mean: Tensor, code: Tensor) -> Tensor:
     return (0.5 * code.square() - 0.5 * (code - mean).square()).sum(1).mean()
 
 
-__all__ = ["feature_matching_l1", "infogan_mi_categorical", "infogan_mi_continuous", "ssl_supervised_loss",
+__all__ = ["feature_matching", "infogan_mi_categorical", "infogan_mi_continuous", "ssl_supervised_loss",
            "ssl_unsupervised_loss"]

@@ -7,8 +7,10 @@
 D is a K-class classifier with the fake logit fixed at 0 (ganscale.games.objectives). Per iteration:
 
     D_main  supervised CE on the labelled batch (x_lab, y_lab) + unlabelled_weight x the real/fake
-            terms on the unlabelled batch x and on G's samples
-    G_main  feature matching: L1 between D's last-hidden-layer means on x and on G's samples
+            terms on the first unlabelled chunk of x and on G's samples
+    G_main  feature matching: mean squared difference of D's last-hidden-layer means (before its
+            noise) on the second unlabelled chunk of x (the reference's second permutation,
+            trainx_unl2; the config's gan.n_disc=2 makes x carry two chunks) and on G's samples
     then    D_ema (gan.ema, the reference's Polyak average of D) is what predict and eval classify with
 
 Only `y_lab` (data.digits's labelled stream) reaches a loss; the unlabelled stream's `y`, when a
@@ -23,7 +25,7 @@ import torch
 from ganscale.data.digits import first_images
 from ganscale.errors import UserError
 from ganscale.games.base import Game, Phase, Player
-from ganscale.games.objectives import feature_matching_l1, ssl_supervised_loss, ssl_unsupervised_loss
+from ganscale.games.objectives import feature_matching, ssl_supervised_loss, ssl_unsupervised_loss
 from ganscale.nets.ssl import SSLDiscriminator, SSLGenerator
 
 NOISE_SUB = {"lab": 1, "unl": 2, "fake": 3}  # seed ids of D's noise per call (G's noise uses 0)
@@ -37,10 +39,12 @@ class SSLGANGame(Game):
 
     def build(self, cfg, info):
         c = cfg.game.ssl
-        self.cfg = c
+        self.cfg, self.chunks = c, cfg.gan.n_disc  # 1: G reuses D's unlabelled chunk; 2: its own
         D = SSLDiscriminator(info.shape, c.d_widths, c.num_classes, c.input_noise, c.hidden_noise)
         if c.init_batch > 0:  # before any optimizer or strategy sees D; the same on every rank
-            D.init_from_data(first_images(cfg, c.init_batch))
+            x = first_images(cfg, c.init_batch)  # with D's noise on, as the reference's init pass
+            noise = torch.randn(len(x), D.noise_dim, generator=torch.Generator().manual_seed(cfg.seed))
+            D.init_from_data(x, noise)
         return {"G": SSLGenerator(c.z_dim, c.g_width, info.shape, c.g_batchnorm), "D": D}
 
     def phases(self, cfg):
@@ -50,7 +54,10 @@ class SSLGANGame(Game):
         if "x_lab" not in batch:
             raise UserError("game.name=ssl_gan needs a labelled stream: data.kind=digits with "
                             "data.digits.labelled_per_class > 0")
-        self.x, self.x_lab, self.y_lab = batch["x"], batch["x_lab"], batch["y_lab"]  # never batch["y"]
+        x = batch["x"]
+        b = len(x) // self.chunks  # per-rank chunk
+        self.x, self.x_g = x[:b], x[-b:]
+        self.x_lab, self.y_lab = batch["x_lab"], batch["y_lab"]  # never batch["y"]
 
     def d(self, m, x, call):
         """D's (logits, features) on x with this phase's seeded noise for `call`."""
@@ -71,8 +78,8 @@ class SSLGANGame(Game):
         return loss
 
     def g_main(self, m, sub):
-        fake = m.G(m.noise(len(self.x)))
-        loss = feature_matching_l1(self.d(m, self.x, "unl")[1], self.d(m, fake, "fake")[1], m.global_mean)
+        fake = m.G(m.noise(len(self.x_g)))
+        loss = feature_matching(self.d(m, self.x_g, "unl")[1], self.d(m, fake, "fake")[1], m.global_mean)
         m.stats["loss/G"] = loss.detach()
         return loss
 
