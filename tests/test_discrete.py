@@ -232,7 +232,7 @@ def test_class_summary_against_hand_computation():
 
 # ----------------------------------------------------------------- the SeqGAN oracle
 def test_oracle_is_seeded_saved_safely_and_scores_its_own_samples_best(tmp_path):
-    from ganscale.nets.discrete.oracle import load_oracle, make_oracle, save_oracle
+    from ganscale.data.synth.oracle import load_oracle, make_oracle, save_oracle
 
     oracle = make_oracle(seed=4, vocab=50, length=8, emb=8, hidden=8)
     assert all(torch.equal(a, b) for a, b in zip(oracle.state_dict().values(),

@@ -5,6 +5,7 @@
     image    the `eval.*` image metrics (evaluator.py: FID, KID, IS, precision/recall, class
              accuracy) computed across all ranks, and a grid of G's samples (one row per class
              when conditional) beside one of real images
+    tokens   NLL under the oracle the token shards were drawn from (oracle.py), when they name one
 
 `build_evaluation(cfg, datamodule, run_dir, device)` picks one from EVALUATIONS; a new kind of data
 registers its evaluation with one function. The data module only yields data: `means` and `std`
@@ -111,6 +112,16 @@ def _points(cfg, datamodule, run_dir, device) -> Optional[Evaluation]:
 @EVALUATIONS.register("image")
 def _image(cfg, datamodule, run_dir, device) -> Evaluation:
     return ImageEvaluation(cfg, datamodule, run_dir, device)
+
+
+@EVALUATIONS.register("tokens")
+def _tokens(cfg, datamodule, run_dir, device) -> Optional[Evaluation]:
+    path = getattr(datamodule, "oracle_path", "")
+    if not path:
+        return None  # token data drawn from no known model: nothing to score against
+    from ganscale.metrics.oracle import OracleEvaluation
+
+    return OracleEvaluation(path, cfg.eval.num_samples)
 
 
 def build_evaluation(cfg, datamodule, run_dir: Optional[str] = None,
