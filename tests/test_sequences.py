@@ -219,7 +219,7 @@ def test_seqgan_needs_token_data():
         GANModule(cfg, DataInfo("points", (2,), 0))
 
 
-@pytest.mark.slow  # two fresh processes (train, eval)
+@pytest.mark.slow  # fresh processes: train, eval, sample
 def test_seqgan_trains_from_the_cli_and_eval_scores_it_under_the_oracle(shards, tmp_path):
     import shutil
 
@@ -236,6 +236,11 @@ def test_seqgan_trains_from_the_cli_and_eval_scores_it_under_the_oracle(shards, 
     r = cli("eval", os.path.join(runs, "s"), "eval.num_samples=100")
     assert r.returncode == 0, r.stderr[-3000:]
     assert 0 < json.loads(r.stdout[:r.stdout.rindex("}") + 1])["oracle_nll"] < 50
+    out = str(tmp_path / "tokens.npy")
+    r = cli("sample", os.path.join(runs, "s"), "--num", "4", "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    tokens = np.load(out)
+    assert tokens.dtype == np.int64 and tokens.shape == (4, LENGTH) and 0 <= tokens.min() and tokens.max() < VOCAB
     os.remove(os.path.join(shards, "oracle.safetensors"))
     r = cli("eval", os.path.join(runs, "s"), "eval.num_samples=100")
     assert r.returncode == 2 and "does not exist" in r.stderr, r.stderr[-2000:]
