@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cli
+from conftest import backward_phases, cli
 from ganscale.config import load_config
 from ganscale.data.base import DataInfo
 from ganscale.data.synth.oracle import load_oracle, make_oracle
@@ -157,17 +157,9 @@ def game_module(estimator: str, *extra: str):
 
 def run_phases(m, x) -> list[str]:
     m.game.start_iteration(m, {"x": x})
-    stepped = []
-    for phase in m.phase_list:
-        m.phase = phase.name
-        m._train(phase.player)
-        loss = phase.loss(m, 0) if phase.enabled else None
-        if loss is not None:
-            assert torch.isfinite(loss)
-            m.net(m.game.players[phase.player].nets[0]).zero_grad()
-            loss.backward()
-            stepped.append(phase.name)
-    return stepped
+    for net in m.game_nets():
+        net.zero_grad()
+    return backward_phases(m)
 
 
 @pytest.mark.parametrize("estimator,extra", [("reinforce", []), ("reinforce", ["model.discrete.sequence.rollouts=2"]),
