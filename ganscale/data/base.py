@@ -30,8 +30,10 @@ class DataInfo:
     """Token ids per position of `tokens` data (0 for other kinds)."""
 
     def as_dict(self) -> dict:
-        """Plain types, for checkpoints and exported config.json (`from_dict` reads it back)."""
-        return {"kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes, "vocab": self.vocab}
+        """Plain types, for checkpoints and exported config.json (`from_dict` reads it back); `vocab`
+        only for token data, so other runs' files keep the keys they always had."""
+        d = {"kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes}
+        return {**d, "vocab": self.vocab} if self.vocab else d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataInfo":
