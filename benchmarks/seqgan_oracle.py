@@ -176,6 +176,7 @@ def write_doc(args, r: dict) -> None:
         "",
         f"Measured with `python benchmarks/seqgan_oracle.py --vocab {args.vocab} --length {args.length} "
         f"--num {args.num} --iters {args.iters} --pretrain {args.pretrain} --warmup {args.warmup} "
+        f"--eval-every {args.eval_every} "
         f"--estimators {' '.join(args.estimators)}` on {r['cpu']}. "
         + (f"**Smaller than SeqGAN's setting** (vocabulary 5000, length 20, 10,000 sequences) to fit the CPU. "
            if smaller else "Vocabulary, length and training set are SeqGAN's. ")
@@ -218,6 +219,9 @@ def write_doc(args, r: dict) -> None:
                   f"`{best}` ends at {finals[best]:.3f}: **{'met' if met else 'not met'}**"
                   + (f" ({plateau - finals[best]:.3f} nats per token below; SeqGAN's gap to its MLE: "
                      f"{PUBLISHED['mle'] - PUBLISHED['seqgan']:.3f})." if met else ".")]
+    diverged = [e for e, v in finals.items() if v >= r["untrained_nll"] - 0.05]
+    if diverged:
+        lines += ["", f"Diverged (ends no better than an untrained G): {', '.join(f'`{e}`' for e in diverged)}."]
     its = sorted(set(mle_curve) | {i for a in adv.values() for i in a["curve"]})
     lines += ["", "NLL-oracle curves (every " f"{args.eval_every} iterations; the adversarial runs equal the MLE "
               f"run up to iteration {args.pretrain - args.warmup}, where they start from its checkpoint):", "",
