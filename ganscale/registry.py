@@ -135,6 +135,7 @@ METRICS: Registry = Registry("image metric", {
 GAMES: Registry = Registry("game", {
     "gan": "ganscale.games.gan:GANGame",
     "discrete": "ganscale.games.discrete:DiscreteGame",
+    "seqgan": "ganscale.games.sequence:SeqGANGame",
     "dfgan": "ganscale.games.dfgan:DFGANGame",
     "stackgan": "ganscale.games.stackgan:StackGANGame",
     "stackganpp": "ganscale.games.stackganpp:StackGANppGame",

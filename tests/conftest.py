@@ -24,3 +24,21 @@ def cli(*args, cwd=None, env=None, timeout=600):
         e.update(env)
     return subprocess.run([sys.executable, "-m", "ganscale", *args], cwd=cwd or REPO, env=e,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def backward_phases(m) -> list[str]:
+    """One pass over the game's enabled phases without optimizer steps: each phase's loss (checked
+    finite) backpropagated into its player's gradients; returns the names of the phases that gave a
+    loss. The game's start_iteration must have run."""
+    import torch
+
+    stepped = []
+    for phase in m.phase_list:
+        m.phase = phase.name
+        m._train(phase.player)
+        loss = phase.loss(m, 0) if phase.enabled else None
+        if loss is not None:
+            assert torch.isfinite(loss)
+            loss.backward()
+            stepped.append(phase.name)
+    return stepped

@@ -97,7 +97,22 @@ IMAGE_CASES = {"infogan"}
 # a registered game other than the GAN: adversarial cryptography (Alice + Bob against Eve, who
 # steps twice; Eve's error enters the team's loss squared, through m.global_mean)
 CASES["crypto"] = ["game.name=crypto", "game.crypto.bits=8", "optim.G.lr=1e-2", "optim.D.lr=1e-2"]
-LOGGED = {"relay": ("loss/A", "loss/AB", "skipped/A"), "crypto": ("loss/E", "loss/AB", "bits/eve_vs_AB", "skipped/E")}
+# token sequences (ganscale/games/sequence.py): MLE pretraining for one iteration (D warms up beside
+# it), then REINFORCE with Monte Carlo rollouts (seeded completions over the global batch, a
+# cross-rank mean reward for the baseline) or Gumbel-softmax sequences fed back through the LSTM
+SEQ = ["game.name=seqgan", "model.discrete.sequence.pretrain_iters=1", "model.discrete.sequence.d_warmup_iters=1",
+       "model.discrete.sequence.d_channels=8", "model.discrete.sequence.d_windows=[2,3]", "optim.G.lr=1e-2",
+       "optim.D.lr=1e-2"]
+CASES["seqgan_reinforce"] = [*SEQ, "model.discrete.estimator=reinforce", "model.discrete.sequence.rollouts=2",
+                             "gan.n_disc=2"]
+# straight-through gradients of tokens the softmax all but rules out are sums that cancel to
+# rounding level; Adam would scale those to lr-sized steps (as in the dfgan case): a larger eps
+CASES["seqgan_gumbel"] = [*SEQ, "model.discrete.estimator=gumbel_st", "optim.G.eps=1e-3"]
+TOKEN_CASES = {"seqgan_reinforce", "seqgan_gumbel"}
+TOKENS = DataInfo("tokens", (6,), 0, 12)
+"""Sequences of 6 ids in [0, 12): the token cases' data."""
+LOGGED = {"relay": ("loss/A", "loss/AB", "skipped/A"), "crypto": ("loss/E", "loss/AB", "bits/eve_vs_AB", "skipped/E"),
+          **{c: ("loss/D", "loss/G/mle", "skipped/D") for c in TOKEN_CASES}}
 """The logged keys compared per case (the GAN's otherwise: loss/D, loss/G, skipped/D)."""
 STRATEGIES = {
     "single": ["strategy.name=single"],
@@ -119,6 +134,8 @@ class _GlobalBatchStream(IterableDataset):
             x = sample_mixture(dm.means, dm.cfg.data.toy.std, n_disc * world * b, g).view(n_disc, world * b, 2)
             if dm.info.kind == "image":
                 x = torch.rand(n_disc, world * b, *dm.info.shape, generator=g) * 2 - 1
+            if dm.info.kind == "tokens":
+                x = torch.randint(dm.info.vocab, (n_disc, world * b, *dm.info.shape), generator=g)
             if dm.nan_at == i:
                 x[:, world * b // 2:] = float("nan")
             # a labelled stream beside it (the semi-supervised GAN's): mode indices as labels
@@ -132,9 +149,9 @@ class SplitGlobalBatches(GANDataModule):
     """Iteration i's global real batch (n_disc chunks of world x b ring samples); each rank gets
     its slice of every chunk, so N ranks with b see exactly what one process with N x b sees."""
 
-    def __init__(self, cfg, nan_at=None, image=False):
+    def __init__(self, cfg, nan_at=None, image=False, tokens=False):
         super().__init__(cfg)
-        self.info = DataInfo("image", (1, 28, 28), 0) if image else DataInfo("points", (2,), 0)
+        self.info = DataInfo("image", (1, 28, 28), 0) if image else TOKENS if tokens else DataInfo("points", (2,), 0)
         self.means = mixture_means(cfg.data.toy)
         self.nan_at = nan_at
 
@@ -247,7 +264,8 @@ def run_case(case: str, strategy: str, world: int, batch: int, extra=(), kwargs=
     cfg = make_cfg(case, strategy, world, batch, extra)
     L.seed_everything(cfg.seed, verbose=False)
     dm = (TextGlobalBatches(cfg, TEXT_SIZE[case]) if case in TEXT_SIZE
-          else SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None, image=case in IMAGE_CASES))
+          else SplitGlobalBatches(cfg, nan_at=NAN_AT if case == "nonfinite" else None, image=case in IMAGE_CASES,
+                                 tokens=case in TOKEN_CASES))
     with without_batchnorm(case in NO_BATCHNORM):
         module = GANModule(cfg, dm.info, game=GAMES[case]() if case in GAMES else None)
     if case == "nonfinite_grad":

@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 
-from conftest import REPO, cli
+from conftest import REPO, backward_phases, cli
 from ganscale.config import load_config
 from ganscale.data.base import DataInfo
 from ganscale.errors import UserError
@@ -156,16 +156,7 @@ def test_every_estimator_trains_G_through_its_phase(estimator):
     x = torch.rand(16, 1, 6, 6) * 2 - 1
     m.game.start_iteration(m, {"x": x})
     assert set(m.reals[0][0].unique().tolist()) == {-1.0, 1.0}  # reals binarized
-    stepped = []
-    for phase in m.phase_list:
-        m.phase = phase.name
-        m._train(phase.player)
-        loss = phase.loss(m, 0) if phase.enabled else None
-        if loss is not None:
-            assert torch.isfinite(loss)
-            loss.backward()
-            stepped.append(phase.name)
-    assert stepped == ["D_main", "G_main"]
+    assert backward_phases(m) == ["D_main", "G_main"]
     grads = [p.grad for p in m.G.parameters()]
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
     s = m.sample(5, seed=3)
@@ -232,7 +223,7 @@ def test_class_summary_against_hand_computation():
 
 # ----------------------------------------------------------------- the SeqGAN oracle
 def test_oracle_is_seeded_saved_safely_and_scores_its_own_samples_best(tmp_path):
-    from ganscale.nets.discrete.oracle import load_oracle, make_oracle, save_oracle
+    from ganscale.data.synth.oracle import load_oracle, make_oracle, save_oracle
 
     oracle = make_oracle(seed=4, vocab=50, length=8, emb=8, hidden=8)
     assert all(torch.equal(a, b) for a, b in zip(oracle.state_dict().values(),

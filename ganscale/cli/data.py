@@ -8,6 +8,7 @@
     ganscale data pack ../shared/data/coco-sample /data/coco-val --split val   # COCO captions
     ganscale data pack data/flowers /data/flowers-train --split train          # Oxford-102 + Reed captions
     ganscale data synth captioned-digits /data/digits-train --split train --holdout "red 7,blue 2"
+    ganscale data synth oracle-sequences /data/oracle --vocab 5000 --length 20 --num 10000   # SeqGAN's oracle
     ganscale data embed /data/cub-train --model models/clip-text --kind hf --out /data/cub-train-emb
     ganscale data verify /data/mnist-shards                                    # sizes, checksums, counts
 """
@@ -61,15 +62,22 @@ def add_parser(sub) -> None:
     pk.add_argument("--overwrite", action="store_true", help="replace shards already in OUT")
     pk.set_defaults(func=run_pack)
 
-    sy = dsub.add_parser("synth", help="write a synthetic dataset straight into shards (captioned-digits)",
-                         description=__import__("ganscale.data.synth.captioned_digits", fromlist=["x"]).__doc__,
+    sy = dsub.add_parser("synth", help="write a synthetic dataset straight into shards (captioned-digits, "
+                                       "oracle-sequences)",
+                         description=__import__("ganscale.data.synth.captioned_digits", fromlist=["x"]).__doc__
+                         + "\n" + __import__("ganscale.data.synth.oracle_sequences", fromlist=["x"]).__doc__,
                          formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    sy.add_argument("kind", choices=["captioned-digits"], help="dataset to synthesize")
-    sy.add_argument("out", help="output folder for the shards, manifest.json and vocab.json")
+    sy.add_argument("kind", choices=["captioned-digits", "oracle-sequences"], help="dataset to synthesize")
+    sy.add_argument("out", help="output folder for the shards, manifest.json and vocab.json (captioned-digits) "
+                                "or oracle.safetensors (oracle-sequences)")
     sy.add_argument("--split", default="train", choices=["train", "test"],
-                    help="train draws MNIST train digits, test t10k digits (default train)")
-    sy.add_argument("--num", type=int, default=10000, help="images (default 10000)")
-    sy.add_argument("--seed", type=int, default=0, help="seed of the layouts (default 0)")
+                    help="captioned-digits: train draws MNIST train digits, test t10k digits (default train)")
+    sy.add_argument("--num", type=int, default=10000, help="images or sequences (default 10000)")
+    sy.add_argument("--seed", type=int, default=0, help="seed of the layouts, or of the oracle's weights (its "
+                                                        "sequences: seed + 1) (default 0)")
+    sy.add_argument("--vocab", type=int, default=None, help="oracle-sequences: token ids 0..V-1 (default 5000)")
+    sy.add_argument("--length", type=int, default=None, help="oracle-sequences: tokens per sequence (default 20)")
+    sy.add_argument("--oracle", default="", help="oracle-sequences: sample this saved oracle instead of making one")
     sy.add_argument("--max-digits", type=int, default=2, help="1..N digits per image, N <= 4 (default 2)")
     sy.add_argument("--holdout", default="", help='(colour, digit) pairs no training image holds, e.g. "red 7,blue 2"')
     sy.add_argument("--mnist", default=os.path.join("..", "shared", "data", "mnist"),
@@ -134,6 +142,9 @@ def print_written(m, out: str) -> None:
 
 def run_synth(args) -> int:
     from ganscale.data.pack import PackOptions, pack
+
+    if args.kind == "oracle-sequences":
+        return run_oracle_sequences(args)
     from ganscale.data.synth.captioned_digits import synth_source
 
     source = synth_source(args.mnist, args.split, args.num, args.seed, args.max_digits, args.holdout)
@@ -141,6 +152,17 @@ def run_synth(args) -> int:
     m = pack(source, args.out, PackOptions(max_samples=args.max_samples, shuffle=False, overwrite=args.overwrite))
     print(f"ganscale: wrote {m.num_samples} captioned-digit images ({args.split}, 64x64 RGB, "
           f"{m.max_captions} captions each) into {len(m.shards)} shards in {args.out}")
+    print_written(m, args.out)
+    return 0
+
+
+def run_oracle_sequences(args) -> int:
+    from ganscale.data.synth.oracle_sequences import synth_oracle_sequences
+
+    m = synth_oracle_sequences(args.out, args.vocab, args.length, args.num, args.seed, args.oracle,
+                               args.max_samples, args.overwrite)
+    print(f"ganscale: wrote {m.num_samples} oracle sequences (vocab {m.token_vocab}, length {m.token_length}) "
+          f"into {len(m.shards)} shards in {args.out}; oracle {os.path.join(args.out, m.oracle)}")
     print_written(m, args.out)
     return 0
 

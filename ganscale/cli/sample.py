@@ -6,6 +6,7 @@ a checkpoint file or a folder written by `ganscale export`; nothing is unpickled
 
     ganscale sample runs/ring --num 2500 --out ring.npy                     # points: float32 (N, D)
     ganscale sample runs/mnist --num 100 --out digits.npy                  # images: uint8 (N, H, W, C)
+    ganscale sample runs/seqgan --num 100 --out tokens.npy                 # token sequences: int64 (N, length)
     ganscale sample runs/mnist --num 100 --out grid.png --class 0,1,2,3    # one PNG grid
     ganscale sample runs/in128 --num 500 --out samples/ --class 207 --truncation 0.5   # a folder of PNGs
     ganscale sample runs/digits --text "a red 3 in the top left" --num 16 --out grid.png   # text-to-image
@@ -158,8 +159,9 @@ def run(args) -> int:
             write_png_folder(imgs, args.out)
     else:
         if kind != "npy":
-            raise UserError("PNG output is for image models; use --out FILE.npy for points")
-        np.save(args.out, x.numpy().astype(np.float32))
+            raise UserError("PNG output is for image models; use --out FILE.npy for points or token sequences")
+        # token sequences (game.name=seqgan): int64 ids [N, length]; points: float32 (N, D)
+        np.save(args.out, x.numpy().astype(np.int64 if module.info.kind == "tokens" else np.float32))
     print(f"ganscale: wrote {args.num} samples to {args.out}")
     traversals = getattr(module.game, "traversals", None)
     if traversals is not None:

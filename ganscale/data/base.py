@@ -19,12 +19,26 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DataInfo:
     kind: str
-    """`points` (vectors, e.g. the 2D toys), `image` (C x H x W in [-1, 1]) or `none` (no data:
-    the game draws its inputs)."""
+    """`points` (vectors, e.g. the 2D toys), `image` (C x H x W in [-1, 1]), `tokens` (int64
+    sequences of `shape` (length,), ids in [0, vocab)) or `none` (no data: the game draws its
+    inputs)."""
     shape: tuple[int, ...]
     """Shape of one sample."""
     num_classes: int = 0
     """Number of classes for conditional models; 0 = unconditional."""
+    vocab: int = 0
+    """Token ids per position of `tokens` data (0 for other kinds)."""
+
+    def as_dict(self) -> dict:
+        """Plain types, for checkpoints and exported config.json (`from_dict` reads it back); `vocab`
+        only for token data, so other runs' files keep the keys they always had."""
+        d = {"kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes}
+        return {**d, "vocab": self.vocab} if self.vocab else d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        """The info `as_dict` wrote (`vocab` is absent from older checkpoints: 0)."""
+        return cls(str(d["kind"]), tuple(int(s) for s in d["shape"]), int(d["num_classes"]), int(d.get("vocab", 0)))
 
 
 def stream_seed(seed: int, rank: int, index: int) -> int:

@@ -77,7 +77,7 @@ def export_run(source: str, out: str, with_g: bool = False, with_d: bool = False
         "model_type": module.cfg.model.arch,
         "weights": files,
         "ganscale": {"config": to_dict(module.cfg), "iteration": module.iteration,
-                     "info": {"kind": info.kind, "shape": list(info.shape), "num_classes": info.num_classes}},
+                     "info": info.as_dict()},
         "metrics": metrics,
     }
     from ganscale.utils.files import atomic_write_text

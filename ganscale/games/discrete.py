@@ -30,7 +30,7 @@ from ganscale.errors import UserError
 from ganscale.games.gan import GANGame
 from ganscale.nets.discrete.bernoulli import BernoulliGenerator
 from ganscale.nets.discrete.estimators import (bernoulli_log_prob, bgan_loss, binary_concrete, reinforce_loss,
-                                               temperature_at)
+                                               temperature_at, update_baseline)
 
 UNBOUNDED_G = ("mlp",)
 """Families whose G ends in a linear layer (logits); the image families end in tanh."""
@@ -119,12 +119,7 @@ class DiscreteGame(GANGame):
         with torch.no_grad():
             reward = -self.per_sample_g_loss(m.D(2 * x - 1, y))
             mean_reward = m.global_mean(reward.mean())
-            baseline = m.G.reward_baseline
-            if m.iteration == 0:  # start at the first batch's mean instead of 0
-                baseline.copy_(mean_reward)
-            used = baseline.clone()
-            d = self.dc.baseline_decay
-            baseline.mul_(d).add_((1 - d) * mean_reward)
+            used = update_baseline(m.G.reward_baseline, mean_reward, self.dc.baseline_decay, m.iteration == 0)
         m.stats.update({"discrete/reward": mean_reward, "discrete/baseline": used})
         return reinforce_loss(bernoulli_log_prob(logits, x), reward, used)
 

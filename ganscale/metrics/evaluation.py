@@ -8,6 +8,7 @@
     text     a text-to-image run (game.condition=text, whatever its images): R-precision, the
              captioned-digits judge and the image metrics for captions of real images, and a
              grid with each caption under its image (text_eval.py)
+    tokens   NLL under the oracle the token shards were drawn from (oracle.py), when they name one
 
 `build_evaluation(cfg, datamodule, run_dir, device)` picks one from EVALUATIONS; a new kind of data
 registers its evaluation with one function. The data module only yields data: `means` and `std`
@@ -121,6 +122,16 @@ def _text(cfg, datamodule, run_dir, device) -> Evaluation:
     from ganscale.metrics.text_eval import TextEvaluation
 
     return TextEvaluation(cfg, datamodule, run_dir, device)
+
+
+@EVALUATIONS.register("tokens")
+def _tokens(cfg, datamodule, run_dir, device) -> Optional[Evaluation]:
+    path = getattr(datamodule, "oracle_path", "")
+    if not path:
+        return None  # token data drawn from no known model: nothing to score against
+    from ganscale.metrics.oracle import OracleEvaluation
+
+    return OracleEvaluation(path, cfg.eval.num_samples)
 
 
 def evaluation_kind(cfg, datamodule) -> str:

@@ -286,7 +286,7 @@ class GANModule(L.LightningModule):
             "config": to_dict(self.cfg),
             "game": self.game.name,
             "players": {p: list(s.nets) for p, s in self.game.players.items()},
-            "info": {"kind": self.info.kind, "shape": list(self.info.shape), "num_classes": self.info.num_classes},
+            "info": self.info.as_dict(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -47,8 +47,7 @@ def module_from_meta(meta: dict, source: str) -> GANModule:
     """An untrained GANModule for the stored config and data info (checkpoint or config.json)."""
     try:
         cfg_dict, info_dict = meta["config"], meta["info"]
-        info = DataInfo(str(info_dict["kind"]), tuple(int(s) for s in info_dict["shape"]),
-                        int(info_dict["num_classes"]))
+        info = DataInfo.from_dict(info_dict)
         iteration = int(meta["iteration"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{source} has no usable ganscale metadata ({type(e).__name__}: {e}); "

@@ -60,7 +60,8 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _prepare_out(out_dir: str, opts: PackOptions) -> None:
+def prepare_out(out_dir: str, opts: PackOptions) -> None:
+    """Create `out_dir`; refuse one that holds shards already unless opts.overwrite (then remove them)."""
     os.makedirs(out_dir, exist_ok=True)
     old = glob.glob(os.path.join(out_dir, f"{opts.prefix}-*.tar")) + glob.glob(os.path.join(out_dir, MANIFEST_NAME)) \
         + glob.glob(os.path.join(out_dir, VOCAB_NAME))
@@ -82,13 +83,27 @@ def _prepared(source: Source, order: np.ndarray, opts: PackOptions) -> Iterator[
         yield from pool.imap(fn, jobs, chunksize=16)  # ordered: shards do not depend on timing
 
 
-def pack(source: Source, out_dir: str, opts: PackOptions = PackOptions(),
-         log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> Manifest:
+def shard_writer(out_dir: str, opts: PackOptions, entries: list[ShardEntry]):
+    """webdataset's ShardWriter for <out_dir>/<prefix>-NNNNNN.tar; every finished shard is appended
+    to `entries` with its sample count, size and sha256 (the manifest's shard list)."""
     import webdataset as wds
 
+    def on_shard_done(fname: str) -> None:
+        entries.append(ShardEntry(os.path.basename(fname), writer.count, os.path.getsize(fname), sha256_file(fname)))
+
+    pattern = os.path.join(out_dir, f"{opts.prefix}-%06d.tar")
+    # An int mtime gives the same bytes on every run, and no 1 KB pax header per file (webdataset's
+    # default float time.time() adds one, doubling the size of small samples).
+    writer = wds.ShardWriter(pattern, maxcount=opts.max_samples, maxsize=opts.max_bytes,
+                             post=on_shard_done, verbose=0, mtime=0)
+    return writer
+
+
+def pack(source: Source, out_dir: str, opts: PackOptions = PackOptions(),
+         log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> Manifest:
     if opts.max_samples < 1 or opts.max_bytes < 1:
         raise UserError("--max-samples and --max-bytes must be >= 1")
-    _prepare_out(out_dir, opts)
+    prepare_out(out_dir, opts)
     n = len(source.items)
     order = np.random.default_rng(opts.seed).permutation(n) if opts.shuffle else np.arange(n)
     if opts.limit:
@@ -101,14 +116,7 @@ def pack(source: Source, out_dir: str, opts: PackOptions = PackOptions(),
     max_captions = 0
     first_size, first_source, num_mixed, mixed_example = None, None, 0, ""
 
-    def on_shard_done(fname: str) -> None:
-        entries.append(ShardEntry(os.path.basename(fname), writer.count, os.path.getsize(fname), sha256_file(fname)))
-
-    pattern = os.path.join(out_dir, f"{opts.prefix}-%06d.tar")
-    # An int mtime gives the same bytes on every run, and no 1 KB pax header per file (webdataset's
-    # default float time.time() adds one, doubling the size of small samples).
-    writer = wds.ShardWriter(pattern, maxcount=opts.max_samples, maxsize=opts.max_bytes,
-                             post=on_shard_done, verbose=0, mtime=0)
+    writer = shard_writer(out_dir, opts, entries)
     written = 0
     try:
         for p in _progress(_prepared(source, order, opts), len(order)):

@@ -6,7 +6,8 @@
         data.num_workers=2 trainer.devices=2
 
 One dataloader batch is one ganscale iteration: "x" holds n_disc per-rank batches (uint8 in the
-workers, normalised to [-1, 1] after the transfer to the device), "y" the labels of
+workers, normalised to [-1, 1] after the transfer to the device; int64 [B, L] token ids for token
+shards, `ganscale data synth oracle-sequences`), "y" the labels of
 class-conditional data, "text" / "text_emb" one caption (and embedding) of caption data, and
 "captions" / "caption_ids" / "caption_lengths" / "caption_counts" / "caption_emb" all of them.
 See ganscale/data/shards/stream.py for who reads what, exact resume and bad-data handling.
@@ -21,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ganscale.data.base import DataInfo, GANDataModule
-from ganscale.data.shards.decode import Decoder
+from ganscale.data.shards.decode import Decoder, TokenDecoder
 from ganscale.data.shards.spec import ShardSet, probe_shard, resolve_shards
 from ganscale.data.shards.stream import (
     POS_KEY,
@@ -50,9 +51,13 @@ class ShardsDataModule(GANDataModule):
             probe_shard(self.shards.urls[0])
         self.manifest = self.shards.manifest
         self.vocab = self._load_vocab()
-        self.decoder = Decoder.build(self.scfg, self.manifest, self.vocab)
-        self.info = DataInfo(kind="image", shape=self.decoder.shape,
-                             num_classes=self.manifest.num_classes if self.decoder.labels else 0)
+        if self.manifest.tokens:  # token sequences (`ganscale data synth oracle-sequences`)
+            self.decoder = TokenDecoder(self.manifest.token_length, self.manifest.token_vocab)
+            self.info = DataInfo(kind="tokens", shape=self.decoder.shape, vocab=self.manifest.token_vocab)
+        else:
+            self.decoder = Decoder.build(self.scfg, self.manifest, self.vocab)
+            self.info = DataInfo(kind="image", shape=self.decoder.shape,
+                                 num_classes=self.manifest.num_classes if self.decoder.labels else 0)
         self.num_workers = max(1, cfg.data.num_workers)  # 0 workers = the main process is worker 0
         self._positions: dict[int, list[int]] = {}
         """worker -> [batch, epoch, block, offset] of its last consumed batch."""
@@ -73,6 +78,17 @@ class ShardsDataModule(GANDataModule):
         if self.manifest.vocab and url and is_local(url):
             return Vocab.load(os.path.join(os.path.dirname(local_path(url)), self.manifest.vocab))
         return None
+
+    @property
+    def oracle_path(self) -> str:
+        """The model that generated token shards (`oracle.safetensors` beside a local manifest), or
+        "" when the shards name none; whoever scores samples against it loads it."""
+        from ganscale.data.shards.manifest import is_local, local_path
+
+        url = self.shards.manifest_url
+        if not (self.manifest.oracle and url and is_local(url)):
+            return ""
+        return os.path.join(os.path.dirname(local_path(url)), self.manifest.oracle)
 
     # ------------------------------------------------------------ streams
     @property

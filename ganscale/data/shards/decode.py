@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ganscale.data.shards.config import ShardsConfig
-from ganscale.data.shards.manifest import IMAGE_EXTS, Manifest
+from ganscale.data.shards.manifest import IMAGE_EXTS, TOKENS_KEY, Manifest
 from ganscale.errors import UserError
 from ganscale.text.vocab import Vocab
 
@@ -212,3 +212,33 @@ class Decoder:
             raise CorruptSample(f"text embedding has shape {emb.shape}, expected ({self.text_emb_dim},) "
                                 f"or (captions, {self.text_emb_dim})")
         return emb.astype(np.float32, copy=False)[: self.max_captions]
+
+
+@dataclass(frozen=True)
+class TokenDecoder:
+    """Decodes the `tokens.npy` of a token shard (`ganscale data synth oracle-sequences`) into
+    {"x": int64 [length]}; anything else (pickled objects included: allow_pickle=False) is a
+    CorruptSample that the stream skips and counts."""
+
+    length: int
+    vocab: int
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.length,)
+
+    def for_eval(self) -> "TokenDecoder":
+        return self  # no random transforms
+
+    def __call__(self, sample: dict, g: np.random.Generator) -> dict:
+        if TOKENS_KEY not in sample:
+            raise CorruptSample(f"missing key {TOKENS_KEY} (has {', '.join(k for k in sample if not k.startswith('__'))})")
+        try:
+            arr = np.load(io.BytesIO(sample[TOKENS_KEY]), allow_pickle=False)
+        except Exception as e:
+            raise CorruptSample(f"cannot read {TOKENS_KEY} ({type(e).__name__}: {e})") from None
+        if arr.shape != (self.length,) or arr.dtype.kind not in "iu":
+            raise CorruptSample(f"{TOKENS_KEY} is {arr.dtype} {arr.shape}, expected integers of shape ({self.length},)")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab):
+            raise CorruptSample(f"token ids outside 0..{self.vocab - 1}")
+        return {"x": arr.astype(np.int64)}

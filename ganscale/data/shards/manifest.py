@@ -22,6 +22,8 @@ VOCAB_NAME = "vocab.json"
 """The word vocabulary `data pack` builds from the train captions, beside the manifest."""
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 """Sample keys that hold encoded image bytes, in the order they are looked up."""
+TOKENS_KEY = "tokens.npy"
+"""Sample key of a token sequence: a .npy array (int, shape [length]) read with allow_pickle=False."""
 
 
 @dataclass
@@ -62,6 +64,13 @@ class Manifest:
     """Sample keys present in the shards (png/jpg, cls, txt, json, emb.npy); empty in old manifests."""
     vocab: str = ""
     """Word vocabulary file next to the manifest (`vocab.json`), or empty."""
+    token_length: int = 0
+    """Token shards (`tokens.npy` samples, no images): tokens per sequence; 0 for image shards."""
+    token_vocab: int = 0
+    """Token shards: ids are in [0, token_vocab)."""
+    oracle: str = ""
+    """Token shards sampled from a known model: its file next to the manifest (`oracle.safetensors`,
+    ganscale.data.synth.oracle), or empty."""
     num_skipped: int = 0
     """Inputs skipped while packing (unreadable images, missing files)."""
     skipped_examples: list[str] = field(default_factory=list)
@@ -69,6 +78,11 @@ class Manifest:
     source: dict = field(default_factory=dict)
     """Where the data came from and the pack options."""
     format: str = FORMAT
+
+    @property
+    def tokens(self) -> bool:
+        """The shards hold token sequences instead of images."""
+        return self.token_length > 0
 
     @property
     def channels(self) -> int:

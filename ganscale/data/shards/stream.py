@@ -223,11 +223,12 @@ class SampleSource:
 
 
 def collate(items: list[dict]) -> dict:
-    """uint8 images N x C x H x W (normalised to [-1, 1] after the transfer to the device), the
-    sample keys (for tracing a sample back to its shard), and every caption of each image: strings,
-    and with a vocabulary ids [N, C, T], lengths [N, C], counts [N] (ganscale.data.captions)."""
-    out = {"x": torch.from_numpy(np.stack([d["x"] for d in items])).permute(0, 3, 1, 2).contiguous(),
-           "key": [d["key"] for d in items]}
+    """uint8 images N x C x H x W (normalised to [-1, 1] after the transfer to the device) or
+    int64 token sequences N x L, the sample keys (for tracing a sample back to its shard), and
+    every caption of each image: strings, and with a vocabulary ids [N, C, T], lengths [N, C],
+    counts [N] (ganscale.data.captions)."""
+    x = torch.from_numpy(np.stack([d["x"] for d in items]))
+    out = {"x": x.permute(0, 3, 1, 2).contiguous() if x.dim() == 4 else x, "key": [d["key"] for d in items]}
     if "y" in items[0]:
         out["y"] = torch.tensor([d["y"] for d in items], dtype=torch.long)
     if "text" in items[0]:

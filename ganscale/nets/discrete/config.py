@@ -2,9 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ESTIMATORS = ("gumbel", "gumbel_st", "reinforce", "bgan")
+SEQUENCE_MODES = ("adversarial", "mle")
+
+
+@dataclass
+class SequenceConfig:
+    """The token-sequence generator of game.name=seqgan (SeqGAN, Yu et al. 2017): an LSTM G, a
+    small CNN D; G trained by MLE (teacher forcing) and/or adversarially with `estimator`."""
+
+    mode: str = "adversarial"
+    """adversarial: G trains by MLE for `pretrain_iters` iterations, then against D with the
+    estimator (SeqGAN); mle: G trains by MLE only for every iteration (the baseline), no D."""
+    pretrain_iters: int = 0
+    """adversarial mode: iterations of MLE before the adversarial G steps begin."""
+    d_warmup_iters: int = 0
+    """adversarial mode: D starts this many iterations before the adversarial G steps, on the
+    pretrained G's samples (SeqGAN pretrains D before the adversarial phase)."""
+    emb: int = 32
+    """G's token embedding (the oracle's: 32)."""
+    hidden: int = 32
+    """G's LSTM hidden size (the oracle's: 32)."""
+    d_emb: int = 64
+    """D's token embedding (SeqGAN: 64)."""
+    d_windows: list[int] = field(default_factory=lambda: [2, 3, 4, 5])
+    """D's convolution widths (SeqGAN: 1..10, 15, 20); widths longer than the sequence are dropped."""
+    d_channels: int = 32
+    """Filters per width (SeqGAN: 100-200)."""
+    rollouts: int = 0
+    """reinforce: 0 rewards each sequence with D's reward minus the moving-average baseline; K > 0
+    gives every token SeqGAN's reward, the mean D reward of K Monte Carlo completions of its prefix
+    (the full sequence's own reward at the last token), minus the baseline."""
+
+    def check(self, root) -> list[str]:
+        out = []
+        if self.mode not in SEQUENCE_MODES:
+            out.append(f"mode={self.mode!r} unknown; choose one of: {', '.join(SEQUENCE_MODES)}")
+        for name in ("emb", "hidden", "d_emb", "d_channels"):
+            if getattr(self, name) < 1:
+                out.append(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("pretrain_iters", "d_warmup_iters", "rollouts"):
+            if getattr(self, name) < 0:
+                out.append(f"{name}={getattr(self, name)} must be >= 0")
+        if not self.d_windows or min(self.d_windows) < 1:
+            out.append(f"d_windows={self.d_windows}: give widths >= 1")
+        return out
 
 
 @dataclass
@@ -28,6 +72,8 @@ class DiscreteConfig:
     """BGAN: M samples drawn per latent z; their importance weights are normalised over the M."""
     threshold: float = 0.5
     """Real images (pixel values in [0, 1]) become binary: pixel > threshold is 1, else 0."""
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    """Token sequences (game.name=seqgan): the LSTM G, the CNN D, MLE pretraining or the MLE baseline."""
 
     def check(self, root) -> list[str]:
         out = []

@@ -3,6 +3,7 @@
     gumbel_softmax(logits, tau, gumbel, hard)     categorical: softmax((logits + g) / tau), g ~ Gumbel(0, 1)
     binary_concrete(logits, tau, noise, hard)     Bernoulli: sigmoid((logit + n) / tau), n ~ Logistic(0, 1)
     reinforce_loss(log_prob, reward, baseline)    surrogate whose gradient is (r - b) * grad log p(x)
+    update_baseline(buffer, mean_reward, decay)   the moving-average baseline b
     bgan_weights(d_logits)                        normalised importance weights over M samples per z
     bgan_loss(log_prob, d_logits)                 -sum_m w_m log p(x_m | z), averaged over z
 
@@ -84,6 +85,17 @@ def reinforce_loss(log_prob: Tensor, reward: Tensor, baseline: Tensor | float = 
     return -(advantage * log_prob).mean()
 
 
+def update_baseline(baseline: Tensor, mean_reward: Tensor, decay: float, first: bool) -> Tensor:
+    """REINFORCE's moving-average baseline: returns the value to use now (the first batch's mean
+    reward when `first`, instead of 0) and updates the buffer in place to decay * b + (1 - decay) *
+    mean_reward, so a baseline never includes the rewards it is subtracted from."""
+    if first:
+        baseline.copy_(mean_reward)
+    used = baseline.clone()
+    baseline.mul_(decay).add_((1 - decay) * mean_reward)
+    return used
+
+
 def bgan_weights(d_logits: Tensor) -> Tensor:
     """Normalised importance weights of boundary-seeking GAN for D logits of shape [N, M] (M
     samples per z): w_m = D/(1 - D) = exp(logit_m), normalised over the M samples of each z,
@@ -98,4 +110,5 @@ def bgan_loss(log_prob: Tensor, d_logits: Tensor) -> Tensor:
 
 
 __all__ = ["bernoulli_log_prob", "bgan_loss", "bgan_weights", "binary_concrete", "gumbel_softmax",
-           "logistic_from_uniform", "reinforce_loss", "sample_gumbel", "straight_through", "temperature_at"]
+           "logistic_from_uniform", "reinforce_loss", "sample_gumbel", "straight_through", "temperature_at",
+           "update_baseline"]

@@ -7,9 +7,9 @@ whose samples are the "real" sequences and whose likelihood scores a generator's
     tokens = oracle.sample(10_000, generator)               # [N, length] int64 in [0, vocab)
     oracle.nll(tokens)                                       # the metric: mean NLL per token (nats)
 
-What is built on it so far: this model and its metric (tests/test_discrete.py). Not yet: the
-sequence generator and its adversarial training, the token-array shard path and the benchmark
-(docs/discrete.md says what is missing).
+It is the data-generating process of `ganscale data synth oracle-sequences OUT` (which saves it
+beside the token shards, oracle_sequences.py) and the judge of ganscale.metrics.oracle (NLL under
+the oracle of a generator's samples).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def load_oracle(path: str) -> OracleLSTM:
     from safetensors.torch import load_file, safe_open
 
     if not os.path.isfile(path):
-        raise UserError(f"oracle {path} does not exist; write one with ganscale.nets.discrete.oracle.save_oracle")
+        raise UserError(f"oracle {path} does not exist; write one with `ganscale data synth oracle-sequences OUT`")
     try:
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
