@@ -76,6 +76,17 @@ def test_nets_start_as_the_reference_custom_ops():
         scales = torch.cat([m.weight.detach() for m in bns])
         assert bns and (scales - 1).abs().max() < 0.1 and (scales - 1).std().item() == pytest.approx(0.02, abs=0.005)
         assert all(m.bias.abs().max() == 0 for m in net.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d))
+    # game.infogan.init=pytorch / slope=0.1: torch's defaults (BatchNorm scales exactly 1), the ablation
+    Q = InfoQ(width=256, slope=0.1, init="pytorch")
+    assert torch.equal(Q.body[1].weight, torch.ones(128)) and Q.body[2].negative_slope == 0.1
+
+
+def test_bad_init_or_slope_is_a_user_error():
+    from ganscale.config import load_config
+
+    for bad, msg in (("game.infogan.init=xavier", "choose reference or pytorch"), ("game.infogan.slope=2", "slope")):
+        with pytest.raises(UserError, match=msg):
+            load_config([], [*TINY[:2], bad])
 
 
 def test_batch_statistics_accuracy_leaves_the_nets_as_they_were():

@@ -29,9 +29,12 @@ SLOPE = 0.01
 """Leaky ReLU slope of D and Q: the reference's leaky_rectify default (not DCGAN's 0.2)."""
 
 
-def reference_init(net: nn.Module) -> nn.Module:
+def reference_init(net: nn.Module, init: str = "reference") -> nn.Module:
     """openai/InfoGAN's custom_ops initialisation: N(0, 0.02) weights, zero biases, truncated
-    (at 2 std, tf.truncated_normal_initializer) for convolutions, BatchNorm scales N(1, 0.02)."""
+    (at 2 std, tf.truncated_normal_initializer) for convolutions, BatchNorm scales N(1, 0.02).
+    init="pytorch" keeps torch's layer defaults (an ablation)."""
+    if init == "pytorch":
+        return net
     init_weights(net, "normal")
     for m in net.modules():
         if type(m) is nn.Conv2d:
@@ -50,7 +53,7 @@ def _norm(batchnorm: bool, n: int, two_d: bool = False) -> nn.Module:
 
 class InfoGenerator(Generator):
     def __init__(self, noise_dim: int = 62, num_categories: int = 10, num_continuous: int = 2, batchnorm: bool = True,
-                 width: int = 1024, ch: int = 64):
+                 width: int = 1024, ch: int = 64, init: str = "reference"):
         super().__init__()
         self.noise_dim, self.num_categories, self.num_continuous = noise_dim, num_categories, num_continuous
         self.z_dim, self.ch = noise_dim + num_categories + num_continuous, ch
@@ -58,7 +61,7 @@ class InfoGenerator(Generator):
                                 nn.Linear(width, 7 * 7 * 2 * ch), _norm(batchnorm, 7 * 7 * 2 * ch), nn.ReLU())
         self.deconv = nn.Sequential(nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1), _norm(batchnorm, ch, True), nn.ReLU(),
                                     nn.ConvTranspose2d(ch, 1, 4, 2, 1))
-        reference_init(self)
+        reference_init(self, init)
 
     def sample_z(self, n: int, generator: Optional[torch.Generator] = None, device=None,
                  truncation: Optional[float] = None) -> Tensor:
@@ -86,14 +89,15 @@ class InfoGenerator(Generator):
 class InfoDiscriminator(nn.Module):
     """D(x) -> (real/fake logit [N], trunk features [N, 1024]) for the Q head."""
 
-    def __init__(self, batchnorm: bool = True, width: int = 1024, ch: int = 64):
+    def __init__(self, batchnorm: bool = True, width: int = 1024, ch: int = 64, slope: float = SLOPE,
+                 init: str = "reference"):
         super().__init__()
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, ch, 4, 2, 1), nn.LeakyReLU(SLOPE),
-            nn.Conv2d(ch, 2 * ch, 4, 2, 1), _norm(batchnorm, 2 * ch, True), nn.LeakyReLU(SLOPE), nn.Flatten(),
-            nn.Linear(2 * ch * 7 * 7, width), _norm(batchnorm, width), nn.LeakyReLU(SLOPE))
+            nn.Conv2d(1, ch, 4, 2, 1), nn.LeakyReLU(slope),
+            nn.Conv2d(ch, 2 * ch, 4, 2, 1), _norm(batchnorm, 2 * ch, True), nn.LeakyReLU(slope), nn.Flatten(),
+            nn.Linear(2 * ch * 7 * 7, width), _norm(batchnorm, width), nn.LeakyReLU(slope))
         self.head = nn.Linear(width, 1)
-        reference_init(self)
+        reference_init(self, init)
 
     def forward(self, x: Tensor, y=None) -> tuple[Tensor, Tensor]:
         h = self.trunk((x + 1) / 2)  # the reference's pixels in [0, 1]
@@ -103,12 +107,13 @@ class InfoDiscriminator(nn.Module):
 class InfoQ(nn.Module):
     """Q(c | x) on D's trunk features -> (categorical logits [N, K], continuous means [N, C])."""
 
-    def __init__(self, num_categories: int = 10, num_continuous: int = 2, batchnorm: bool = True, width: int = 1024):
+    def __init__(self, num_categories: int = 10, num_continuous: int = 2, batchnorm: bool = True, width: int = 1024,
+                 slope: float = SLOPE, init: str = "reference"):
         super().__init__()
         self.num_categories = num_categories
-        self.body = nn.Sequential(nn.Linear(width, 128), _norm(batchnorm, 128), nn.LeakyReLU(SLOPE),
+        self.body = nn.Sequential(nn.Linear(width, 128), _norm(batchnorm, 128), nn.LeakyReLU(slope),
                                   nn.Linear(128, num_categories + num_continuous))
-        reference_init(self)
+        reference_init(self, init)
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         out = self.body(features)
