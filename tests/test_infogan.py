@@ -65,7 +65,8 @@ def test_nets_start_as_the_reference_custom_ops():
     """leaky_rectify's slope 0.01; N(0, 0.02) weights (convs truncated at 2 std), zero biases,
     BatchNorm scales N(1, 0.02): a revert to PyTorch's defaults (kaiming uniform, scales 1) fails."""
     torch.manual_seed(0)
-    D, G, Q = InfoDiscriminator(width=256, ch=16), InfoGenerator(width=256, ch=16), InfoQ(width=256)
+    D, G, Q = (InfoDiscriminator(width=256, ch=16, init="reference"), InfoGenerator(width=256, ch=16, init="reference"),
+               InfoQ(width=256, init="reference"))
     assert {m.negative_slope for n in (D, Q) for m in n.modules() if isinstance(m, torch.nn.LeakyReLU)} == {0.01}
     conv = D.trunk[2].weight
     assert conv.abs().max() <= 0.04 and conv.std().item() == pytest.approx(0.0176, abs=0.002)  # truncated N(0, .02)
@@ -76,7 +77,7 @@ def test_nets_start_as_the_reference_custom_ops():
         scales = torch.cat([m.weight.detach() for m in bns])
         assert bns and (scales - 1).abs().max() < 0.1 and (scales - 1).std().item() == pytest.approx(0.02, abs=0.005)
         assert all(m.bias.abs().max() == 0 for m in net.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d))
-    # game.infogan.init=pytorch / slope=0.1: torch's defaults (BatchNorm scales exactly 1), the ablation
+    # the default game.infogan.init=pytorch (and slope=0.1, the old slope): torch's defaults, BatchNorm scales 1
     Q = InfoQ(width=256, slope=0.1, init="pytorch")
     assert torch.equal(Q.body[1].weight, torch.ones(128)) and Q.body[2].negative_slope == 0.1
 

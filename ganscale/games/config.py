@@ -108,9 +108,10 @@ class InfoGANConfig:
     """BatchNorm in G, D's trunk and Q (per-rank statistics: N ranks then differ from one process)."""
     slope: float = 0.01
     """Leaky ReLU slope of D and Q (the reference's leaky_rectify: 0.01)."""
-    init: str = "reference"
-    """Weight initialisation: `reference` (openai/InfoGAN's custom_ops: N(0, 0.02), BatchNorm scales
-    N(1, 0.02)) or `pytorch` (torch's layer defaults), for ablations."""
+    init: str = "pytorch"
+    """Weight initialisation: `pytorch` (torch's layer defaults) or `reference` (openai/InfoGAN's
+    custom_ops: N(0, 0.02), BatchNorm scales N(1, 0.02)). The reference's lets D win and G emit noise
+    at the reduced width measured here (docs/infogan.md: 17% and 26% accuracy vs 62% and 54%)."""
 
     def check(self, root) -> list[str]:
         out = []
