@@ -15,8 +15,8 @@ import torch
 from conftest import REPO, cli
 from ganscale.errors import UserError
 from ganscale.games.objectives import infogan_mi_categorical, infogan_mi_continuous
-from ganscale.metrics.infogan import hungarian_accuracy, parse_codes, sample_with_codes, traversal
-from ganscale.nets.infogan import InfoGenerator
+from ganscale.metrics.infogan import hungarian_accuracy, parse_codes, predict_codes, sample_with_codes, traversal
+from ganscale.nets.infogan import InfoDiscriminator, InfoGenerator, InfoQ
 
 MNIST = os.path.join(REPO, "..", "shared", "data", "mnist")
 TINY = ["game.name=infogan", "data.kind=digits", f"data.digits.path={MNIST}", "data.batch_size=8",
@@ -59,6 +59,53 @@ def test_hungarian_accuracy_finds_the_best_one_to_one_map():
     pred = np.array([2, 2, 0, 1, 1, 1, 1])  # code 2 -> 0, code 1 -> 2 (3 rows), code 0 -> 1
     acc, mapping = hungarian_accuracy(pred, labels, 3)
     assert acc == pytest.approx(6 / 7) and mapping == [1, 2, 0]
+
+
+def test_nets_start_as_the_reference_custom_ops():
+    """leaky_rectify's slope 0.01; N(0, 0.02) weights (convs truncated at 2 std), zero biases,
+    BatchNorm scales N(1, 0.02): a revert to PyTorch's defaults (kaiming uniform, scales 1) fails."""
+    torch.manual_seed(0)
+    D, G, Q = (InfoDiscriminator(width=256, ch=16, init="reference"), InfoGenerator(width=256, ch=16, init="reference"),
+               InfoQ(width=256, init="reference"))
+    assert {m.negative_slope for n in (D, Q) for m in n.modules() if isinstance(m, torch.nn.LeakyReLU)} == {0.01}
+    conv = D.trunk[2].weight
+    assert conv.abs().max() <= 0.04 and conv.std().item() == pytest.approx(0.0176, abs=0.002)  # truncated N(0, .02)
+    for w in (D.trunk[6].weight, G.fc[3].weight, G.deconv[0].weight, Q.body[0].weight):
+        assert w.std().item() == pytest.approx(0.02, abs=0.002) and w.mean().abs() < 0.002
+    for net in (D, G, Q):
+        bns = [m for m in net.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+        scales = torch.cat([m.weight.detach() for m in bns])
+        assert bns and (scales - 1).abs().max() < 0.1 and (scales - 1).std().item() == pytest.approx(0.02, abs=0.005)
+        assert all(m.bias.abs().max() == 0 for m in net.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d))
+    # the default game.infogan.init=pytorch (and slope=0.1, the old slope): torch's defaults, BatchNorm scales 1
+    Q = InfoQ(width=256, slope=0.1, init="pytorch")
+    assert torch.equal(Q.body[1].weight, torch.ones(128)) and Q.body[2].negative_slope == 0.1
+
+
+def test_bad_init_or_slope_is_a_user_error():
+    from ganscale.config import load_config
+
+    for bad, msg in (("game.infogan.init=xavier", "choose reference or pytorch"), ("game.infogan.slope=2", "slope")):
+        with pytest.raises(UserError, match=msg):
+            load_config([], [*TINY[:2], bad])
+
+
+def test_batch_statistics_accuracy_leaves_the_nets_as_they_were():
+    import copy
+
+    torch.manual_seed(0)
+    D, Q = InfoDiscriminator(width=16, ch=4), InfoQ(width=16)
+    bn = D.trunk[3]
+    bn.running_mean.fill_(50.0)  # running statistics far from any batch's
+    x = torch.rand(40, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        want_train = torch.cat([copy.deepcopy(Q)(copy.deepcopy(D)(x[i:i + 20])[1])[0].argmax(1) for i in (0, 20)])
+        D.eval(), Q.eval()
+        want_eval = Q(D(x)[1])[0].argmax(1)
+        D.train(), Q.train()
+    assert torch.equal(predict_codes(D, Q, x, batch=20, batch_stats=True), want_train)
+    assert torch.equal(predict_codes(D, Q, x, batch=20), want_eval)
+    assert D.training and Q.training and torch.equal(bn.running_mean, torch.full_like(bn.running_mean, 50.0))
 
 
 def test_q_is_trained_by_ds_player_and_both_losses_carry_l_i():
@@ -104,4 +151,5 @@ def test_train_sample_with_codes_and_eval_from_the_cli(tmp_path):
     r = cli("eval", run, "--out", str(tmp_path / "e.json"))
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.load(open(tmp_path / "e.json"))
+    assert 0.1 <= metrics["cat_accuracy_batch_stats"] <= 1
     assert 0.1 <= metrics["cat_accuracy"] <= 1 and sorted(metrics["assignment"]) == list(range(10))

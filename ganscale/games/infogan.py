@@ -30,9 +30,10 @@ class InfoGANGame(Game):
     def build(self, cfg, info):
         c = self.cfg = cfg.game.infogan
         self.loss = get_loss("nonsaturating")
-        return {"G": InfoGenerator(c.noise_dim, c.num_categories, c.num_continuous, c.batchnorm, c.width, c.ch),
-                "D": InfoDiscriminator(c.batchnorm, c.width, c.ch),
-                "Q": InfoQ(c.num_categories, c.num_continuous, c.batchnorm, c.width)}
+        return {"G": InfoGenerator(c.noise_dim, c.num_categories, c.num_continuous, c.batchnorm, c.width, c.ch,
+                                   c.init),
+                "D": InfoDiscriminator(c.batchnorm, c.width, c.ch, c.slope, c.init),
+                "Q": InfoQ(c.num_categories, c.num_continuous, c.batchnorm, c.width, c.slope, c.init)}
 
     def phases(self, cfg):
         return [Phase("D_main", "D", self.d_main), Phase("G_main", "G", self.g_main)]

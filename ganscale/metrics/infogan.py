@@ -8,6 +8,7 @@ some codes fixed, and the traversal figures.
 
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import numpy as np
@@ -35,21 +36,30 @@ def hungarian_accuracy(pred: np.ndarray, labels: np.ndarray, k: Optional[int] = 
 
 
 @torch.no_grad()
-def predict_codes(D: nn.Module, Q: nn.Module, x: Tensor, batch: int = 1000) -> Tensor:
-    """Q's most likely category for images x in [-1, 1] (D and Q in eval mode)."""
+def predict_codes(D: nn.Module, Q: nn.Module, x: Tensor, batch: int = 1000, batch_stats: bool = False) -> Tensor:
+    """Q's most likely category for images x in [-1, 1]. D and Q in eval mode (BatchNorm's running
+    statistics, which mix real and generated batches), or with `batch_stats` as in training: each
+    chunk of `batch` test images normalised by its own statistics (the reference's D only ever runs
+    in its train phase), on copies so that the nets' running statistics stay as they were."""
+    if batch_stats:
+        D, Q = copy.deepcopy(D).train(), copy.deepcopy(Q).train()
     modes = D.training, Q.training
-    D.eval(), Q.eval()
+    if not batch_stats:
+        D.eval(), Q.eval()
     out = [Q(D(x[i:i + batch])[1])[0].argmax(1) for i in range(0, len(x), batch)]
     D.train(modes[0]), Q.train(modes[1])
     return torch.cat(out)
 
 
 def categorical_accuracy(D: nn.Module, Q: nn.Module, folder: str, split: str = "test") -> dict:
+    """{"cat_accuracy", "assignment"} with D and Q in eval mode, and "cat_accuracy_batch_stats"
+    with BatchNorm on batch statistics (see predict_codes)."""
     from ganscale.metrics.ssl import load_split
 
     x, y = load_split(folder, split)
     acc, mapping = hungarian_accuracy(predict_codes(D, Q, x).numpy(), y.numpy(), Q.num_categories)
-    return {"cat_accuracy": acc, "assignment": mapping, "num_test": len(y)}
+    acc_batch, _ = hungarian_accuracy(predict_codes(D, Q, x, batch_stats=True).numpy(), y.numpy(), Q.num_categories)
+    return {"cat_accuracy": acc, "assignment": mapping, "cat_accuracy_batch_stats": acc_batch, "num_test": len(y)}
 
 
 def parse_codes(items: list[str], G) -> dict:
