@@ -78,6 +78,16 @@ def finished_seed(run_dir: str, seed: int, seconds: float | None = None) -> dict
     return {"seed": seed, "metrics": history[-1], "history": history, "seconds": seconds}
 
 
+def last_measurement(run_dir: str) -> dict | None:
+    """The newest row of an unfinished run's metrics.jsonl (None if it has none)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return rows[-1] if rows else None
+
+
 def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
     from ganscale.games.crypto_eval import SUCCESS_BOB_BITS, SUCCESS_EVE_FRACTION
 
@@ -100,7 +110,7 @@ def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
         f"**{n_ok} of {len(results)} seeds succeed** (the issue's bar: {BAR} of 10)."
         + ("" if len(results) == args.seeds else
            f" Only {len(results)} of the {args.seeds} requested seeds finished within the CPU time this run had; "
-           "the others were not run, and nothing is extrapolated."),
+           "the others did not finish (below: how far the interrupted ones got), and nothing is extrapolated."),
         "",
         "| seed | iterations | Bob (bits) | co-trained Eve (bits) | fresh Eve (bits) | success | against the stronger Eve | seconds |",
         "| ---: | ---: | ---: | ---: | ---: | :---: | :---: | ---: |",
@@ -126,6 +136,11 @@ def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
         lines += ["", f"In {len(rising)} of {len(results)} seeds (seeds {', '.join(map(str, sorted(rising)))}) the "
                   "co-trained Eve's error was still rising at the last measurement: those runs ended while Alice "
                   "was still learning to hide the plaintext, before a plateau."]
+    unfinished = [f"seed {s} at iteration {h['iter']}: Bob {h['bob_bits']:.2f}, co-trained Eve {h['eve_bits']:.2f} bits"
+                  for s in range(args.seeds) if s not in {r["seed"] for r in results}
+                  and (h := last_measurement(os.path.join(args.work_dir, f"s{s}")))]
+    if unfinished:
+        lines += ["", "Interrupted before the end (last measurement, no fresh Eve): " + "; ".join(unfinished) + "."]
     stopped = [r["seed"] for r in results if r["metrics"]["iter"] < args.iters]
     if args.stop_bob > 0:
         lines += ["", f"{len(stopped)} of {len(results)} seeds met the reference code's target (Bob < {args.stop_bob}, "

@@ -28,3 +28,12 @@ def test_crypto_benchmark_stops_at_the_target_and_writes_the_table(tmp_path):
     assert [r["metrics"]["iter"] for r in res] == [4] and "fresh_eve_bits" in res[0]["metrics"]
     cfg = (tmp_path / "runs" / "s0" / "config.yaml").read_text()
     assert "eval_eve_restarts: 2" in cfg and "stop_bob_bits: 17.0" in cfg
+    # --report-only over 2 seeds while seed 1 is still training: the finished one is tabled, the
+    # other's last measurement is stated, nothing is extrapolated
+    os.makedirs(tmp_path / "runs" / "s1")
+    (tmp_path / "runs" / "s1" / "metrics.jsonl").write_text('{"iter": 250, "bob_bits": 7.5, "eve_bits": 6.25}\n')
+    assert crypto.main(["--seeds", "2", "--report-only", "--iters", "50", "--out-dir", str(out),
+                        "--work-dir", str(tmp_path / "runs")]) == 0
+    md = (out / "crypto.md").read_text()
+    assert "Only 1 of the 2 requested seeds finished" in md
+    assert "seed 1 at iteration 250: Bob 7.50, co-trained Eve 6.25 bits" in md
