@@ -130,8 +130,12 @@ def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
         "run) to stay at or above the bar: "
         f"{n_strict} of {len(results)} seeds.",
     ]
+    at_chance = [r["seed"] for r in results if r["metrics"]["bob_bits"] > 7.5]  # of 16: Bob never decrypted
+    if at_chance:
+        lines += ["", f"In {len(at_chance)} of {len(results)} seeds (seeds {', '.join(map(str, sorted(at_chance)))}) "
+                  "Bob never left chance (8 bits): Alice and Bob found no code within the budget."]
     rising = [r["seed"] for r in results if len(r["history"]) > 1 and r["metrics"]["iter"] == args.iters
-              and r["history"][-1]["eve_bits"] > r["history"][-2]["eve_bits"]]
+              and r["seed"] not in at_chance and r["history"][-1]["eve_bits"] > r["history"][-2]["eve_bits"]]
     if rising:
         lines += ["", f"In {len(rising)} of {len(results)} seeds (seeds {', '.join(map(str, sorted(rising)))}) the "
                   "co-trained Eve's error was still rising at the last measurement: those runs ended while Alice "
