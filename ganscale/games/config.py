@@ -147,9 +147,19 @@ class CryptoConfig:
     error) is reported."""
     eval_samples: int = 16384
     """Fresh (plaintext, key) pairs on which Bob's and the Eves' bit errors are measured."""
+    stop_bob_bits: float = 0.0
+    """Stop early, as the authors' reference code does (0.02 there), at the first evaluation
+    (trainer.eval_every) where Bob's error is below this many bits and the co-trained Eve's above
+    `stop_eve_bits`; the fresh-Eve evaluation then runs at once. 0 trains to trainer.max_iters."""
+    stop_eve_bits: float = 0.0
+    """The co-trained Eve's error (bits) above which training may stop early (7.7 in the reference
+    code); used only with stop_bob_bits > 0."""
 
     def check(self, root) -> list[str]:
         problems = []
+        if self.stop_bob_bits < 0 or not 0 <= self.stop_eve_bits <= self.bits:
+            problems.append(f"stop_bob_bits={self.stop_bob_bits}, stop_eve_bits={self.stop_eve_bits}: need "
+                            f"stop_bob_bits >= 0 and 0 <= stop_eve_bits <= bits={self.bits}")
         if self.bits < 2 or self.bits % 2:
             problems.append(f"bits={self.bits}: must be an even number >= 2 (the convolutions halve 2N to N)")
         for name in ("eve_steps", "eve_fc_layers", "eval_eve_batch", "eval_eve_restarts", "eval_samples"):

@@ -7,13 +7,17 @@
 Alice encrypts an N-bit plaintext P with an N-bit key K into a ciphertext C; Bob decrypts C with
 K; Eve reads C alone (networks: ganscale.nets.crypto). Players and phases, in order:
 
-    AB_main      player AB (Alice + Bob, optim.G): Bob's error + (N/2 - Eve's error)^2 / (N/2)^2
+    AB_main      player AB (Alice + Bob, optim.G): Bob's error / N + (N/2 - Eve's error)^2 / (N/2)^2
     E_main x 2   player E (Eve, optim.D): Eve's error, against a frozen Alice
 
-Errors are L1 in bits, d(P, P') = sum |P - P'| / 2 (ganscale.games.crypto_eval). Eve's error inside
-the team's loss is the batch mean squared, a loss non-linear in a batch mean: it is taken over the
-global batch (`m.global_mean`), so N ranks train exactly as one process. Every step draws fresh
-(P, K) pairs with the engine's seeded draws; there is no data set (data.kind=none).
+Errors are L1 in bits, d(P, P') = sum |P - P'| / 2 (ganscale.games.crypto_eval). The team's loss is
+computed as the authors' reference code does (tensorflow/models, research/adversarial_crypto):
+Bob's error rescaled to [0, 1] per pair, and Eve's deviation from N/2 squared *per pair* before the
+batch mean, so Alice is pushed towards a ciphertext on which Eve's every guess is at chance (an Eve
+right on half the pairs and wrong on the others scores N/2 on average, but not per pair). Being a
+batch mean of per-pair terms, it is linear in the batch: N ranks' averaged gradients are exactly one
+process's. Every step draws fresh (P, K) pairs with the engine's seeded draws; there is no data set
+(data.kind=none).
 
 Evaluation (ganscale.games.crypto_eval.evaluate_crypto, driven by `CryptoEvaluation`): Bob's and Eve's
 errors every trainer.eval_every iterations, and at the end the paper's protocol with a fresh Eve
@@ -33,11 +37,12 @@ from ganscale.utils.intervals import due
 
 
 def team_loss(bob_bits: Tensor, eve_bits: Tensor, bits: int) -> Tensor:
-    """Alice and Bob's loss from the batch means of Bob's and Eve's errors (in bits): Bob's error
-    plus (N/2 - Eve's error)^2 / (N/2)^2, zero when Bob is exact and Eve no better than chance
-    (a wrong-on-purpose Eve, error N, would be as informative as a perfect one)."""
+    """Alice and Bob's loss from per-pair errors in bits ([B] each), as the reference code computes
+    it: mean(Bob's error) / N + mean((N/2 - Eve's error)^2) / (N/2)^2. Zero when Bob is exact and
+    Eve's every guess at chance; a wrong-on-purpose Eve (error N) is as informative as a perfect one,
+    so she is penalised alike."""
     half = bits / 2
-    return bob_bits + (half - eve_bits) ** 2 / half**2
+    return bob_bits.mean() / bits + ((half - eve_bits) ** 2).mean() / half**2
 
 
 class CryptoGame(Game):
@@ -65,10 +70,10 @@ class CryptoGame(Game):
     def team(self, m, sub: int) -> Tensor:
         p, k = self.messages(m, sub)
         c = m.alice(p, k)
-        bob = bit_errors(p, m.bob(c, k)).mean()
-        eve = m.global_mean(bit_errors(p, m.eve(c)).mean())  # inside a square: the global batch's mean
+        bob, eve = bit_errors(p, m.bob(c, k)), bit_errors(p, m.eve(c))
         loss = team_loss(bob, eve, self.bits)
-        m.stats.update({"loss/AB": loss.detach(), "bits/bob": bob.detach(), "bits/eve_vs_AB": eve.detach()})
+        m.stats.update({"loss/AB": loss.detach(), "bits/bob": bob.detach().mean(),
+                        "bits/eve_vs_AB": eve.detach().mean()})
         return loss
 
     def eavesdropper(self, m, sub: int) -> Tensor:
@@ -82,7 +87,8 @@ class CryptoGame(Game):
 
 class CryptoEvaluation(EvalAndPlot):
     """Every trainer.eval_every iterations Bob's and Eve's bit errors on fresh pairs; at
-    trainer.max_iters the paper's protocol with a fresh Eve (ganscale.games.crypto_eval). Written
+    trainer.max_iters, or at the first evaluation that meets game.crypto.stop_* (the reference
+    code's early stop), the paper's protocol with a fresh Eve (ganscale.games.crypto_eval). Written
     like every evaluation: metrics.jsonl, final_metrics.json, the loggers, and `latest_metrics`
     for the checkpoint markers. Every rank computes the same numbers (seeded draws, the same
     weights), so no rank waits on another; rank 0 writes."""
@@ -97,5 +103,14 @@ class CryptoEvaluation(EvalAndPlot):
         final = it == last
         metrics = evaluate_crypto(pl_module.alice, pl_module.bob, pl_module.eve, self.cfg, pl_module.device,
                                   retrain=final)
+        if not final and reached_target(metrics, self.cfg.game.crypto):
+            final = trainer.should_stop = True  # every rank measured the same numbers: all stop here
+            metrics = evaluate_crypto(pl_module.alice, pl_module.bob, pl_module.eve, self.cfg, pl_module.device)
         self.latest_metrics = {"iter": it, **metrics}
         self._write(trainer, it, metrics, final=final)
+
+
+def reached_target(metrics: dict, c) -> bool:
+    """The reference code's stopping rule: Bob below stop_bob_bits and the co-trained Eve above
+    stop_eve_bits (off when stop_bob_bits is 0)."""
+    return c.stop_bob_bits > 0 and metrics["bob_bits"] < c.stop_bob_bits and metrics["eve_bits"] > c.stop_eve_bits

@@ -11,7 +11,9 @@
 Alice reads (plaintext, key) and writes the ciphertext, Bob reads (ciphertext, key) and Eve the
 ciphertext alone; plaintexts and keys are N bits written as -1/+1. The convolutions pad as
 TensorFlow's "SAME" (window 4, stride 1: one position before, two after), so the lengths are those
-of the paper.
+of the paper. Weights start as the authors' reference code's (TensorFlow's defaults: Glorot-uniform
+weights, zero biases); PyTorch's smaller default initialisation leaves the five stacked sigmoids
+nearly constant, and Bob then stays at chance for thousands of steps (docs/crypto.md).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class MixTransform(nn.Module):
         self.fc = nn.ModuleList(nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:]))
         self.convs = nn.ModuleList(nn.Conv1d(cin, cout, window, stride=stride)
                                    for window, cin, cout, stride in CONV_LAYERS)
+        for layer in [*self.fc, *self.convs]:  # as the reference code (TensorFlow's defaults)
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, x: Tensor, key: Optional[Tensor] = None) -> Tensor:
         h = x if key is None else torch.cat([x, key], dim=1)
