@@ -150,18 +150,22 @@ def ganscale_run(cfg, marks: tuple[int, int], sync, guard: bool = True) -> Clock
 
 @contextmanager
 def _no_guard(players, enabled: bool):
-    """A': every player step as backward + step only: the finite check (a norm per gradient,
-    isfinite, the .item() host sync, all_agree) skipped, to measure what it costs."""
+    """A': every player step as backward + step only (the engine's own path for them: direct or
+    through Lightning's wrappers): the finite check (foreach norm, flag, host read) skipped, to
+    measure what it costs."""
     if not enabled:
         yield
         return
     # the engine's single-process hook imports players.player_step at each call: patch it there
     def player_step(module, name, loss):
-        opt = module._optimizers[name]
+        lopt = module.optimizer_of(name)
         with players.active_player(module.trainer.strategy, name):
-            opt.zero_grad(set_to_none=True)
-            module.manual_backward(loss)
-            opt.step()
+            lopt.zero_grad(set_to_none=True)
+            if module.direct_steps:
+                loss.backward()
+            else:
+                module.manual_backward(loss)
+            players._step(lopt, lopt.optimizer, module.direct_steps)
         return True
 
     with patched(players, "player_step", player_step):

@@ -184,7 +184,8 @@ class GANModule(L.LightningModule):
     def direct_steps(self) -> bool:
         """Backward and optimizer step without Lightning's wrappers (ganscale.distributed.players)."""
         if "direct" not in self._caches:
-            self._caches["direct"] = direct_steps(self.trainer)
+            # driven by Fabric (tests, tools): its backward is the precision-aware one
+            self._caches["direct"] = self._fabric is None and self._trainer is not None and direct_steps(self.trainer)
         return self._caches["direct"]
 
     @property
