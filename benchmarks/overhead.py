@@ -5,7 +5,7 @@
 
 Jobs (the same nets, built by ganscale.nets.build_nets, and the same work per iteration):
 
-- ring: the default job (`ganscale train`, RunConfig()): MLP G/D, batch 512, non-saturating loss,
+- ring: the default job (`ganscale train`, configs/toy/ring.yaml): MLP G/D, batch 512, non-saturating loss,
   R1 every `reg.r1_interval` iterations, G_ema, the linearly decaying learning rate; the batches
   come from the toy stream on both sides.
 - dcgan: configs/mnist/dcgan.yaml (class-conditional DCGAN, batch 64), fed on both sides from the
@@ -38,7 +38,10 @@ from contextlib import contextmanager
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import REPO, Clock, image_pool, memory_datamodule, patched, timed_run  # noqa: E402
 
-JOBS = {"ring": [], "dcgan": [os.path.join(REPO, "configs", "mnist", "dcgan.yaml")]}
+# ring: the default job, configs/toy/ring.yaml (what `ganscale train` runs without a config file;
+# load_config([]) alone gives the components' neutral defaults, a different job)
+JOBS = {"ring": [os.path.join(REPO, "configs", "toy", "ring.yaml")],
+        "dcgan": [os.path.join(REPO, "configs", "mnist", "dcgan.yaml")]}
 
 
 def job_config(job: str, iters: int, root: str, extra: tuple[str, ...] = ()):
