@@ -263,8 +263,20 @@ def write_markdown(results: list[dict], args, path: str, fig_name: str, wall: fl
     lines += [f"![samples of the first seed per method]({fig_name})", ""]
     text = "\n".join(lines)
     with open(path, "w") as f:
-        f.write(text)
+        f.write(text + kept_notes(path))
     return text
+
+
+NOTES = "<!-- notes below this line are written by hand; benchmarks/toy_modes.py keeps them -->"
+
+
+def kept_notes(path: str) -> str:
+    """The hand-written part of an existing page (from the NOTES marker on), kept on regeneration."""
+    if not os.path.isfile(path):
+        return ""
+    with open(path) as f:
+        old = f.read()
+    return "\n" + old[old.index(NOTES):] if NOTES in old else ""
 
 
 def write_figure(results: list[dict], args, path: str) -> None:
