@@ -262,8 +262,9 @@ def write_markdown(results: list[dict], args, path: str, fig_name: str, wall: fl
         lines += ["", *findings(results, args, mixture), ""]
     lines += [f"![samples of the first seed per method]({fig_name})", ""]
     text = "\n".join(lines)
+    notes = kept_notes(path)  # read before the page is truncated
     with open(path, "w") as f:
-        f.write(text + kept_notes(path))
+        f.write(text + notes)
     return text
 
 
