@@ -1,5 +1,6 @@
 """Shared by the speed benchmarks (overhead.py, gpu_bench.py): `ganscale train`'s own code path
-(ganscale.train.run.main) fed from in-memory batches and timed between two iterations."""
+(ganscale.train.run.main) fed from in-memory batches (images, labels, and for text-to-image games
+captions and a text encoder file) and timed between two iterations."""
 
 from __future__ import annotations
 
@@ -24,25 +25,60 @@ def patched(obj, name: str, value):
         setattr(obj, name, old)
 
 
-def image_pool(cfg, shape: tuple[int, ...], num_classes: int, n: int = 4) -> list[dict]:
-    """n random batches of one iteration each (data.batch_size x n_disc images in [-1, 1], labels)."""
+CAPTIONS_PER_IMAGE = 10
+"""CUB's and COCO's captions per image (Reed et al. 2016: 10; COCO: 5)."""
+
+
+def image_pool(cfg, shape: tuple[int, ...], num_classes: int, n: int = 4,
+               text: Optional[tuple[int, int]] = None) -> list[dict]:
+    """n random batches of one iteration each (data.batch_size x n_disc images in [-1, 1], labels).
+    `text=(vocabulary size, max_len)`: each image also gets CAPTIONS_PER_IMAGE captions of random
+    token ids, as a caption shard batch carries them (caption_ids, caption_lengths, caption_counts)."""
     import torch
 
     g = torch.Generator().manual_seed(0)
     b = cfg.data.batch_size * cfg.gan.n_disc
-    return [{"x": torch.rand((b, *shape), generator=g) * 2 - 1, "y": torch.randint(max(1, num_classes), (b,), generator=g)}
-            for _ in range(n)]
+    pool = []
+    for _ in range(n):
+        batch = {"x": torch.rand((b, *shape), generator=g) * 2 - 1,
+                 "y": torch.randint(max(1, num_classes), (b,), generator=g)}
+        if text is not None:
+            vocab, max_len, c = text[0], text[1], CAPTIONS_PER_IMAGE
+            lengths = torch.randint(1, max_len + 1, (b, c), generator=g)
+            ids = torch.randint(2, vocab, (b, c, max_len), generator=g)  # 0 pads, 1 is the unknown word
+            ids[torch.arange(max_len).expand(b, c, max_len) >= lengths[..., None]] = 0
+            batch.update(caption_ids=ids, caption_lengths=lengths,
+                         caption_counts=torch.randint(c // 2, c + 1, (b,), generator=g))
+        pool.append(batch)
+    return pool
 
 
-def memory_datamodule(cfg, shape: tuple[int, ...], num_classes: int):
+def text_encoder_file(path: str, dim: int, vocab_size: int = 5000, max_len: int = 18) -> str:
+    """A text encoder file in `ganscale text train`'s format at CUB's size (a vocabulary of ~5,000
+    words, `dim`-d sentences) with seeded random weights: what DF-GAN's step costs does not depend
+    on what the encoder learned, and the suite cannot train one in its budget."""
+    import torch
+
+    from ganscale.text.config import TextEncoderConfig
+    from ganscale.text.pair import EncoderPair, save_encoder
+    from ganscale.text.vocab import PAD, UNK, Vocab
+
+    torch.manual_seed(0)
+    vocab = Vocab([PAD, UNK, *(f"w{i}" for i in range(vocab_size - 2))])
+    save_encoder(EncoderPair(TextEncoderConfig(dim=dim, max_len=max_len), vocab), path)
+    return path
+
+
+def memory_datamodule(cfg, shape: tuple[int, ...], num_classes: int, text: Optional[tuple[int, int]] = None):
     """A GANDataModule cycling through image_pool: the data pipeline stays out of the timing
-    (benchmarks/data_loader.py measures that); evaluation and plots are no-ops."""
+    (benchmarks/data_loader.py measures that); evaluation and plots are no-ops. `text`: captioned
+    batches (see image_pool)."""
     import torch
     from torch.utils.data import DataLoader, IterableDataset
 
     from ganscale.data.base import DataInfo, GANDataModule
 
-    pool = image_pool(cfg, shape, num_classes)
+    pool = image_pool(cfg, shape, num_classes, text=text)
 
     class Cycle(IterableDataset):
         def __iter__(self):

@@ -27,7 +27,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import REPO, memory_datamodule, timed_run  # noqa: E402
+from _harness import REPO, memory_datamodule, text_encoder_file, timed_run  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(REPO, "configs", "imagenet", "biggan128.yaml")
 
@@ -46,10 +46,20 @@ def bench(args, overrides: list[str]) -> dict:
               "gan.ema.start_iter=0", "trainer.ckpt_every=0", "trainer.eval_every=0", "trainer.plot_every=0",
               # CPU smoke runs share a CPU: one intra-op thread (spinning OpenMP threads stall there)
               *([] if cuda else ["trainer.num_threads=1"]), *overrides]
+        text = None
+        if args.captions:
+            # a text-to-image game (game.condition=text): captioned batches and an encoder file of the
+            # config's text dimension (its trained weights do not change the cost of a step)
+            base = load_config([args.config], ov)
+            max_len = 18
+            path = text_encoder_file(os.path.join(root, "encoder.safetensors"), getattr(base.model, base.model.arch).text_dim,
+                                     max_len=max_len)
+            ov.append(f"game.text.encoder={path}")
+            text = (5000, max_len)
         cfg = load_config([args.config], ov)
         cfg.config_name = args.name
         shape = (3, args.resolution, args.resolution)
-        dm = memory_datamodule(cfg, shape, args.num_classes)
+        dm = memory_datamodule(cfg, shape, 0 if text else args.num_classes, text=text)
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
@@ -62,7 +72,7 @@ def bench(args, overrides: list[str]) -> dict:
             "name": args.name, "device": torch.cuda.get_device_name() if cuda else "cpu",
             "precision": cfg.trainer.precision, "compile": cfg.trainer.compile, "strategy": cfg.strategy.name,
             "backend": cfg.strategy.process_group_backend or ("nccl" if cuda else "gloo"),
-            "G_ch": cfg.model.biggan.G_ch, "D_ch": cfg.model.biggan.D_ch, "batch": cfg.data.batch_size,
+            "arch": cfg.model.arch, "G_ch": width(cfg, "G"), "D_ch": width(cfg, "D"), "batch": cfg.data.batch_size,
             "n_disc": cfg.gan.n_disc, "iters": args.iters, "warmup": args.warmup, "seconds": seconds,
             "it_per_s": args.iters / seconds if seconds > 0 else 0.0,
             "images_per_s": images / seconds if seconds > 0 else 0.0,
@@ -71,6 +81,12 @@ def bench(args, overrides: list[str]) -> dict:
             "finite": all(math.isfinite(v) for v in stats.values()) and not any(m.num_skipped.values()),
             "losses": {k: v for k, v in stats.items() if k.startswith("loss/")},
         }
+
+
+def width(cfg, net: str):
+    """The width setting of `net` in the config's family (BigGAN's G_ch/D_ch, DF-GAN's nf for both)."""
+    family = getattr(cfg.model, cfg.model.arch)
+    return getattr(family, f"{net}_ch", getattr(family, "nf", None))
 
 
 def cmd_run(args, overrides) -> int:
@@ -134,6 +150,8 @@ def main(argv=None) -> int:
     r.add_argument("--warmup", type=int, default=5, help="untimed iterations first (compilation, allocator)")
     r.add_argument("--resolution", type=int, default=128)
     r.add_argument("--num-classes", type=int, default=1000)
+    r.add_argument("--captions", action="store_true",
+                   help="captioned batches and a text encoder file (DF-GAN, StackGAN: game.condition=text)")
     q = sub.add_parser("report", help="JSONs -> markdown table")
     q.add_argument("results", nargs="+")
     q.add_argument("--out", required=True)

@@ -11,9 +11,10 @@
 #      scaling), compile off;
 #   2. the DDP path (PlayerDDPStrategy, NCCL) on one GPU, bf16-mixed;
 #   3. a 200-iteration fp32 run that must stay finite (no skipped step, finite losses);
-#   4. DF-GAN on CUB (configs/text2img/cub_dfgan.yaml) when that config exists;
+#   4. DF-GAN on CUB (configs/text2img/cub_dfgan.yaml: 256 px, nf 32, batch 32), fp32, on captioned
+#      in-memory batches through a text encoder file of CUB's size (random weights);
 #   5. compile on, for each precision, with whatever time is left (compilation of BigGAN takes minutes).
-# --cpu-smoke runs the same steps on CPU with BigGAN at width 4, 32 px, batch 2, 2 timed iterations
+# --cpu-smoke runs the same steps on CPU with BigGAN at width 4 and DF-GAN at nf 4, 32 px, batch 2, 2 timed iterations
 # (16-mixed is GPU-only and compile is slow on CPU: both are skipped and listed as skipped), gloo for DDP.
 set -euo pipefail
 
@@ -48,6 +49,7 @@ if [[ $SMOKE == 1 ]]; then
   ITERS=(--iters 2 --warmup 1)
   LONG=(--iters 2 --warmup 0)
   PRECISIONS=(32 bf16-mixed)
+  DFGAN_SIZE=(--resolution 32 model.dfgan.nf=4 data.batch_size=2)
   BACKEND=gloo
   HEADER="CPU smoke run of the suite (tiny widths): proves the script, not the speed"
 else
@@ -56,6 +58,7 @@ else
   ITERS=(--iters 20 --warmup 5)
   LONG=(--iters 200 --warmup 0)
   PRECISIONS=(32 bf16-mixed 16-mixed)
+  DFGAN_SIZE=(--resolution 256)
   BACKEND=nccl
   HEADER="$("$PY" -c 'import torch; print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")' 2>/dev/null || echo "no CUDA device found")"
 fi
@@ -88,10 +91,11 @@ step "biggan128-ddp-$BACKEND" 40 -- "${DEVICE[@]}" "${ITERS[@]}" "${SIZE[@]}" tr
 
 step "biggan128-200it-finite" 60 -- "${DEVICE[@]}" "${LONG[@]}" "${SIZE[@]}" trainer.precision=32
 
-# DF-GAN (configs/text2img/cub_dfgan.yaml) trains on captions through a trained text encoder
-# (game.condition=text): gpu_bench.py's in-memory batches carry images and labels only, so this
-# slot waits for a captioned in-memory batch and a tiny encoder file in the harness
-SKIPPED+=("dfgan-cub: skipped, the harness has no captioned batches and encoder yet (configs/text2img/cub_dfgan.yaml needs both)")
+# DF-GAN (configs/text2img/cub_dfgan.yaml, 256 px, batch 32) trains on captions through a frozen
+# text encoder (game.condition=text): --captions gives the in-memory batches 10 captions per image
+# (random token ids) and writes an encoder file of CUB's size with random weights
+step "dfgan-cub-32" 40 -- "${DEVICE[@]}" "${ITERS[@]}" "${DFGAN_SIZE[@]}" --config "$REPO/configs/text2img/cub_dfgan.yaml" \
+  --captions trainer.precision=32
 
 if [[ $SMOKE == 1 ]]; then
   SKIPPED+=("compile on: skipped on CPU (tests/test_accel.py checks compile against eager)")

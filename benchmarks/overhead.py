@@ -5,7 +5,7 @@
 
 Jobs (the same nets, built by ganscale.nets.build_nets, and the same work per iteration):
 
-- ring: the default job (`ganscale train`, RunConfig()): MLP G/D, batch 512, non-saturating loss,
+- ring: the default job (`ganscale train`, configs/toy/ring.yaml): MLP G/D, batch 512, non-saturating loss,
   R1 every `reg.r1_interval` iterations, G_ema, the linearly decaying learning rate; the batches
   come from the toy stream on both sides.
 - dcgan: configs/mnist/dcgan.yaml (class-conditional DCGAN, batch 64), fed on both sides from the
@@ -38,7 +38,10 @@ from contextlib import contextmanager
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import REPO, Clock, image_pool, memory_datamodule, patched, timed_run  # noqa: E402
 
-JOBS = {"ring": [], "dcgan": [os.path.join(REPO, "configs", "mnist", "dcgan.yaml")]}
+# ring: the default job, configs/toy/ring.yaml (what `ganscale train` runs without a config file;
+# load_config([]) alone gives the components' neutral defaults, a different job)
+JOBS = {"ring": [os.path.join(REPO, "configs", "toy", "ring.yaml")],
+        "dcgan": [os.path.join(REPO, "configs", "mnist", "dcgan.yaml")]}
 
 
 def job_config(job: str, iters: int, root: str, extra: tuple[str, ...] = ()):
@@ -150,18 +153,22 @@ def ganscale_run(cfg, marks: tuple[int, int], sync, guard: bool = True) -> Clock
 
 @contextmanager
 def _no_guard(players, enabled: bool):
-    """A': every player step as backward + step only: the finite check (a norm per gradient,
-    isfinite, the .item() host sync, all_agree) skipped, to measure what it costs."""
+    """A': every player step as backward + step only (the engine's own path for them: direct or
+    through Lightning's wrappers): the finite check (foreach norm, flag, host read) skipped, to
+    measure what it costs."""
     if not enabled:
         yield
         return
     # the engine's single-process hook imports players.player_step at each call: patch it there
     def player_step(module, name, loss):
-        opt = module._optimizers[name]
+        lopt = module.optimizer_of(name)
         with players.active_player(module.trainer.strategy, name):
-            opt.zero_grad(set_to_none=True)
-            module.manual_backward(loss)
-            opt.step()
+            lopt.zero_grad(set_to_none=True)
+            if module.direct_steps:
+                loss.backward()
+            else:
+                module.manual_backward(loss)
+            players._step(lopt, lopt.optimizer, module.direct_steps)
         return True
 
     with patched(players, "player_step", player_step):

@@ -22,12 +22,12 @@ RING_RECIPE = {
     "optim.G.lr": 1e-3,
     "optim.D.lr": 1e-3,
     "optim.G.schedule": "linear",
-    "optim.G.decay_start": 0.5,
+    "optim.G.decay_start": 0.2,
     "optim.D.schedule": "linear",
-    "optim.D.decay_start": 0.5,
+    "optim.D.decay_start": 0.2,
     "reg.r1_gamma": 0.01,
     "gan.ema.decay": 0.99,
-    "trainer.max_iters": 32000,
+    "trainer.max_iters": 20000,
 }
 """Where the default job differs from the neutral defaults (docs/mode_collapse.md, docs/toy_modes.md);
 changing any of these changes the default job's published figures."""

@@ -9,7 +9,7 @@ import copy
 import lightning as L
 import pytest
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from ganscale.config import load_config
 from ganscale.distributed import trainer_kwargs
@@ -22,8 +22,9 @@ from ganscale.distributed.collectives import (
 )
 from ganscale.distributed.ddp import PlayerDDPStrategy, replica_buffers
 from ganscale.distributed.players import active_player, skip_player_step
-from ganscale.distributed.precision import PlayerMixedPrecision, cast_like
+from ganscale.distributed.precision import PlayerMixedPrecision
 from ganscale.errors import ConfigError, UserError
+from ganscale.train.ema import EMA
 
 
 def problems(*overrides: str) -> str:
@@ -118,15 +119,16 @@ def test_each_player_has_its_own_loss_scaler():
 
 def test_ema_of_half_precision_weights_stays_fp32():
     G = torch.nn.Linear(3, 3)
-    ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
+    avg = AveragedModel(G, use_buffers=True)
+    ema = EMA(avg, G, decay=0.5)
     G.to(torch.bfloat16)  # a DeepSpeed bf16 engine keeps G's weights in bf16
-    ema.update_parameters(cast_like(G, ema.module))  # the first update copies
-    start = copy.deepcopy(ema.module.weight.detach())
+    ema.update()  # the first update copies
+    start = copy.deepcopy(avg.module.weight.detach())
     with torch.no_grad():
         G.weight.add_(1.0)
-    ema.update_parameters(cast_like(G, ema.module))
-    assert ema.module.weight.dtype == torch.float32
-    torch.testing.assert_close(ema.module.weight, 0.5 * start + 0.5 * G.weight.float())
+    ema.update()
+    assert avg.module.weight.dtype == torch.float32
+    torch.testing.assert_close(avg.module.weight, 0.5 * start + 0.5 * G.weight.float())
 
 
 def test_replica_buffers_are_batchnorm_statistics_not_spectral_norm_vectors():

@@ -44,6 +44,15 @@ def test_toy_modes_writes_table_and_figure(tmp_path):
     assert toy_modes.main([*args, "--methods", "gan", "--iters", "4"]) == 0
     fresh = json.loads((out / "toy_modes.json").read_text())
     assert [(r["iters"], r.get("reused", False)) for r in fresh] == [(4, False)]
+    # notes written by hand below the marker survive a regeneration of the page
+    page = out / "toy_modes.md"
+    page.write_text(page.read_text() + "\n" + toy_modes.NOTES + "\nseeds 5-7: see below\n")
+    assert toy_modes.main([*args, "--methods", "gan", "--iters", "4"]) == 0
+    assert page.read_text().endswith(toy_modes.NOTES + "\nseeds 5-7: see below\n")
+    # --first-seed and --name: other seeds, their own page
+    assert toy_modes.main([*args, "--methods", "gan", "--iters", "4", "--first-seed", "5", "--name", "unseen"]) == 0
+    assert "(1 seeds: 5;" in (out / "unseen.md").read_text()
+    assert [r["seed"] for r in json.loads((out / "unseen.json").read_text())] == [5]
 
 
 def test_saved_config_from_before_a_new_field_still_matches(tmp_path):

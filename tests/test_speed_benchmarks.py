@@ -45,6 +45,21 @@ def test_gpu_bench_measures_one_setting_and_reports_it(tmp_path, bench_modules):
     assert "| bad | failed |" in text and "compile: skipped on CPU" in text
 
 
+def test_gpu_bench_runs_the_dfgan_slot_on_captioned_batches(tmp_path, bench_modules):
+    """The suite's DF-GAN slot at tiny size: captioned in-memory batches through an encoder file of
+    the config's text dimension (configs/text2img/cub_dfgan.yaml: 256)."""
+    gpu_bench, _ = bench_modules
+    out = tmp_path / "dfgan.json"
+    rc = gpu_bench.main(["run", "--name", "dfgan", "--device", "cpu", "--iters", "1", "--warmup", "1",
+                         "--resolution", "32", "--captions", "--config",
+                         os.path.join(REPO, "configs", "text2img", "cub_dfgan.yaml"), "--json", str(out),
+                         "model.dfgan.nf=4", "data.batch_size=2"])
+    r = json.loads(out.read_text())
+    assert rc == 0, r.get("traceback")
+    assert r["arch"] == "dfgan" and r["G_ch"] == 4 and r["iterations_done"] == 3 and r["finite"]
+    assert {"loss/D/real", "loss/D/wrong", "loss/D/fake", "loss/G"} <= set(r["losses"])
+
+
 @pytest.mark.slow  # ~2-5 min on a shared CPU: one fresh process per step
 def test_gpu_suite_cpu_smoke_runs_every_step(tmp_path):
     md = tmp_path / "gpu.md"
@@ -54,7 +69,8 @@ def test_gpu_suite_cpu_smoke_runs_every_step(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     text = md.read_text()
     for row in ("| biggan128-32 | 32 | False | auto (gloo) |", "| biggan128-bf16-mixed | bf16-mixed | False |",
-                "| biggan128-ddp-gloo | bf16-mixed | False | ddp (gloo) |", "| biggan128-200it-finite | 32 |"):
+                "| biggan128-ddp-gloo | bf16-mixed | False | ddp (gloo) |", "| biggan128-200it-finite | 32 |",
+                "| dfgan-cub-32 | 32 | False | auto (gloo) | 4/4 | 2 x 1 |"):
         assert row in text, row
     assert "| yes (4 it," in text and "| yes (3 it," in text  # finite everywhere (warm-up + timed + 1 iterations)
     assert "failed" not in text, text

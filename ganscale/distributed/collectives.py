@@ -120,6 +120,16 @@ def all_agree(ok: bool, device: Optional[torch.device] = None) -> bool:
     return bool(flag.item())  # host sync
 
 
+def all_agree_tensor(ok: Tensor) -> Tensor:
+    """`ok` (a 0-d bool tensor) AND-ed over ranks, left on the device: one all-reduce MIN and no
+    host sync, so the finite guard's flag can feed a masked optimizer step."""
+    if world_size() == 1:
+        return ok
+    flag = ok.to(torch.float32).reshape(1)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return flag[0] > 0
+
+
 def broadcast_module_(module: torch.nn.Module, src: int = 0) -> None:
     """Copy rank `src`'s parameters and buffers to every rank (replicas start identical)."""
     if world_size() == 1:

@@ -179,7 +179,7 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
             self.engines[name] = engine
             ds_optimizers.append(ds_opt)
         self.optimizers = ds_optimizers
-        module._train(None)  # the engines leave every player trainable; phases switch it
+        module._train(None, force=True)  # the engines leave every player trainable; phases switch it
         if self.gan_precision in ("bf16-mixed", "16-mixed"):
             # half-precision weights: each network casts its inputs to its own dtype and returns
             # fp32, so losses, penalties and the next network see what they do without DeepSpeed

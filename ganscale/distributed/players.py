@@ -11,17 +11,29 @@ process with the global batch:
 
 The engine calls it through `hooks_of(strategy).player_step` (ganscale.distributed.hooks); a strategy
 that owns the whole step (DeepSpeed: the engine does backward, reduction and step) overrides it.
+
+What a step costs beyond backward and the optimizer (benchmarks/overhead.py, docs/overhead.md):
+
+- the guard is one `torch._foreach_norm` over the gradients and one flag that stays on the
+  device (all-reduced there across ranks). With a fused Adam (the CUDA default) the flag is handed
+  to the kernel as `found_inf`: a non-finite step leaves weights and moments untouched (the step
+  count is restored), the skip is counted on the device, and nothing waits for the device. Other
+  optimizers read the flag on the host (free on CPU, one sync on a GPU) and step or skip;
+- under fp32 with a strategy that adds nothing to backward or step (one process, ganscale's DDP)
+  and no callback hooked into them, backward is `loss.backward()` and the step is the raw
+  optimizer's (`direct_steps`); under mixed precision the precision plugin's scaling keeps
+  Lightning's `manual_backward` and `LightningOptimizer.step`.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 import torch
 from torch import Tensor
 
-from ganscale.distributed.collectives import all_agree
+from ganscale.distributed.collectives import all_agree_tensor
 
 
 def player_params(module, name: str) -> list[Tensor]:
@@ -30,10 +42,15 @@ def player_params(module, name: str) -> list[Tensor]:
 
 
 def grad_norm(params: list[Tensor], device) -> Tensor:
+    """The global L2 norm of the gradients: one `_foreach_norm` per (device, dtype) group."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros((), device=device)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+    if all(g.dtype == grads[0].dtype for g in grads):
+        norms = torch._foreach_norm(grads)
+    else:
+        norms = [torch.linalg.vector_norm(g) for g in grads]
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
 
 
 @contextmanager
@@ -57,16 +74,49 @@ def player_scaler(strategy) -> Optional["torch.amp.GradScaler"]:
     return scaler if scaler is not None and scaler.is_enabled() else None
 
 
-def player_step(module, name: str, loss: Tensor) -> bool:
-    """Backward, synchronise, guard, step. Returns False when every rank skipped the step."""
+def direct_steps(trainer) -> bool:
+    """Whether backward and step may bypass Lightning's wrappers: they add nothing when the
+    precision is plain fp32, the strategy's backward is the base one (ganscale's DDP does not wrap
+    the module) and no callback or the module hooks into backward or the optimizer step."""
+    import lightning as L
+    from lightning.pytorch.plugins.precision import Precision
+    from lightning.pytorch.strategies import SingleDeviceStrategy
+
+    from ganscale.distributed.ddp import PlayerDDPStrategy
+
+    strategy = trainer.strategy
+    if type(strategy.precision_plugin) is not Precision:
+        return False
+    if type(strategy) not in (SingleDeviceStrategy, PlayerDDPStrategy):
+        return False
+    hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+    for obj, base in [(strategy.lightning_module, L.LightningModule), *((cb, L.Callback) for cb in trainer.callbacks)]:
+        if any(getattr(type(obj), h) is not getattr(base, h) for h in hooks):
+            return False
+    return True
+
+
+def masked_step(opt) -> bool:
+    """Whether `opt` can take the finite flag on the device (fused Adam/AdamW's `found_inf`)."""
+    return isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)) and bool(opt.defaults.get("fused"))
+
+
+def player_step(module, name: str, loss: Tensor) -> Union[bool, Tensor]:
+    """Backward, synchronise, guard, step. Returns False when every rank skipped the step (on the
+    masked path a 0-d bool tensor: truthy as usual, read from the device only when asked)."""
     from ganscale.distributed.hooks import hooks_of
 
     strategy = module.trainer.strategy
-    opt = module.optimizer_of(name)
+    lopt = module.optimizer_of(name)
+    direct = module.direct_steps
+    opt = getattr(lopt, "optimizer", lopt) if direct else lopt
     params = player_params(module, name)
     with active_player(strategy, name):
         opt.zero_grad(set_to_none=True)
-        module.manual_backward(loss)  # the precision plugin scales by this player's loss scale
+        if direct:
+            loss.backward()
+        else:
+            module.manual_backward(loss)  # the precision plugin scales by this player's loss scale
         hooks_of(strategy).sync_player_grads(name, params)
         if module.cfg.strategy.zero_missing_grads():  # DeepSpeed's rule, see StrategyConfig.missing_grads
             for p in params:
@@ -76,16 +126,39 @@ def player_step(module, name: str, loss: Tensor) -> bool:
         scaler = player_scaler(strategy)
         if scaler is not None:
             gnorm = gnorm / scaler.get_scale()  # host sync (16-mixed only): log the unscaled norm
-        ok = bool((torch.isfinite(loss.detach()) & torch.isfinite(gnorm)).item())  # host sync
-        # the gradients are already identical on every rank; the loss is not: agree on one flag
-        ok = all_agree(ok, module.device)
         module.stats[f"grad_norm/{name}"] = gnorm.detach()
+        # the gradients are already identical on every rank; the loss is not: agree on one flag
+        ok_t = all_agree_tensor(torch.isfinite(loss.detach()) & torch.isfinite(gnorm))
+        raw = getattr(lopt, "optimizer", lopt)
+        if scaler is None and masked_step(raw):
+            raw.found_inf = (~ok_t).float()  # the fused kernel skips the update where it is 1
+            try:
+                _step(lopt, raw, direct)
+            finally:
+                del raw.found_inf
+            module.count_skip(name, ~ok_t)
+            return ok_t
+        ok = bool(ok_t.item())  # host sync (free on CPU)
         if ok:
-            opt.step()
+            _step(lopt, raw, direct)
         else:
-            skip_player_step(strategy, opt)
-            module.num_skipped[name] += 1
+            skip_player_step(strategy, lopt)
+            module.count_skip(name, True)
     return ok
+
+
+def _step(lopt, raw, direct: bool) -> None:
+    """The optimizer step; on the direct path Lightning's step counter (global_step) and profiler
+    hooks still run, only the strategy/precision round trip is left out."""
+    if not direct:
+        lopt.step()
+        return
+    before, after = getattr(lopt, "_on_before_step", None), getattr(lopt, "_on_after_step", None)
+    if before is not None:
+        before()
+    raw.step()
+    if after is not None:
+        after()
 
 
 def skip_player_step(strategy, opt) -> None:

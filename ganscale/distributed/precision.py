@@ -52,18 +52,3 @@ class PlayerMixedPrecision(MixedPrecision):
             for p, state in state_dict.items():
                 self._scaler_of(p).load_state_dict(state)
 
-
-class cast_like:  # noqa: N801 - used like a function: G_ema.update_parameters(cast_like(G, G_ema.module))
-    """A module's parameters and buffers cast to the dtypes of `reference`'s (same structure), for
-    AveragedModel.update_parameters: G_ema keeps its precision (fp32) when G's weights are half
-    precision (DeepSpeed bf16/fp16 engines). No copy where the dtypes already agree."""
-
-    def __init__(self, module: torch.nn.Module, reference: torch.nn.Module):
-        self.module, self.reference = module, reference
-
-    def parameters(self):
-        return (p.to(r.dtype) for p, r in zip(self.module.parameters(), self.reference.parameters()))
-
-    def buffers(self):
-        return (b.to(r.dtype) if b.is_floating_point() else b
-                for b, r in zip(self.module.buffers(), self.reference.buffers()))

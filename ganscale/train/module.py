@@ -29,13 +29,14 @@ from typing import Callable, Optional
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from ganscale.conditions import ConditionKind, build_condition, cond_index
 from ganscale.config.load import to_dict
 from ganscale.distributed.hooks import StrategyHooks, hooks_of
-from ganscale.distributed.precision import cast_like
+from ganscale.distributed.players import direct_steps
 from ganscale.games import Game, Phase, build_game
+from ganscale.train.ema import EMA
 from ganscale.train.optim import build_optimizer, lr_at, set_lr
 from ganscale.utils.ranks import rank, world_size
 
@@ -80,26 +81,61 @@ class GANModule(L.LightningModule):
         self.phase_list: list[Phase] = self.game.phases(cfg)
         self.phase_ids = {p.name: i for i, p in enumerate(self.phase_list)}
         self.ema_name: Optional[str] = None
+        self._ema: Optional[EMA] = None
         if self.game.ema_of is not None:
-            # `<net>_ema` (G_ema for the GAN) is None when gan.ema.enabled is false
+            # `<net>_ema` (G_ema for the GAN) is None when gan.ema.enabled is false; the AveragedModel
+            # holds the copy (and its checkpoint keys), ganscale.train.ema updates it
             ema = None
             if cfg.gan.ema.enabled:
-                ema = AveragedModel(nets[self.game.ema_of], multi_avg_fn=get_ema_multi_avg_fn(cfg.gan.ema.decay),
-                                    use_buffers=True)
+                ema = AveragedModel(nets[self.game.ema_of], use_buffers=True)
                 ema.requires_grad_(False)
                 self.ema_name = f"{self.game.ema_of}_ema"
+                self._ema = EMA(ema, nets[self.game.ema_of], cfg.gan.ema.decay)
             self.add_module(f"{self.game.ema_of}_ema", ema)
         self.iteration = 0
         """ganscale's iteration counter (all phases once); saved in checkpoints."""
         self.lr_scale = 1.0
         """Multiplier on every learning rate, lowered by the non-finite guard's rollbacks
         (guard.lr_factor; the guard restores it on resume)."""
-        self.num_skipped = {p: 0 for p in self.player_names}
-        """Steps skipped because a loss or gradient was not finite on some rank, per player."""
+        self._num_skipped = {p: 0 for p in self.player_names}
+        self._pending_skips: dict[str, Tensor] = {}
         self.stats: dict[str, Tensor] = {}
         """This iteration's detached statistics, slash-keyed (loss/D, grad_norm/G, ...)."""
         self.phase: Optional[str] = None
         """The phase running now (its draws default to its seeds)."""
+        self._caches: dict = {}
+        """Per-fit lists (players' parameters, optimizers, direct-step switch) and the player whose
+        networks train now; emptied when a fit starts (`reset_caches`)."""
+
+    def reset_caches(self) -> None:
+        """Forget the cached parameter and optimizer lists (the strategy may have replaced them)."""
+        self._caches = {}
+        if self._ema is not None:
+            self._ema.reset()
+
+    def on_fit_start(self) -> None:
+        self.reset_caches()
+
+    def on_train_start(self) -> None:
+        self.reset_caches()
+
+    @property
+    def num_skipped(self) -> dict[str, int]:
+        """Steps skipped because a loss or gradient was not finite on some rank, per player. Skips
+        counted on the device (masked optimizer steps) are read here, when someone asks."""
+        if self._pending_skips:
+            pending, self._pending_skips = self._pending_skips, {}
+            for p, t in pending.items():
+                self._num_skipped[p] += int(t)  # host sync
+        return self._num_skipped
+
+    def count_skip(self, player: str, skipped) -> None:
+        """Count a skipped step of `player`: a bool, or a 0-d tensor kept on the device."""
+        if isinstance(skipped, Tensor):
+            pending = self._pending_skips.get(player)
+            self._pending_skips[player] = skipped.long() if pending is None else pending + skipped
+        elif skipped:
+            self._num_skipped[player] += 1
 
     # ----------------------------------------------------------------- networks and players
     def net(self, name: str) -> nn.Module:
@@ -109,26 +145,48 @@ class GANModule(L.LightningModule):
         return [self.net(n) for n in self.game.players[player].nets]
 
     def player_parameters(self, player: str) -> list[Tensor]:
-        return [p for net in self.player_nets(player) for p in net.parameters()]
+        """The parameters of `player`'s networks, in order (a list made once per fit)."""
+        cached = self._caches.setdefault("params", {})
+        if player not in cached:
+            cached[player] = [p for net in self.player_nets(player) for p in net.parameters()]
+        return list(cached[player])
 
     def game_nets(self) -> list[nn.Module]:
         """Every network of the game (players' and frozen ones), not the EMA copies."""
         return [self.net(n) for n in self.net_names]
 
-    def _train(self, player: Optional[str]) -> None:
+    def _train(self, player: Optional[str], force: bool = False) -> None:
         """requires_grad on for `player`'s networks only (none for None), so no phase computes
-        gradients it will not use; networks outside every player stay frozen."""
-        for name, spec in self.game.players.items():
-            for net in self.player_nets(name):
-                net.requires_grad_(name == player)
+        gradients it will not use; networks outside every player stay frozen. Switched only when
+        the training player changes (D_main -> D_reg keeps it), over the cached parameter lists;
+        `force` after something else changed requires_grad."""
+        if not force and self._caches.get("training", "unset") == player:
+            return
+        for name in self.player_names:
+            flag = name == player
+            for p in self.player_parameters(name):
+                p.requires_grad_(flag)
+        self._caches["training"] = player
 
     def optimizer_of(self, player: str):
         return self._optimizers[player]
 
     @property
     def _optimizers(self) -> dict:
-        opts = self.optimizers()
-        return dict(zip(self.player_names, opts if isinstance(opts, list) else [opts]))
+        cached = self._caches.get("optimizers")
+        if cached is None or cached[0] is not self._trainer:
+            opts = self.optimizers()
+            cached = self._caches["optimizers"] = (
+                self._trainer, dict(zip(self.player_names, opts if isinstance(opts, list) else [opts])))
+        return cached[1]
+
+    @property
+    def direct_steps(self) -> bool:
+        """Backward and optimizer step without Lightning's wrappers (ganscale.distributed.players)."""
+        if "direct" not in self._caches:
+            # driven by Fabric (tests, tools): its backward is the precision-aware one
+            self._caches["direct"] = self._fabric is None and self._trainer is not None and direct_steps(self.trainer)
+        return self._caches["direct"]
 
     @property
     def hooks(self) -> StrategyHooks:
@@ -260,12 +318,9 @@ class GANModule(L.LightningModule):
         return self._player_step(phase.player, loss)
 
     def update_ema(self) -> None:
-        if self.ema_name is None:
-            return
-        avg = self.net(self.ema_name)
-        if self.iteration < self.cfg.gan.ema.start_iter:
-            avg.n_averaged.zero_()  # the next update copies the network instead of averaging
-        avg.update_parameters(cast_like(self.net(self.game.ema_of), avg.module))
+        if self._ema is not None:
+            # before start_iter the average copies the network (no averaging of the early weights)
+            self._ema.update(copy=self.iteration < self.cfg.gan.ema.start_iter)
 
     # ----------------------------------------------------------------- Lightning hooks
     def configure_optimizers(self):
@@ -293,6 +348,7 @@ class GANModule(L.LightningModule):
         state = checkpoint.get("ganscale", {})
         self.iteration = int(state.get("iteration", 0))
         self.num_skipped.update(state.get("num_skipped", {}))
+        self.reset_caches()  # the average's n_averaged comes from the checkpoint
 
     # ----------------------------------------------------------------- sampling
     @torch.no_grad()
