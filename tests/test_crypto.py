@@ -194,3 +194,6 @@ def test_training_stops_early_at_the_target_and_still_retrains_eve(run_root):
                         "game.crypto.eval_samples=256")
     assert [row["iter"] for row in rows] == [4] and final == rows[0]
     assert {"fresh_eve_bits", "success"} <= set(final)
+    # the stopped run's last iteration is its final checkpoint (trainer.ckpt_every=0: no other)
+    ckpts = os.listdir(os.path.join(run_root, "s", "checkpoints"))
+    assert "iter_00000004.ckpt" in ckpts and "iter_00000004.ckpt.complete" in ckpts, ckpts

@@ -45,7 +45,9 @@ class FullStateCheckpoint(L.Callback):
 
     # ----------------------------------------------------------------- saving
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if due(pl_module.iteration, self.cfg.trainer.ckpt_every, self.cfg.trainer.max_iters):
+        # should_stop: a callback before this one ended the run early (a game's own stopping rule,
+        # e.g. the cryptography game's target): its last iteration is the run's final checkpoint
+        if trainer.should_stop or due(pl_module.iteration, self.cfg.trainer.ckpt_every, self.cfg.trainer.max_iters):
             self.save(trainer, pl_module)
 
     def save(self, trainer, pl_module) -> str:
