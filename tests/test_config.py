@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import REPO, cli
 from ganscale.config import RunConfig, config_from_dict, load_config, to_dict
@@ -45,7 +46,8 @@ def test_image_configs_do_not_inherit_the_toy_recipe(path):
         opt = getattr(cfg.optim, name)
         assert opt.schedule == "constant" or os.path.basename(path) in PAPER_DECAY, (path, name)
         assert opt.lr != getattr(default.optim, name).lr or os.path.basename(path) in PAPER_LR_AS_RING, (path, name)
-    assert cfg.data.kind != "toy" and cfg.trainer.max_iters != default.trainer.max_iters
+    # the length is the file's own (it may equal the default job's by coincidence: crypto's 20,000)
+    assert cfg.data.kind != "toy" and "max_iters" in OmegaConf.load(path).get("trainer", {})
 
 
 def test_shipped_configs_exist():
