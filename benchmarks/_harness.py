@@ -129,12 +129,14 @@ class Clock:
 
 
 def timed_run(cfg, marks: tuple[int, int], sync: Callable[[], None], datamodule=None,
-              patches: Optional[list] = None):
+              patches: Optional[list] = None, evaluate: bool = True):
     """Run `ganscale train` in this process (ganscale.train.run.main) and return (Clock of the window
     from the start of iteration marks[0] to the start of marks[1], the Run). `datamodule`: replaces
-    the config's."""
+    the config's. `evaluate=False` leaves out the evaluation callbacks (a run on in-memory batches
+    has no data of its own to evaluate against: a text run's evaluation reads captions from shards)."""
     import lightning as L
 
+    from ganscale.metrics.callback import EvalAndPlot
     from ganscale.train import run as run_mod
 
     clock = Clock(marks, sync)
@@ -143,9 +145,13 @@ def timed_run(cfg, marks: tuple[int, int], sync: Callable[[], None], datamodule=
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             clock.tick(pl_module.iteration)
 
+    def callbacks(c, d, game=None):
+        kept = [cb for cb in build(c, d, game) if evaluate or not isinstance(cb, EvalAndPlot)]
+        return [*kept, ClockCallback()]
+
     build = run_mod.build_callbacks
     with ExitStack() as stack:
-        stack.enter_context(patched(run_mod, "build_callbacks", lambda c, d, game=None: [*build(c, d, game), ClockCallback()]))
+        stack.enter_context(patched(run_mod, "build_callbacks", callbacks))
         if datamodule is not None:
             stack.enter_context(patched(run_mod, "build_datamodule", lambda c: datamodule))
         for p in patches or []:

@@ -63,7 +63,7 @@ def bench(args, overrides: list[str]) -> dict:
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        clock, run = timed_run(cfg, (args.warmup, args.warmup + args.iters), sync, datamodule=dm)
+        clock, run = timed_run(cfg, (args.warmup, args.warmup + args.iters), sync, datamodule=dm, evaluate=False)
         seconds = clock.wall
         m = run.module
         stats = {k: float(v) for k, v in m.stats.items()}

@@ -39,6 +39,6 @@ def test_image_data_gets_the_image_evaluation_and_unknown_kinds_get_none(tmp_pat
     assert isinstance(ev, ImageEvaluation)
     ev.prepare()  # eval.metrics=[]: no feature network to load
     assert ev.evaluate(lambda n, **kw: torch.zeros(n, 1, 8, 8)) == {}
-    assert sorted(EVALUATIONS.choices()) == ["image", "points", "text"]  # text: game.condition=text
+    assert sorted(EVALUATIONS.choices()) == ["image", "points", "text", "tokens"]  # text: game.condition=text
     assert build_evaluation(cfg, SimpleNamespace(info=SimpleNamespace(kind="audio"))) is None
     assert build_evaluation(cfg, SimpleNamespace(info=SimpleNamespace(kind="points"))) is None  # no mixture
