@@ -71,8 +71,8 @@ def text_encoder_file(path: str, dim: int, vocab_size: int = 5000, max_len: int 
 
 def memory_datamodule(cfg, shape: tuple[int, ...], num_classes: int, text: Optional[tuple[int, int]] = None):
     """A GANDataModule cycling through image_pool: the data pipeline stays out of the timing
-    (benchmarks/data_loader.py measures that); evaluation and plots are no-ops. `text`: captioned
-    batches (see image_pool)."""
+    (benchmarks/data_loader.py measures that). Evaluation is the metrics callback's, not the data
+    module's (timed_run(evaluate=False) leaves it out). `text`: captioned batches (see image_pool)."""
     import torch
     from torch.utils.data import DataLoader, IterableDataset
 
@@ -94,12 +94,6 @@ def memory_datamodule(cfg, shape: tuple[int, ...], num_classes: int, text: Optio
 
         def train_dataloader(self):
             return DataLoader(Cycle(), batch_size=None, pin_memory=torch.cuda.is_available())
-
-        def evaluate(self, sample_fn, iteration):
-            return {}
-
-        def plot(self, sample_fn, path, title=None):
-            return None
 
     return Memory()
 
