@@ -5,6 +5,7 @@ whoever measures G against them (ganscale.metrics); data modules know nothing of
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
@@ -48,15 +49,16 @@ def stream_seed(seed: int, rank: int, index: int) -> int:
     return (h * 6364136223846793005 + 1442695040888963407) % (2**63)
 
 
-class IndexedBatches:
+class IndexedBatches(ABC):
     """Mixin for an IterableDataset of already-batched dicts where batch i depends on i alone
     (`batch_at(i)`): worker w of W yields batches start+w, start+w+W, ... so the DataLoader's round
     robin returns them in order whatever the number of workers, and a resume starts at `start`."""
 
     start: int = 0
 
+    @abstractmethod
     def batch_at(self, index: int) -> dict:
-        raise NotImplementedError
+        """Batch `index` of the stream, a function of the index alone."""
 
     def __iter__(self):
         from torch.utils.data import get_worker_info

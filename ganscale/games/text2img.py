@@ -10,6 +10,7 @@ Networks: G and D (the `model.arch` family, ganscale.nets.text2img) and T, the t
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Optional
 
 import torch
@@ -133,8 +134,9 @@ class TextGame(Game):
             fake = self.fake(m, c, "D_main", sub)[0]
         return d_terms(self, m, real, c, fake, sub, gp=self.uses_gp())
 
+    @abstractmethod
     def g_main(self, m, sub: int):
-        raise NotImplementedError
+        """G's loss for chunk `sub` (each family's own: DF-GAN's hinge, StackGAN's stages + CA-KL)."""
 
     def start_iteration(self, m, batch: dict) -> None:
         """m.reals: (real images, their captions' TextCondition) chunks, one per D step."""
