@@ -202,9 +202,9 @@ def write_markdown(results: list[dict], args, path: str, wall: float) -> str:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
-    p.add_argument("--iters", type=int, default=6000, help="training iterations per seed (at most)")
+    p.add_argument("--iters", type=int, default=20000, help="training iterations per seed (at most)")
     p.add_argument("--batch", type=int, default=512, help="(plaintext, key) pairs per step")
-    p.add_argument("--eve-steps", type=int, default=2500, help="steps of each fresh Eve of the evaluation")
+    p.add_argument("--eve-steps", type=int, default=5000, help="steps of each fresh Eve of the evaluation")
     p.add_argument("--eve-restarts", type=int, default=2, help="fresh Eves per seed (the strongest counts)")
     p.add_argument("--stop-bob", type=float, default=0.02,
                    help="stop a seed once Bob is below this many bits (the reference code: 0.02; 0 = never) ...")
