@@ -54,7 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--eval-samples", type=int, default=10000)
     p.add_argument("--test-samples", type=int, default=2000, help="held-out oracle sequences for NLL-test")
-    p.add_argument("--estimators", nargs="+", default=["reinforce"], choices=ESTIMATORS)
+    p.add_argument("--estimators", nargs="*", default=["reinforce"], choices=ESTIMATORS,
+                   help="adversarial runs (none: the MLE baseline only)")
     p.add_argument("--data", default=None, help="shard folder (default data/oracle-V-L)")
     p.add_argument("--runs", default=os.path.join(REPO, "runs", "benchmarks"))
     p.add_argument("--doc", default=os.path.join(REPO, "docs", "discrete.md"))
@@ -65,6 +66,29 @@ def parse_args(argv=None):
         p.error("need 0 < --warmup <= --pretrain < --iters, and --pretrain - --warmup a multiple of --eval-every "
                 "(the MLE run's checkpoint there is where the adversarial run starts)")
     return args
+
+
+def recipe(run_dir: str) -> dict:
+    """The adversarial run's G and D settings, from the config it ran (its run directory)."""
+    from ganscale.config import load_config
+
+    cfg = load_config([os.path.join(run_dir, "config.yaml")], [])
+    sc = cfg.model.discrete.sequence
+    return {"g_lr": cfg.optim.G.lr, "adv_lr": sc.adv_lr or cfg.optim.G.lr, "d_lr": cfg.optim.D.lr,
+            "g_every": sc.g_every, "reward": sc.reward, "baseline": sc.baseline, "rollouts": sc.rollouts,
+            "baseline_decay": cfg.model.discrete.baseline_decay}
+
+
+def describe(est: str, r: dict) -> str:
+    """One sentence: how the adversarial G step of estimator `est` ran."""
+    if est != "reinforce":
+        return f"`{est}`: G steps on D's loss through the estimator every {r['g_every']} iteration(s)"
+    reward = "D(x) = sigmoid(logit) (SeqGAN's)" if r["reward"] == "prob" else "log D(x)"
+    tokens = (f"every token's reward the mean over {r['rollouts']} Monte Carlo completions of its prefix (SeqGAN's)"
+              if r["rollouts"] else "the sequence's reward for every token (no rollouts)")
+    base = (f"minus a moving-average baseline (decay {r['baseline_decay']})" if r["baseline"]
+            else "with no baseline (SeqGAN's)")
+    return f"`reinforce`: reward {reward}, {tokens}, {base}"
 
 
 def curve(run_dir: str) -> dict[int, float]:
@@ -99,8 +123,7 @@ def main(argv=None) -> dict:
                  "--num", str(args.num), "--seed", str(args.seed), "--overwrite")
     common = [f"data.shards.urls={data}", f"trainer.max_iters={args.iters}", f"trainer.eval_every={args.eval_every}",
               f"trainer.ckpt_every={args.eval_every}", "checkpoint.keep_last=1000", f"eval.num_samples={args.eval_samples}",
-              "wandb.mode=disabled", f"model.discrete.sequence.pretrain_iters={args.pretrain}",
-              f"model.discrete.sequence.d_warmup_iters={args.warmup}", *args.overrides]
+              "wandb.mode=disabled", *args.overrides]
     tag = f"seqgan-{args.vocab}-{args.length}-{args.iters}"
     mle = train(args.config, args.runs, f"{tag}-mle", [*common, "model.discrete.sequence.mode=mle"], args.force)
     start = args.pretrain - args.warmup
@@ -120,7 +143,9 @@ def main(argv=None) -> dict:
                 f.writelines(kept)
                 f.truncate()
         runs[est] = train(args.config, args.runs, name,
-                          [*common, "model.discrete.sequence.mode=adversarial", f"model.discrete.estimator={est}"],
+                          [*common, "model.discrete.sequence.mode=adversarial", f"model.discrete.estimator={est}",
+                           f"model.discrete.sequence.pretrain_iters={args.pretrain}",
+                           f"model.discrete.sequence.d_warmup_iters={args.warmup}"],
                           args.force)
     oracle = load_oracle(os.path.join(data, "oracle.safetensors"))
     test = draw_sequences(oracle, args.test_samples, seed=10_000 + args.seed)  # not the training draws (seed + 1)
@@ -133,8 +158,8 @@ def main(argv=None) -> dict:
         "oracle_self_nll": oracle_nll(oracle, draw_sequences(oracle, args.eval_samples, seed=20_000 + args.seed)),
         "untrained_nll": random_nll,
         "mle": {**mle, "curve": curve(mle["run_dir"]), "nll_test": nll_test(mle["run_dir"], test)},
-        "adversarial": {est: {**r, "curve": curve(r["run_dir"]), "nll_test": nll_test(r["run_dir"], test)}
-                        for est, r in runs.items()},
+        "adversarial": {est: {**r, "curve": curve(r["run_dir"]), "nll_test": nll_test(r["run_dir"], test),
+                              "recipe": recipe(r["run_dir"])} for est, r in runs.items()},
     }
     os.makedirs(os.path.join(os.path.dirname(args.doc), "discrete"), exist_ok=True)
     with open(os.path.join(os.path.dirname(args.doc), "discrete", "seqgan_oracle.json"), "w") as f:
@@ -161,10 +186,10 @@ def write_doc(args, r: dict) -> None:
         "with 100-200 filters), max over time, a highway layer, no dropout. "
         "`game.name=seqgan` (`ganscale/games/sequence.py`) trains G by MLE (teacher forcing) for "
         "`pretrain_iters`, then against D with `model.discrete.estimator`; `mode=mle` trains G by MLE only "
-        "(the baseline, same G, same budget). REINFORCE rewards each sequence with log D(x) minus a "
-        "moving-average baseline; SeqGAN's per-token Monte Carlo rollout rewards are "
-        "`model.discrete.sequence.rollouts=K` (built and tested, not used below: K completions per token "
-        "cost K x L/2 times the sampling).",
+        "(the baseline, same G). `reinforce` rewards each sequence with log D(x) or D(x) "
+        "(`model.discrete.sequence.reward`), with or without a moving-average baseline (`...baseline`), per "
+        "sequence or per token from K Monte Carlo rollouts (`...rollouts=K`, SeqGAN's); `...g_every` steps G "
+        "adversarially every k-th iteration while D steps every iteration, at `...adv_lr`.",
         "",
         "```bash",
         f"ganscale data synth oracle-sequences data/oracle --vocab {args.vocab} --length {args.length} --num {args.num}",
@@ -180,11 +205,20 @@ def write_doc(args, r: dict) -> None:
         f"--estimators {' '.join(args.estimators)}` on {r['cpu']}. "
         + (f"**Smaller than SeqGAN's setting** (vocabulary 5000, length 20, 10,000 sequences) to fit the CPU. "
            if smaller else "Vocabulary, length and training set are SeqGAN's. ")
-        + f"**Budget:** {args.iters} iterations of batch 64 for G in both runs (SeqGAN: 80 epochs of MLE "
-        f"pretraining, about 12,500 batches, then 200 adversarial rounds): the MLE run trains {args.iters} "
-        f"iterations by MLE; the adversarial run shares its first {args.pretrain} (pretraining; D trains "
-        f"from iteration {args.pretrain - args.warmup}) and trains the last {args.iters - args.pretrain} "
-        "adversarially. Optimizers: Adam, G 0.01, D 1e-4 (SeqGAN's); no gradient clipping (SeqGAN clips at 5).",
+        + f"**Budget:** {args.iters} iterations of batch 64 (SeqGAN: 80 epochs of MLE pretraining, about "
+        f"12,500 batches, then 200 adversarial rounds of one G step each). The MLE run steps G by MLE every "
+        f"iteration, {args.iters} G steps. The adversarial runs share its first {args.pretrain} iterations "
+        f"(MLE pretraining; D trains from iteration {args.pretrain - args.warmup} on the pretrained G's samples), "
+        f"then train adversarially until iteration {args.iters}:",
+        "",
+        *[f"- {describe(est, a['recipe'])}; G: Adam {a['recipe']['g_lr']:g} while pretraining, "
+          f"{a['recipe']['adv_lr']:g} adversarially, one adversarial G step every {a['recipe']['g_every']} "
+          f"iteration(s) ({(args.iters - args.pretrain) // a['recipe']['g_every']} G steps, "
+          f"{args.pretrain + (args.iters - args.pretrain) // a['recipe']['g_every']} G steps in all: no more than "
+          f"the MLE run's); D: Adam {a['recipe']['d_lr']:g}, one step of batch 64 every iteration."
+          for est, a in adv.items()],
+        "",
+        "No gradient clipping (SeqGAN clips G's gradient norm at 5).",
         "",
         "**NLL-oracle** = mean NLL per token (nats) under the oracle of 10,000 samples of G "
         "(`ganscale/metrics/oracle.py`; lower = samples the oracle finds likelier). **NLL-test** = G's "
@@ -192,7 +226,7 @@ def write_doc(args, r: dict) -> None:
         "the oracle). NLL-oracle rewards precision only: a G that emits only the oracle's likeliest "
         "sequences scores below the oracle itself, so read it with NLL-test.",
         "",
-        "| generator | iterations (MLE + adversarial) | NLL-oracle | NLL-test | SeqGAN paper (NLL-oracle) |",
+        "| generator | G steps (MLE + adversarial) | NLL-oracle | NLL-test | SeqGAN paper (NLL-oracle) |",
         "| --- | --- | --- | --- | --- |",
         f"| the oracle's own samples (its entropy rate) | | {r['oracle_self_nll']:.3f} | {r['oracle_self_nll']:.3f} "
         "(expected) | |",
@@ -202,7 +236,8 @@ def write_doc(args, r: dict) -> None:
         f"scheduled sampling: {PUBLISHED['ss']}; PG-BLEU: {PUBLISHED['pg_bleu']} |",
     ]
     for est, a in adv.items():
-        lines.append(f"| adversarial, `{est}`, end | {args.pretrain} + {args.iters - args.pretrain} | {finals[est]:.3f} "
+        lines.append(f"| adversarial, `{est}`, end | {args.pretrain} + {(args.iters - args.pretrain) // a['recipe']['g_every']} "
+                     f"| {finals[est]:.3f} "
                      f"| {a['nll_test']:.3f} | SeqGAN: {PUBLISHED['seqgan']} |")
     lines += ["", "SeqGAN's figures are Table 1 of Yu et al. 2017 (vocabulary 5000, length 20, 10,000 "
               "training sequences, their own oracle draw: only the differences between rows compare)."]

@@ -6,6 +6,7 @@ seqgan game and the NLL-under-the-oracle metric.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -203,6 +204,35 @@ def test_rollout_rewards_end_with_the_sequence_reward():
     assert torch.equal(done[:, :-1], x[:, :-1])
 
 
+def test_seqgans_reward_is_D_probability_and_its_loss_takes_no_baseline():
+    """reward=prob, baseline=false: G's loss is SeqGAN's -mean_t D(x) log p(x_t | x_<t), by hand."""
+    torch.manual_seed(0)
+    m = game_module("reinforce", "model.discrete.sequence.reward=prob")
+    m.game.start_iteration(m, {"x": torch.randint(VOCAB, (8, LENGTH))})
+    m.iteration, m.phase = 0, "G_main"
+    with_baseline = float(m.game.g_main(m, 0).detach())
+    m.game.sc.baseline = False
+    without = float(m.game.g_main(m, 0).detach())  # the same draws: they are seeded by (iteration, phase, sub)
+    with torch.no_grad():
+        x = m.G(m.noise(8))
+        reward, log_p = torch.sigmoid(m.D(x)), m.G.log_probs(x)
+    assert 0 < float(reward.min()) and float(reward.max()) < 1
+    assert float(m.stats["discrete/reward"]) == pytest.approx(float(reward.mean()), rel=1e-6)
+    assert without == pytest.approx(float(-(reward[:, None] * log_p).mean()), rel=1e-5)
+    # the baseline on the first adversarial iteration is the batch's mean reward: centred advantages
+    centred = -((reward - reward.mean())[:, None] * log_p).mean()
+    assert with_baseline == pytest.approx(float(centred), rel=1e-4, abs=1e-6)
+
+
+def test_bad_sequence_settings_are_user_errors():
+    with pytest.raises(UserError, match="reward='logit'.*log_d, prob"):
+        load_config([], ["model.discrete.sequence.reward=logit"])
+    with pytest.raises(UserError, match="adv_lr=-0.1 must be >= 0"):
+        load_config([], ["model.discrete.sequence.adv_lr=-0.1"])
+    with pytest.raises(UserError, match="reward=prob.*sigmoid D"):
+        game_module("reinforce", "model.discrete.sequence.reward=prob", "loss.name=hinge")
+
+
 def test_seqgan_needs_token_data():
     from ganscale.train.module import GANModule
 
@@ -219,8 +249,11 @@ def test_seqgan_trains_from_the_cli_and_eval_scores_it_under_the_oracle(shards, 
     r = cli("train", "configs/sequences/seqgan.yaml", f"data.shards.urls={shards}", f"run.root={runs}", "run.name=s",
             "trainer.max_iters=4", "trainer.eval_every=4", "trainer.ckpt_every=4", "eval.num_samples=100",
             "model.discrete.sequence.pretrain_iters=2", "model.discrete.sequence.d_warmup_iters=1",
-            "data.batch_size=8", "wandb.mode=disabled")
+            "model.discrete.sequence.adv_lr=1e-3", "trainer.log_every=1", "data.batch_size=8", "wandb.mode=disabled")
     assert r.returncode == 0, r.stderr[-3000:]
+    # G's learning rate: optim.G.lr (the shipped 0.01) while pretraining, adv_lr once adversarial
+    lrs = [float(row["lr/G"]) for row in csv.DictReader(open(os.path.join(runs, "s", "metrics.csv"))) if row["lr/G"]]
+    assert lrs[0] == pytest.approx(1e-2) and lrs[-1] == pytest.approx(1e-3), lrs
     final = json.load(open(os.path.join(runs, "s", "final_metrics.json")))
     # a G that emits a sequence of the oracle's own distribution scores about the oracle's entropy; any
     # G scores at most what the worst ids would; both far from 0 and finite
