@@ -181,6 +181,13 @@ def test_every_estimator_trains_G_after_mle_pretraining(estimator, extra):
     assert s.shape == (5, LENGTH) and torch.equal(s, s.round()) and torch.equal(s, m.sample(5, seed=3))
 
 
+def test_g_every_spaces_the_adversarial_G_steps_but_not_the_mle_or_D_ones():
+    """The engine runs a phase at iterations i with i % every == 0 (tests/test_game_engine.py)."""
+    m = game_module("reinforce", "model.discrete.sequence.g_every=3")
+    assert {name: m.phase_by_name(name).every for name in ("D_main", "G_mle", "G_main")} == \
+        {"D_main": 1, "G_mle": 1, "G_main": 3}
+
+
 def test_mle_mode_is_teacher_forcing_only():
     m = game_module("reinforce", "model.discrete.sequence.mode=mle")
     x = torch.randint(VOCAB, (8, LENGTH))
@@ -229,6 +236,8 @@ def test_bad_sequence_settings_are_user_errors():
         load_config([], ["model.discrete.sequence.reward=logit"])
     with pytest.raises(UserError, match="adv_lr=-0.1 must be >= 0"):
         load_config([], ["model.discrete.sequence.adv_lr=-0.1"])
+    with pytest.raises(UserError, match="g_every=0 must be >= 1"):
+        load_config([], ["model.discrete.sequence.g_every=0"])
     with pytest.raises(UserError, match="reward=prob.*sigmoid D"):
         game_module("reinforce", "model.discrete.sequence.reward=prob", "loss.name=hinge")
 

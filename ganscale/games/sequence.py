@@ -18,10 +18,13 @@ small CNN classifier. Phases, in order (the position is the seed id of their dra
                            gumbel / gumbel_st  D on G's Gumbel-softmax sequences (each relaxed token
                                                fed back as G's next input), straight-through for _st
                            reinforce           -mean_t (Q_t - b) log p(x_t | x_<t), Q the reward
-                                               log D(x) (the loss's -g per sample): the sequence's for
-                                               every token, or SeqGAN's Monte Carlo rollout rewards
+                                               log D(x) (the loss's -g per sample) or SeqGAN's D(x)
+                                               (sequence.reward=prob): the sequence's for every token,
+                                               or SeqGAN's Monte Carlo rollout rewards
                                                (model.discrete.sequence.rollouts = K); b a moving
-                                               average of the global batch's mean reward
+                                               average of the global batch's mean reward, or 0
+                                               (sequence.baseline=false, SeqGAN's)
+                         every sequence.g_every-th iteration, at G's learning rate sequence.adv_lr
                            bgan                groups of bgan_samples sequences, -sum_m w_m log p(x_m),
                                                w = softmax of D's logits in the group
 
