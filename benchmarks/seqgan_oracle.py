@@ -48,7 +48,14 @@ def parse_args(argv=None):
     p.add_argument("--length", type=int, default=20)
     p.add_argument("--num", type=int, default=10000, help="training sequences drawn from the oracle")
     p.add_argument("--seed", type=int, default=0, help="the oracle's seed")
-    p.add_argument("--iters", type=int, default=2000, help="G's budget in iterations (batch 64), for both runs")
+    p.add_argument("--iters", type=int, default=2000, help="the adversarial runs' last iteration (batch 64)")
+    p.add_argument("--mle-iters", type=int, default=None,
+                   help="the MLE baseline's iterations (default --iters; at least --iters: its curve covers every "
+                        "G step of the adversarial runs and shows where MLE plateaus)")
+    p.add_argument("--step", choices=["all", "mle", "adversarial", "report"], default="all",
+                   help="mle: the baseline only; adversarial: the adversarial runs only (from the MLE run's "
+                        "checkpoint at --pretrain - --warmup, which may still be training: the two can run side "
+                        "by side); report: the doc from finished runs; all: the three in turn")
     p.add_argument("--pretrain", type=int, default=1500, help="MLE iterations before the adversarial ones")
     p.add_argument("--warmup", type=int, default=250, help="D's iterations before the adversarial G steps")
     p.add_argument("--eval-every", type=int, default=250)
@@ -62,6 +69,9 @@ def parse_args(argv=None):
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("overrides", nargs="*", help="config overrides for every training (after --)")
     args = p.parse_args(argv)
+    args.mle_iters = args.mle_iters or args.iters
+    if args.mle_iters < args.iters:
+        p.error(f"--mle-iters {args.mle_iters} < --iters {args.iters}: the baseline must cover the adversarial runs")
     if not 0 < args.warmup <= args.pretrain < args.iters or (args.pretrain - args.warmup) % args.eval_every:
         p.error("need 0 < --warmup <= --pretrain < --iters, and --pretrain - --warmup a multiple of --eval-every "
                 "(the MLE run's checkpoint there is where the adversarial run starts)")
@@ -89,6 +99,14 @@ def describe(est: str, r: dict) -> str:
     base = (f"minus a moving-average baseline (decay {r['baseline_decay']})" if r["baseline"]
             else "with no baseline (SeqGAN's)")
     return f"`reinforce`: reward {reward}, {tokens}, {base}"
+
+
+def finished(run_dir: str) -> dict:
+    """A finished training's benchmark record (benchmarks/_mnist_common.train writes it)."""
+    info = os.path.join(run_dir, "benchmark_train.json")
+    if not os.path.isfile(info):
+        raise SystemExit(f"{run_dir} has not finished training (no benchmark_train.json): run its --step first")
+    return json.load(open(info))
 
 
 def curve(run_dir: str) -> dict[int, float]:
@@ -121,32 +139,42 @@ def main(argv=None) -> dict:
     if args.force or not os.path.isfile(os.path.join(data, "manifest.json")):
         ganscale("data", "synth", "oracle-sequences", data, "--vocab", str(args.vocab), "--length", str(args.length),
                  "--num", str(args.num), "--seed", str(args.seed), "--overwrite")
-    common = [f"data.shards.urls={data}", f"trainer.max_iters={args.iters}", f"trainer.eval_every={args.eval_every}",
+    common = [f"data.shards.urls={data}", f"trainer.eval_every={args.eval_every}",
               f"trainer.ckpt_every={args.eval_every}", "checkpoint.keep_last=1000", f"eval.num_samples={args.eval_samples}",
               "wandb.mode=disabled", *args.overrides]
-    tag = f"seqgan-{args.vocab}-{args.length}-{args.iters}"
-    mle = train(args.config, args.runs, f"{tag}-mle", [*common, "model.discrete.sequence.mode=mle"], args.force)
+    mle_dir = os.path.join(args.runs, f"seqgan-{args.vocab}-{args.length}-{args.mle_iters}-mle")
+    if args.step in ("all", "mle"):
+        train(args.config, args.runs, os.path.basename(mle_dir),
+              [*common, f"trainer.max_iters={args.mle_iters}", "model.discrete.sequence.mode=mle"], args.force)
     start = args.pretrain - args.warmup
-    runs = {}
-    for est in args.estimators:
-        name = f"{tag}-{est}-p{args.pretrain}"
+    for est in args.estimators if args.step in ("all", "adversarial") else []:
+        name = f"seqgan-{args.vocab}-{args.length}-{args.iters}-{est}-p{args.pretrain}"
         run_dir = os.path.join(args.runs, name)
         if args.force or not os.path.isfile(os.path.join(run_dir, "benchmark_train.json")):
             shutil.rmtree(run_dir, ignore_errors=True)
             os.makedirs(os.path.join(run_dir, "checkpoints"))
-            for f in glob.glob(os.path.join(mle["run_dir"], "checkpoints", f"iter_{start:08d}.ckpt*")):
+            ckpt = os.path.join(mle_dir, "checkpoints", f"iter_{start:08d}.ckpt")
+            if not os.path.isfile(ckpt + ".complete"):
+                raise SystemExit(f"{ckpt} is not written (yet): run --step mle first")
+            for f in glob.glob(ckpt + "*"):
                 shutil.copy(f, os.path.join(run_dir, "checkpoints"))
-            shutil.copy(os.path.join(mle["run_dir"], "metrics.jsonl"), run_dir)  # the shared pretraining curve
+            shutil.copy(os.path.join(mle_dir, "metrics.jsonl"), run_dir)  # the shared pretraining curve
             with open(os.path.join(run_dir, "metrics.jsonl"), "r+") as f:
                 kept = [line for line in f if json.loads(line)["iter"] <= start]
                 f.seek(0)
                 f.writelines(kept)
                 f.truncate()
-        runs[est] = train(args.config, args.runs, name,
-                          [*common, "model.discrete.sequence.mode=adversarial", f"model.discrete.estimator={est}",
-                           f"model.discrete.sequence.pretrain_iters={args.pretrain}",
-                           f"model.discrete.sequence.d_warmup_iters={args.warmup}"],
-                          args.force)
+        train(args.config, args.runs, name,
+              [*common, f"trainer.max_iters={args.iters}", "model.discrete.sequence.mode=adversarial",
+               f"model.discrete.estimator={est}",
+               f"model.discrete.sequence.pretrain_iters={args.pretrain}",
+               f"model.discrete.sequence.d_warmup_iters={args.warmup}"],
+              args.force)
+    if args.step not in ("all", "report"):
+        return {}
+    mle = finished(mle_dir)
+    runs = {est: finished(os.path.join(args.runs, f"seqgan-{args.vocab}-{args.length}-{args.iters}-{est}-p{args.pretrain}"))
+            for est in args.estimators}
     oracle = load_oracle(os.path.join(data, "oracle.safetensors"))
     test = draw_sequences(oracle, args.test_samples, seed=10_000 + args.seed)  # not the training draws (seed + 1)
     torch.manual_seed(0)
@@ -200,14 +228,15 @@ def write_doc(args, r: dict) -> None:
         "```",
         "",
         f"Measured with `python benchmarks/seqgan_oracle.py --vocab {args.vocab} --length {args.length} "
-        f"--num {args.num} --iters {args.iters} --pretrain {args.pretrain} --warmup {args.warmup} "
+        f"--num {args.num} --iters {args.iters} --mle-iters {args.mle_iters} --pretrain {args.pretrain} "
+        f"--warmup {args.warmup} "
         f"--eval-every {args.eval_every} "
         f"--estimators {' '.join(args.estimators)}` on {r['cpu']}. "
         + (f"**Smaller than SeqGAN's setting** (vocabulary 5000, length 20, 10,000 sequences) to fit the CPU. "
            if smaller else "Vocabulary, length and training set are SeqGAN's. ")
-        + f"**Budget:** {args.iters} iterations of batch 64 (SeqGAN: 80 epochs of MLE pretraining, about "
+        + f"**Budget:** batches of 64 (SeqGAN: 80 epochs of MLE pretraining, about "
         f"12,500 batches, then 200 adversarial rounds of one G step each). The MLE run steps G by MLE every "
-        f"iteration, {args.iters} G steps. The adversarial runs share its first {args.pretrain} iterations "
+        f"iteration for {args.mle_iters} iterations (its curve shows where MLE stops improving). The adversarial runs share its first {args.pretrain} iterations "
         f"(MLE pretraining; D trains from iteration {args.pretrain - args.warmup} on the pretrained G's samples), "
         f"then train adversarially until iteration {args.iters}:",
         "",
@@ -232,7 +261,7 @@ def write_doc(args, r: dict) -> None:
         "(expected) | |",
         f"| untrained G | 0 | {r['untrained_nll']:.3f} | | random: {PUBLISHED['random']} |",
         f"| MLE, best point of its curve (iteration {plateau_it}) | {plateau_it} + 0 | {plateau:.3f} | | |",
-        f"| MLE, end | {args.iters} + 0 | {final_mle:.3f} | {r['mle']['nll_test']:.3f} | MLE: {PUBLISHED['mle']}; "
+        f"| MLE, end | {args.mle_iters} + 0 | {final_mle:.3f} | {r['mle']['nll_test']:.3f} | MLE: {PUBLISHED['mle']}; "
         f"scheduled sampling: {PUBLISHED['ss']}; PG-BLEU: {PUBLISHED['pg_bleu']} |",
     ]
     for est, a in adv.items():
