@@ -3,18 +3,22 @@ pretrained by MLE and then trained adversarially, both scored by the NLL under t
 samples.
 
     python benchmarks/seqgan_oracle.py                                  # writes docs/discrete.md (sequences)
-    python benchmarks/seqgan_oracle.py --vocab 5000 --iters 3000 --pretrain 2000 --estimators reinforce gumbel_st
+    python benchmarks/seqgan_oracle.py --step mle            # the same in two processes side by side
+    python benchmarks/seqgan_oracle.py --step adversarial    # (once the MLE run has its --pretrain - --warmup checkpoint)
+    python benchmarks/seqgan_oracle.py --step report         # then the doc
+    python benchmarks/seqgan_oracle.py --vocab 1000 --iters 2000 --mle-iters 3000 --pretrain 1500 --estimators reinforce gumbel_st
 
 Steps (each skipped when its output exists; --force redoes them):
 1. `ganscale data synth oracle-sequences data/oracle-V-L --vocab V --length L --num N` (the oracle,
    seeded, and its N training sequences in token shards)
 2. the MLE baseline: `ganscale train configs/sequences/seqgan.yaml model.discrete.sequence.mode=mle
-   trainer.max_iters=T`, NLL-oracle of 10,000 samples every --eval-every iterations (the curve)
+   trainer.max_iters=M` (--mle-iters, at least T), NLL-oracle of 10,000 samples every --eval-every
+   iterations (the curve; its minimum is the plateau the bar compares with)
 3. for each estimator E: the adversarial generator, `... mode=adversarial pretrain_iters=P
    d_warmup_iters=W model.discrete.estimator=E trainer.max_iters=T`. Its first P iterations are the
    MLE run's (G's phase, data stream and seeds are the same whether D trains beside it or not), so
-   it starts from the MLE run's checkpoint at P - W, where its D begins to train: the same budget
-   T for G, without computing the pretraining twice.
+   it starts from the MLE run's checkpoint at P - W, where its D begins to train, without computing
+   the pretraining twice. G steps: P + (T - P) / g_every, no more than the MLE run's M.
 4. NLL-test (G's own NLL per token of held-out oracle sequences: how much of the oracle G covers),
    the oracle's NLL of its own samples (its entropy rate) and of an untrained G's.
 5. docs/discrete.md, the sequence section, and docs/discrete/seqgan_oracle.json.
@@ -48,17 +52,17 @@ def parse_args(argv=None):
     p.add_argument("--length", type=int, default=20)
     p.add_argument("--num", type=int, default=10000, help="training sequences drawn from the oracle")
     p.add_argument("--seed", type=int, default=0, help="the oracle's seed")
-    p.add_argument("--iters", type=int, default=2000, help="the adversarial runs' last iteration (batch 64)")
-    p.add_argument("--mle-iters", type=int, default=None,
-                   help="the MLE baseline's iterations (default --iters; at least --iters: its curve covers every "
+    p.add_argument("--iters", type=int, default=4000, help="the adversarial runs' last iteration (batch 64)")
+    p.add_argument("--mle-iters", type=int, default=6000,
+                   help="the MLE baseline's iterations (at least --iters: its curve covers every "
                         "G step of the adversarial runs and shows where MLE plateaus)")
     p.add_argument("--step", choices=["all", "mle", "adversarial", "report"], default="all",
                    help="mle: the baseline only; adversarial: the adversarial runs only (from the MLE run's "
                         "checkpoint at --pretrain - --warmup, which may still be training: the two can run side "
                         "by side); report: the doc from finished runs; all: the three in turn")
-    p.add_argument("--pretrain", type=int, default=1500, help="MLE iterations before the adversarial ones")
-    p.add_argument("--warmup", type=int, default=250, help="D's iterations before the adversarial G steps")
-    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--pretrain", type=int, default=3000, help="MLE iterations before the adversarial ones")
+    p.add_argument("--warmup", type=int, default=500, help="D's iterations before the adversarial G steps")
+    p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-samples", type=int, default=10000)
     p.add_argument("--test-samples", type=int, default=2000, help="held-out oracle sequences for NLL-test")
     p.add_argument("--estimators", nargs="*", default=["reinforce"], choices=ESTIMATORS,
@@ -69,7 +73,6 @@ def parse_args(argv=None):
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("overrides", nargs="*", help="config overrides for every training (after --)")
     args = p.parse_args(argv)
-    args.mle_iters = args.mle_iters or args.iters
     if args.mle_iters < args.iters:
         p.error(f"--mle-iters {args.mle_iters} < --iters {args.iters}: the baseline must cover the adversarial runs")
     if not 0 < args.warmup <= args.pretrain < args.iters or (args.pretrain - args.warmup) % args.eval_every:
