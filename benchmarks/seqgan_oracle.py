@@ -98,7 +98,8 @@ def describe(est: str, r: dict) -> str:
         return f"`{est}`: G steps on D's loss through the estimator every {r['g_every']} iteration(s)"
     reward = "D(x) = sigmoid(logit) (SeqGAN's)" if r["reward"] == "prob" else "log D(x)"
     tokens = (f"every token's reward the mean over {r['rollouts']} Monte Carlo completions of its prefix (SeqGAN's)"
-              if r["rollouts"] else "the sequence's reward for every token (no rollouts)")
+              if r["rollouts"] else "the sequence's reward for every token (no rollouts: `...rollouts=K` gives SeqGAN's "
+              "per-token rewards for K x L/2 times the sampling of a G step)")
     base = (f"minus a moving-average baseline (decay {r['baseline_decay']})" if r["baseline"]
             else "with no baseline (SeqGAN's)")
     return f"`reinforce`: reward {reward}, {tokens}, {base}"
@@ -274,6 +275,10 @@ def write_doc(args, r: dict) -> None:
     lines += ["", "SeqGAN's figures are Table 1 of Yu et al. 2017 (vocabulary 5000, length 20, 10,000 "
               "training sequences, their own oracle draw: only the differences between rows compare)."]
     its_mle = sorted(mle_curve)
+    if plateau_it != its_mle[-1]:
+        lines += ["", f"The MLE curve reaches its minimum at iteration {plateau_it} and ends "
+                  f"{final_mle - plateau:.3f} nats above it at iteration {its_mle[-1]} (consistent with G overfitting its {args.num} "
+                  "training sequences): the plateau the bar compares with is that minimum."]
     if plateau_it == its_mle[-1] and len(its_mle) > 1:
         drop = mle_curve[its_mle[-2]] - plateau
         lines += ["", f"The MLE curve still falls at the end of the budget ({drop:.3f} nats over its last "
