@@ -4,9 +4,10 @@ samples.
 
     python benchmarks/seqgan_oracle.py                                  # writes docs/discrete.md (sequences)
     python benchmarks/seqgan_oracle.py --step mle            # the same in two processes side by side
-    python benchmarks/seqgan_oracle.py --step adversarial    # (once the MLE run has its --pretrain - --warmup checkpoint)
+    python benchmarks/seqgan_oracle.py --step adversarial    # once the MLE run has checkpoint --pretrain - --warmup
     python benchmarks/seqgan_oracle.py --step report         # then the doc
-    python benchmarks/seqgan_oracle.py --vocab 1000 --iters 2000 --mle-iters 3000 --pretrain 1500 --estimators reinforce gumbel_st
+    python benchmarks/seqgan_oracle.py --vocab 1000 --iters 2000 --mle-iters 3000 --pretrain 1500 \
+        --estimators reinforce gumbel_st
 
 Steps (each skipped when its output exists; --force redoes them):
 1. `ganscale data synth oracle-sequences data/oracle-V-L --vocab V --length L --num N` (the oracle,
@@ -98,11 +99,15 @@ def describe(est: str, r: dict) -> str:
         return f"`{est}`: G steps on D's loss through the estimator every {r['g_every']} iteration(s)"
     reward = "D(x) = sigmoid(logit) (SeqGAN's)" if r["reward"] == "prob" else "log D(x)"
     tokens = (f"every token's reward the mean over {r['rollouts']} Monte Carlo completions of its prefix (SeqGAN's)"
-              if r["rollouts"] else "the sequence's reward for every token (no rollouts: `...rollouts=K` gives SeqGAN's "
-              "per-token rewards for K x L/2 times the sampling of a G step)")
+              if r["rollouts"] else "the sequence's reward for every token (no rollouts: `...rollouts=K` gives "
+              "SeqGAN's per-token rewards for K x L/2 times the sampling of a G step)")
     base = (f"minus a moving-average baseline (decay {r['baseline_decay']})" if r["baseline"]
             else "with no baseline (SeqGAN's)")
     return f"`reinforce`: reward {reward}, {tokens}, {base}"
+
+
+def adversarial_name(args, est: str) -> str:
+    return f"seqgan-{args.vocab}-{args.length}-{args.iters}-{est}-p{args.pretrain}"
 
 
 def finished(run_dir: str) -> dict:
@@ -152,7 +157,7 @@ def main(argv=None) -> dict:
               [*common, f"trainer.max_iters={args.mle_iters}", "model.discrete.sequence.mode=mle"], args.force)
     start = args.pretrain - args.warmup
     for est in args.estimators if args.step in ("all", "adversarial") else []:
-        name = f"seqgan-{args.vocab}-{args.length}-{args.iters}-{est}-p{args.pretrain}"
+        name = adversarial_name(args, est)
         run_dir = os.path.join(args.runs, name)
         if args.force or not os.path.isfile(os.path.join(run_dir, "benchmark_train.json")):
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -177,8 +182,7 @@ def main(argv=None) -> dict:
     if args.step not in ("all", "report"):
         return {}
     mle = finished(mle_dir)
-    runs = {est: finished(os.path.join(args.runs, f"seqgan-{args.vocab}-{args.length}-{args.iters}-{est}-p{args.pretrain}"))
-            for est in args.estimators}
+    runs = {est: finished(os.path.join(args.runs, adversarial_name(args, est))) for est in args.estimators}
     oracle = load_oracle(os.path.join(data, "oracle.safetensors"))
     test = draw_sequences(oracle, args.test_samples, seed=10_000 + args.seed)  # not the training draws (seed + 1)
     torch.manual_seed(0)
@@ -240,7 +244,8 @@ def write_doc(args, r: dict) -> None:
            if smaller else "Vocabulary, length and training set are SeqGAN's. ")
         + f"**Budget:** batches of 64 (SeqGAN: 80 epochs of MLE pretraining, about "
         f"12,500 batches, then 200 adversarial rounds of one G step each). The MLE run steps G by MLE every "
-        f"iteration for {args.mle_iters} iterations (its curve shows where MLE stops improving). The adversarial runs share its first {args.pretrain} iterations "
+        f"iteration for {args.mle_iters} iterations (its curve shows where MLE stops improving). The adversarial "
+        f"runs share its first {args.pretrain} iterations "
         f"(MLE pretraining; D trains from iteration {args.pretrain - args.warmup} on the pretrained G's samples), "
         f"then train adversarially until iteration {args.iters}:",
         "",
@@ -269,7 +274,8 @@ def write_doc(args, r: dict) -> None:
         f"scheduled sampling: {PUBLISHED['ss']}; PG-BLEU: {PUBLISHED['pg_bleu']} |",
     ]
     for est, a in adv.items():
-        lines.append(f"| adversarial, `{est}`, end | {args.pretrain} + {(args.iters - args.pretrain) // a['recipe']['g_every']} "
+        steps = (args.iters - args.pretrain) // a["recipe"]["g_every"]
+        lines.append(f"| adversarial, `{est}`, end | {args.pretrain} + {steps} "
                      f"| {finals[est]:.3f} "
                      f"| {a['nll_test']:.3f} | SeqGAN: {PUBLISHED['seqgan']} |")
     lines += ["", "SeqGAN's figures are Table 1 of Yu et al. 2017 (vocabulary 5000, length 20, 10,000 "
@@ -277,8 +283,8 @@ def write_doc(args, r: dict) -> None:
     its_mle = sorted(mle_curve)
     if plateau_it != its_mle[-1]:
         lines += ["", f"The MLE curve reaches its minimum at iteration {plateau_it} and ends "
-                  f"{final_mle - plateau:.3f} nats above it at iteration {its_mle[-1]} (consistent with G overfitting its {args.num} "
-                  "training sequences): the plateau the bar compares with is that minimum."]
+                  f"{final_mle - plateau:.3f} nats above it at iteration {its_mle[-1]} (consistent with G "
+                  f"overfitting its {args.num} training sequences): the plateau the bar compares with is that minimum."]
     if plateau_it == its_mle[-1] and len(its_mle) > 1:
         drop = mle_curve[its_mle[-2]] - plateau
         lines += ["", f"The MLE curve still falls at the end of the budget ({drop:.3f} nats over its last "

@@ -62,8 +62,8 @@ class SeqGANGame(Game):
             problems.append(f"game.name=seqgan trains on token sequences, not {info.kind} data: set data.kind=shards "
                             "with shards from `ganscale data synth oracle-sequences OUT` (data.shards.urls=OUT)")
         if dc.estimator == "reinforce" and sc.reward == "prob" and cfg.loss.name not in ("minimax", "nonsaturating"):
-            problems.append(f"model.discrete.sequence.reward=prob rewards D(x) = sigmoid(logit), which needs a sigmoid D: "
-                            f"set loss.name=nonsaturating or minimax (not {cfg.loss.name!r}), or reward=log_d")
+            problems.append("model.discrete.sequence.reward=prob rewards D(x) = sigmoid(logit), which needs a sigmoid "
+                            f"D: set loss.name=nonsaturating or minimax (not {cfg.loss.name!r}), or reward=log_d")
         if dc.estimator == "bgan" and cfg.loss.name not in ("minimax", "nonsaturating"):
             problems.append(f"model.discrete.estimator=bgan weighs samples by D/(1-D) = exp(logit), which needs a "
                             f"sigmoid D: set loss.name=nonsaturating or minimax (not {cfg.loss.name!r})")
