@@ -278,3 +278,37 @@ def test_seqgan_trains_from_the_cli_and_eval_scores_it_under_the_oracle(shards, 
     os.remove(os.path.join(shards, "oracle.safetensors"))
     r = cli("eval", os.path.join(runs, "s"), "eval.num_samples=100")
     assert r.returncode == 2 and "does not exist" in r.stderr, r.stderr[-2000:]
+
+
+# ----------------------------------------------------------------- benchmarks/seqgan_oracle.py
+def _report(tmp_path, adversarial_end: float) -> str:
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import seqgan_oracle
+
+    doc = str(tmp_path / "discrete.md")
+    args = seqgan_oracle.parse_args(["--doc", doc])
+    recipe = {"g_lr": 0.01, "adv_lr": 0.003, "d_lr": 0.001, "g_every": 5, "reward": "prob", "baseline": True,
+              "rollouts": 0, "baseline_decay": 0.9}
+    seqgan_oracle.write_doc(args, {
+        "cpu": "2 CPU cores", "oracle_self_nll": 5.9, "untrained_nll": 11.2,
+        "mle": {"curve": {2500: 8.42, 3000: 8.37, 3500: 8.38, 6000: 8.40}, "nll_test": 7.8},
+        "adversarial": {"reinforce": {"curve": {2500: 8.42, 3000: 8.37, 3500: 8.36, 4000: adversarial_end},
+                                      "nll_test": 7.7, "recipe": recipe}}})
+    return open(doc).read()
+
+
+def test_benchmark_judges_the_bar_against_the_minimum_of_the_whole_mle_curve(tmp_path):
+    text = _report(tmp_path, 8.35)
+    assert "| MLE, best point of its curve (iteration 3000) | 3000 + 0 | 8.370 |" in text
+    assert "| adversarial, `reinforce`, end | 3000 + 200 | 8.350 |" in text  # 1000 iterations, G every 5th
+    assert "ends 0.030 nats above it at iteration 6000" in text
+    assert "`reinforce` ends at 8.350: **met** (0.020 nats per token below" in text
+    assert "**not met**" in _report(tmp_path, 8.375)  # below the MLE end, above its minimum
+    with pytest.raises(SystemExit):  # the baseline must cover the adversarial runs
+        import seqgan_oracle
+
+        seqgan_oracle.parse_args(["--iters", "7000"])
