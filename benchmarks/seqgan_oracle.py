@@ -3,18 +3,23 @@ pretrained by MLE and then trained adversarially, both scored by the NLL under t
 samples.
 
     python benchmarks/seqgan_oracle.py                                  # writes docs/discrete.md (sequences)
-    python benchmarks/seqgan_oracle.py --vocab 5000 --iters 3000 --pretrain 2000 --estimators reinforce gumbel_st
+    python benchmarks/seqgan_oracle.py --step mle            # the same in two processes side by side
+    python benchmarks/seqgan_oracle.py --step adversarial    # once the MLE run has checkpoint --pretrain - --warmup
+    python benchmarks/seqgan_oracle.py --step report         # then the doc
+    python benchmarks/seqgan_oracle.py --vocab 1000 --iters 2000 --mle-iters 3000 --pretrain 1500 \
+        --estimators reinforce gumbel_st
 
 Steps (each skipped when its output exists; --force redoes them):
 1. `ganscale data synth oracle-sequences data/oracle-V-L --vocab V --length L --num N` (the oracle,
    seeded, and its N training sequences in token shards)
 2. the MLE baseline: `ganscale train configs/sequences/seqgan.yaml model.discrete.sequence.mode=mle
-   trainer.max_iters=T`, NLL-oracle of 10,000 samples every --eval-every iterations (the curve)
+   trainer.max_iters=M` (--mle-iters, at least T), NLL-oracle of 10,000 samples every --eval-every
+   iterations (the curve; its minimum is the plateau the bar compares with)
 3. for each estimator E: the adversarial generator, `... mode=adversarial pretrain_iters=P
    d_warmup_iters=W model.discrete.estimator=E trainer.max_iters=T`. Its first P iterations are the
    MLE run's (G's phase, data stream and seeds are the same whether D trains beside it or not), so
-   it starts from the MLE run's checkpoint at P - W, where its D begins to train: the same budget
-   T for G, without computing the pretraining twice.
+   it starts from the MLE run's checkpoint at P - W, where its D begins to train, without computing
+   the pretraining twice. G steps: P + (T - P) / g_every, no more than the MLE run's M.
 4. NLL-test (G's own NLL per token of held-out oracle sequences: how much of the oracle G covers),
    the oracle's NLL of its own samples (its entropy rate) and of an untrained G's.
 5. docs/discrete.md, the sequence section, and docs/discrete/seqgan_oracle.json.
@@ -48,23 +53,69 @@ def parse_args(argv=None):
     p.add_argument("--length", type=int, default=20)
     p.add_argument("--num", type=int, default=10000, help="training sequences drawn from the oracle")
     p.add_argument("--seed", type=int, default=0, help="the oracle's seed")
-    p.add_argument("--iters", type=int, default=2000, help="G's budget in iterations (batch 64), for both runs")
-    p.add_argument("--pretrain", type=int, default=1500, help="MLE iterations before the adversarial ones")
-    p.add_argument("--warmup", type=int, default=250, help="D's iterations before the adversarial G steps")
-    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--iters", type=int, default=4000, help="the adversarial runs' last iteration (batch 64)")
+    p.add_argument("--mle-iters", type=int, default=6000,
+                   help="the MLE baseline's iterations (at least --iters: its curve covers every "
+                        "G step of the adversarial runs and shows where MLE plateaus)")
+    p.add_argument("--step", choices=["all", "mle", "adversarial", "report"], default="all",
+                   help="mle: the baseline only; adversarial: the adversarial runs only (from the MLE run's "
+                        "checkpoint at --pretrain - --warmup, which may still be training: the two can run side "
+                        "by side); report: the doc from finished runs; all: the three in turn")
+    p.add_argument("--pretrain", type=int, default=3000, help="MLE iterations before the adversarial ones")
+    p.add_argument("--warmup", type=int, default=500, help="D's iterations before the adversarial G steps")
+    p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-samples", type=int, default=10000)
     p.add_argument("--test-samples", type=int, default=2000, help="held-out oracle sequences for NLL-test")
-    p.add_argument("--estimators", nargs="+", default=["reinforce"], choices=ESTIMATORS)
+    p.add_argument("--estimators", nargs="*", default=["reinforce"], choices=ESTIMATORS,
+                   help="adversarial runs (none: the MLE baseline only)")
     p.add_argument("--data", default=None, help="shard folder (default data/oracle-V-L)")
     p.add_argument("--runs", default=os.path.join(REPO, "runs", "benchmarks"))
     p.add_argument("--doc", default=os.path.join(REPO, "docs", "discrete.md"))
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("overrides", nargs="*", help="config overrides for every training (after --)")
     args = p.parse_args(argv)
+    if args.mle_iters < args.iters:
+        p.error(f"--mle-iters {args.mle_iters} < --iters {args.iters}: the baseline must cover the adversarial runs")
     if not 0 < args.warmup <= args.pretrain < args.iters or (args.pretrain - args.warmup) % args.eval_every:
         p.error("need 0 < --warmup <= --pretrain < --iters, and --pretrain - --warmup a multiple of --eval-every "
                 "(the MLE run's checkpoint there is where the adversarial run starts)")
     return args
+
+
+def recipe(run_dir: str) -> dict:
+    """The adversarial run's G and D settings, from the config it ran (its run directory)."""
+    from ganscale.config import load_config
+
+    cfg = load_config([os.path.join(run_dir, "config.yaml")], [])
+    sc = cfg.model.discrete.sequence
+    return {"g_lr": cfg.optim.G.lr, "adv_lr": sc.adv_lr or cfg.optim.G.lr, "d_lr": cfg.optim.D.lr,
+            "g_every": sc.g_every, "reward": sc.reward, "baseline": sc.baseline, "rollouts": sc.rollouts,
+            "baseline_decay": cfg.model.discrete.baseline_decay}
+
+
+def describe(est: str, r: dict) -> str:
+    """One sentence: how the adversarial G step of estimator `est` ran."""
+    if est != "reinforce":
+        return f"`{est}`: G steps on D's loss through the estimator every {r['g_every']} iteration(s)"
+    reward = "D(x) = sigmoid(logit) (SeqGAN's)" if r["reward"] == "prob" else "log D(x)"
+    tokens = (f"every token's reward the mean over {r['rollouts']} Monte Carlo completions of its prefix (SeqGAN's)"
+              if r["rollouts"] else "the sequence's reward for every token (no rollouts: `...rollouts=K` gives "
+              "SeqGAN's per-token rewards for K x L/2 times the sampling of a G step)")
+    base = (f"minus a moving-average baseline (decay {r['baseline_decay']})" if r["baseline"]
+            else "with no baseline (SeqGAN's)")
+    return f"`reinforce`: reward {reward}, {tokens}, {base}"
+
+
+def adversarial_name(args, est: str) -> str:
+    return f"seqgan-{args.vocab}-{args.length}-{args.iters}-{est}-p{args.pretrain}"
+
+
+def finished(run_dir: str) -> dict:
+    """A finished training's benchmark record (benchmarks/_mnist_common.train writes it)."""
+    info = os.path.join(run_dir, "benchmark_train.json")
+    if not os.path.isfile(info):
+        raise SystemExit(f"{run_dir} has not finished training (no benchmark_train.json): run its --step first")
+    return json.load(open(info))
 
 
 def curve(run_dir: str) -> dict[int, float]:
@@ -97,31 +148,41 @@ def main(argv=None) -> dict:
     if args.force or not os.path.isfile(os.path.join(data, "manifest.json")):
         ganscale("data", "synth", "oracle-sequences", data, "--vocab", str(args.vocab), "--length", str(args.length),
                  "--num", str(args.num), "--seed", str(args.seed), "--overwrite")
-    common = [f"data.shards.urls={data}", f"trainer.max_iters={args.iters}", f"trainer.eval_every={args.eval_every}",
+    common = [f"data.shards.urls={data}", f"trainer.eval_every={args.eval_every}",
               f"trainer.ckpt_every={args.eval_every}", "checkpoint.keep_last=1000", f"eval.num_samples={args.eval_samples}",
-              "wandb.mode=disabled", f"model.discrete.sequence.pretrain_iters={args.pretrain}",
-              f"model.discrete.sequence.d_warmup_iters={args.warmup}", *args.overrides]
-    tag = f"seqgan-{args.vocab}-{args.length}-{args.iters}"
-    mle = train(args.config, args.runs, f"{tag}-mle", [*common, "model.discrete.sequence.mode=mle"], args.force)
+              "wandb.mode=disabled", *args.overrides]
+    mle_dir = os.path.join(args.runs, f"seqgan-{args.vocab}-{args.length}-{args.mle_iters}-mle")
+    if args.step in ("all", "mle"):
+        train(args.config, args.runs, os.path.basename(mle_dir),
+              [*common, f"trainer.max_iters={args.mle_iters}", "model.discrete.sequence.mode=mle"], args.force)
     start = args.pretrain - args.warmup
-    runs = {}
-    for est in args.estimators:
-        name = f"{tag}-{est}-p{args.pretrain}"
+    for est in args.estimators if args.step in ("all", "adversarial") else []:
+        name = adversarial_name(args, est)
         run_dir = os.path.join(args.runs, name)
         if args.force or not os.path.isfile(os.path.join(run_dir, "benchmark_train.json")):
             shutil.rmtree(run_dir, ignore_errors=True)
             os.makedirs(os.path.join(run_dir, "checkpoints"))
-            for f in glob.glob(os.path.join(mle["run_dir"], "checkpoints", f"iter_{start:08d}.ckpt*")):
+            ckpt = os.path.join(mle_dir, "checkpoints", f"iter_{start:08d}.ckpt")
+            if not os.path.isfile(ckpt + ".complete"):
+                raise SystemExit(f"{ckpt} is not written (yet): run --step mle first")
+            for f in glob.glob(ckpt + "*"):
                 shutil.copy(f, os.path.join(run_dir, "checkpoints"))
-            shutil.copy(os.path.join(mle["run_dir"], "metrics.jsonl"), run_dir)  # the shared pretraining curve
+            shutil.copy(os.path.join(mle_dir, "metrics.jsonl"), run_dir)  # the shared pretraining curve
             with open(os.path.join(run_dir, "metrics.jsonl"), "r+") as f:
                 kept = [line for line in f if json.loads(line)["iter"] <= start]
                 f.seek(0)
                 f.writelines(kept)
                 f.truncate()
-        runs[est] = train(args.config, args.runs, name,
-                          [*common, "model.discrete.sequence.mode=adversarial", f"model.discrete.estimator={est}"],
-                          args.force)
+        train(args.config, args.runs, name,
+              [*common, f"trainer.max_iters={args.iters}", "model.discrete.sequence.mode=adversarial",
+               f"model.discrete.estimator={est}",
+               f"model.discrete.sequence.pretrain_iters={args.pretrain}",
+               f"model.discrete.sequence.d_warmup_iters={args.warmup}"],
+              args.force)
+    if args.step not in ("all", "report"):
+        return {}
+    mle = finished(mle_dir)
+    runs = {est: finished(os.path.join(args.runs, adversarial_name(args, est))) for est in args.estimators}
     oracle = load_oracle(os.path.join(data, "oracle.safetensors"))
     test = draw_sequences(oracle, args.test_samples, seed=10_000 + args.seed)  # not the training draws (seed + 1)
     torch.manual_seed(0)
@@ -133,8 +194,8 @@ def main(argv=None) -> dict:
         "oracle_self_nll": oracle_nll(oracle, draw_sequences(oracle, args.eval_samples, seed=20_000 + args.seed)),
         "untrained_nll": random_nll,
         "mle": {**mle, "curve": curve(mle["run_dir"]), "nll_test": nll_test(mle["run_dir"], test)},
-        "adversarial": {est: {**r, "curve": curve(r["run_dir"]), "nll_test": nll_test(r["run_dir"], test)}
-                        for est, r in runs.items()},
+        "adversarial": {est: {**r, "curve": curve(r["run_dir"]), "nll_test": nll_test(r["run_dir"], test),
+                              "recipe": recipe(r["run_dir"])} for est, r in runs.items()},
     }
     os.makedirs(os.path.join(os.path.dirname(args.doc), "discrete"), exist_ok=True)
     with open(os.path.join(os.path.dirname(args.doc), "discrete", "seqgan_oracle.json"), "w") as f:
@@ -161,10 +222,10 @@ def write_doc(args, r: dict) -> None:
         "with 100-200 filters), max over time, a highway layer, no dropout. "
         "`game.name=seqgan` (`ganscale/games/sequence.py`) trains G by MLE (teacher forcing) for "
         "`pretrain_iters`, then against D with `model.discrete.estimator`; `mode=mle` trains G by MLE only "
-        "(the baseline, same G, same budget). REINFORCE rewards each sequence with log D(x) minus a "
-        "moving-average baseline; SeqGAN's per-token Monte Carlo rollout rewards are "
-        "`model.discrete.sequence.rollouts=K` (built and tested, not used below: K completions per token "
-        "cost K x L/2 times the sampling).",
+        "(the baseline, same G). `reinforce` rewards each sequence with log D(x) or D(x) "
+        "(`model.discrete.sequence.reward`), with or without a moving-average baseline (`...baseline`), per "
+        "sequence or per token from K Monte Carlo rollouts (`...rollouts=K`, SeqGAN's); `...g_every` steps G "
+        "adversarially every k-th iteration while D steps every iteration, at `...adv_lr`.",
         "",
         "```bash",
         f"ganscale data synth oracle-sequences data/oracle --vocab {args.vocab} --length {args.length} --num {args.num}",
@@ -175,16 +236,27 @@ def write_doc(args, r: dict) -> None:
         "```",
         "",
         f"Measured with `python benchmarks/seqgan_oracle.py --vocab {args.vocab} --length {args.length} "
-        f"--num {args.num} --iters {args.iters} --pretrain {args.pretrain} --warmup {args.warmup} "
+        f"--num {args.num} --iters {args.iters} --mle-iters {args.mle_iters} --pretrain {args.pretrain} "
+        f"--warmup {args.warmup} "
         f"--eval-every {args.eval_every} "
         f"--estimators {' '.join(args.estimators)}` on {r['cpu']}. "
         + (f"**Smaller than SeqGAN's setting** (vocabulary 5000, length 20, 10,000 sequences) to fit the CPU. "
            if smaller else "Vocabulary, length and training set are SeqGAN's. ")
-        + f"**Budget:** {args.iters} iterations of batch 64 for G in both runs (SeqGAN: 80 epochs of MLE "
-        f"pretraining, about 12,500 batches, then 200 adversarial rounds): the MLE run trains {args.iters} "
-        f"iterations by MLE; the adversarial run shares its first {args.pretrain} (pretraining; D trains "
-        f"from iteration {args.pretrain - args.warmup}) and trains the last {args.iters - args.pretrain} "
-        "adversarially. Optimizers: Adam, G 0.01, D 1e-4 (SeqGAN's); no gradient clipping (SeqGAN clips at 5).",
+        + f"**Budget:** batches of 64 (SeqGAN: 80 epochs of MLE pretraining, about "
+        f"12,500 batches, then 200 adversarial rounds of one G step each). The MLE run steps G by MLE every "
+        f"iteration for {args.mle_iters} iterations (its curve shows where MLE stops improving). The adversarial "
+        f"runs share its first {args.pretrain} iterations "
+        f"(MLE pretraining; D trains from iteration {args.pretrain - args.warmup} on the pretrained G's samples), "
+        f"then train adversarially until iteration {args.iters}:",
+        "",
+        *[f"- {describe(est, a['recipe'])}; G: Adam {a['recipe']['g_lr']:g} while pretraining, "
+          f"{a['recipe']['adv_lr']:g} adversarially, one adversarial G step every {a['recipe']['g_every']} "
+          f"iteration(s) ({(args.iters - args.pretrain) // a['recipe']['g_every']} G steps, "
+          f"{args.pretrain + (args.iters - args.pretrain) // a['recipe']['g_every']} G steps in all: no more than "
+          f"the MLE run's); D: Adam {a['recipe']['d_lr']:g}, one step of batch 64 every iteration."
+          for est, a in adv.items()],
+        "",
+        "No gradient clipping (SeqGAN clips G's gradient norm at 5).",
         "",
         "**NLL-oracle** = mean NLL per token (nats) under the oracle of 10,000 samples of G "
         "(`ganscale/metrics/oracle.py`; lower = samples the oracle finds likelier). **NLL-test** = G's "
@@ -192,21 +264,29 @@ def write_doc(args, r: dict) -> None:
         "the oracle). NLL-oracle rewards precision only: a G that emits only the oracle's likeliest "
         "sequences scores below the oracle itself, so read it with NLL-test.",
         "",
-        "| generator | iterations (MLE + adversarial) | NLL-oracle | NLL-test | SeqGAN paper (NLL-oracle) |",
+        "| generator | G steps (MLE + adversarial) | NLL-oracle | NLL-test | SeqGAN paper (NLL-oracle) |",
         "| --- | --- | --- | --- | --- |",
         f"| the oracle's own samples (its entropy rate) | | {r['oracle_self_nll']:.3f} | {r['oracle_self_nll']:.3f} "
         "(expected) | |",
         f"| untrained G | 0 | {r['untrained_nll']:.3f} | | random: {PUBLISHED['random']} |",
         f"| MLE, best point of its curve (iteration {plateau_it}) | {plateau_it} + 0 | {plateau:.3f} | | |",
-        f"| MLE, end | {args.iters} + 0 | {final_mle:.3f} | {r['mle']['nll_test']:.3f} | MLE: {PUBLISHED['mle']}; "
+        f"| MLE, end | {args.mle_iters} + 0 | {final_mle:.3f} | {r['mle']['nll_test']:.3f} | MLE: {PUBLISHED['mle']}; "
         f"scheduled sampling: {PUBLISHED['ss']}; PG-BLEU: {PUBLISHED['pg_bleu']} |",
     ]
     for est, a in adv.items():
-        lines.append(f"| adversarial, `{est}`, end | {args.pretrain} + {args.iters - args.pretrain} | {finals[est]:.3f} "
+        steps = (args.iters - args.pretrain) // a["recipe"]["g_every"]
+        lines.append(f"| adversarial, `{est}`, end | {args.pretrain} + {steps} "
+                     f"| {finals[est]:.3f} "
                      f"| {a['nll_test']:.3f} | SeqGAN: {PUBLISHED['seqgan']} |")
     lines += ["", "SeqGAN's figures are Table 1 of Yu et al. 2017 (vocabulary 5000, length 20, 10,000 "
               "training sequences, their own oracle draw: only the differences between rows compare)."]
     its_mle = sorted(mle_curve)
+    if plateau_it != its_mle[-1]:
+        after = [mle_curve[i] for i in its_mle if i >= plateau_it]
+        lines += ["", f"The MLE curve reaches its minimum at iteration {plateau_it}; from there to iteration "
+                  f"{its_mle[-1]} it stays between {plateau:.3f} and {max(after):.3f} and ends at {final_mle:.3f}: "
+                  "MLE has plateaued, and the bar compares with the minimum (the lowest point of a flat, noisy "
+                  "curve: the strictest choice)."]
     if plateau_it == its_mle[-1] and len(its_mle) > 1:
         drop = mle_curve[its_mle[-2]] - plateau
         lines += ["", f"The MLE curve still falls at the end of the budget ({drop:.3f} nats over its last "

@@ -106,7 +106,8 @@ SEQ = ["game.name=seqgan", "model.discrete.sequence.pretrain_iters=1", "model.di
        "model.discrete.sequence.d_channels=8", "model.discrete.sequence.d_windows=[2,3]", "optim.G.lr=1e-2",
        "optim.D.lr=1e-2"]
 CASES["seqgan_reinforce"] = [*SEQ, "model.discrete.estimator=reinforce", "model.discrete.sequence.rollouts=2",
-                             "gan.n_disc=2"]
+                             "gan.n_disc=2", "model.discrete.sequence.reward=prob",
+                             "model.discrete.sequence.adv_lr=5e-3", "model.discrete.sequence.g_every=2"]
 # straight-through gradients of tokens the softmax all but rules out are sums that cancel to
 # rounding level; Adam would scale those to lr-sized steps (as in the dfgan case): a larger eps
 CASES["seqgan_gumbel"] = [*SEQ, "model.discrete.estimator=gumbel_st", "optim.G.eps=1e-3"]

@@ -6,6 +6,7 @@ seqgan game and the NLL-under-the-oracle metric.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -180,6 +181,13 @@ def test_every_estimator_trains_G_after_mle_pretraining(estimator, extra):
     assert s.shape == (5, LENGTH) and torch.equal(s, s.round()) and torch.equal(s, m.sample(5, seed=3))
 
 
+def test_g_every_spaces_the_adversarial_G_steps_but_not_the_mle_or_D_ones():
+    """The engine runs a phase at iterations i with i % every == 0 (tests/test_game_engine.py)."""
+    m = game_module("reinforce", "model.discrete.sequence.g_every=3")
+    assert {name: m.phase_by_name(name).every for name in ("D_main", "G_mle", "G_main")} == \
+        {"D_main": 1, "G_mle": 1, "G_main": 3}
+
+
 def test_mle_mode_is_teacher_forcing_only():
     m = game_module("reinforce", "model.discrete.sequence.mode=mle")
     x = torch.randint(VOCAB, (8, LENGTH))
@@ -203,6 +211,37 @@ def test_rollout_rewards_end_with_the_sequence_reward():
     assert torch.equal(done[:, :-1], x[:, :-1])
 
 
+def test_seqgans_reward_is_D_probability_and_its_loss_takes_no_baseline():
+    """reward=prob, baseline=false: G's loss is SeqGAN's -mean_t D(x) log p(x_t | x_<t), by hand."""
+    torch.manual_seed(0)
+    m = game_module("reinforce", "model.discrete.sequence.reward=prob")
+    m.game.start_iteration(m, {"x": torch.randint(VOCAB, (8, LENGTH))})
+    m.iteration, m.phase = 0, "G_main"
+    with_baseline = float(m.game.g_main(m, 0).detach())
+    m.game.sc.baseline = False
+    without = float(m.game.g_main(m, 0).detach())  # the same draws: they are seeded by (iteration, phase, sub)
+    with torch.no_grad():
+        x = m.G(m.noise(8))
+        reward, log_p = torch.sigmoid(m.D(x)), m.G.log_probs(x)
+    assert 0 < float(reward.min()) and float(reward.max()) < 1
+    assert float(m.stats["discrete/reward"]) == pytest.approx(float(reward.mean()), rel=1e-6)
+    assert without == pytest.approx(float(-(reward[:, None] * log_p).mean()), rel=1e-5)
+    # the baseline on the first adversarial iteration is the batch's mean reward: centred advantages
+    centred = -((reward - reward.mean())[:, None] * log_p).mean()
+    assert with_baseline == pytest.approx(float(centred), rel=1e-4, abs=1e-6)
+
+
+def test_bad_sequence_settings_are_user_errors():
+    with pytest.raises(UserError, match="reward='logit'.*log_d, prob"):
+        load_config([], ["model.discrete.sequence.reward=logit"])
+    with pytest.raises(UserError, match="adv_lr=-0.1 must be >= 0"):
+        load_config([], ["model.discrete.sequence.adv_lr=-0.1"])
+    with pytest.raises(UserError, match="g_every=0 must be >= 1"):
+        load_config([], ["model.discrete.sequence.g_every=0"])
+    with pytest.raises(UserError, match="reward=prob.*sigmoid D"):
+        game_module("reinforce", "model.discrete.sequence.reward=prob", "loss.name=hinge")
+
+
 def test_seqgan_needs_token_data():
     from ganscale.train.module import GANModule
 
@@ -219,8 +258,11 @@ def test_seqgan_trains_from_the_cli_and_eval_scores_it_under_the_oracle(shards, 
     r = cli("train", "configs/sequences/seqgan.yaml", f"data.shards.urls={shards}", f"run.root={runs}", "run.name=s",
             "trainer.max_iters=4", "trainer.eval_every=4", "trainer.ckpt_every=4", "eval.num_samples=100",
             "model.discrete.sequence.pretrain_iters=2", "model.discrete.sequence.d_warmup_iters=1",
-            "data.batch_size=8", "wandb.mode=disabled")
+            "model.discrete.sequence.adv_lr=1e-3", "trainer.log_every=1", "data.batch_size=8", "wandb.mode=disabled")
     assert r.returncode == 0, r.stderr[-3000:]
+    # G's learning rate: optim.G.lr (the shipped 0.01) while pretraining, adv_lr once adversarial
+    lrs = [float(row["lr/G"]) for row in csv.DictReader(open(os.path.join(runs, "s", "metrics.csv"))) if row["lr/G"]]
+    assert lrs[0] == pytest.approx(1e-2) and lrs[-1] == pytest.approx(1e-3), lrs
     final = json.load(open(os.path.join(runs, "s", "final_metrics.json")))
     # a G that emits a sequence of the oracle's own distribution scores about the oracle's entropy; any
     # G scores at most what the worst ids would; both far from 0 and finite
@@ -236,3 +278,37 @@ def test_seqgan_trains_from_the_cli_and_eval_scores_it_under_the_oracle(shards, 
     os.remove(os.path.join(shards, "oracle.safetensors"))
     r = cli("eval", os.path.join(runs, "s"), "eval.num_samples=100")
     assert r.returncode == 2 and "does not exist" in r.stderr, r.stderr[-2000:]
+
+
+# ----------------------------------------------------------------- benchmarks/seqgan_oracle.py
+def _report(tmp_path, adversarial_end: float) -> str:
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import seqgan_oracle
+
+    doc = str(tmp_path / "discrete.md")
+    args = seqgan_oracle.parse_args(["--doc", doc])
+    recipe = {"g_lr": 0.01, "adv_lr": 0.003, "d_lr": 0.001, "g_every": 5, "reward": "prob", "baseline": True,
+              "rollouts": 0, "baseline_decay": 0.9}
+    seqgan_oracle.write_doc(args, {
+        "cpu": "2 CPU cores", "oracle_self_nll": 5.9, "untrained_nll": 11.2,
+        "mle": {"curve": {2500: 8.42, 3000: 8.37, 3500: 8.38, 6000: 8.40}, "nll_test": 7.8},
+        "adversarial": {"reinforce": {"curve": {2500: 8.42, 3000: 8.37, 3500: 8.36, 4000: adversarial_end},
+                                      "nll_test": 7.7, "recipe": recipe}}})
+    return open(doc).read()
+
+
+def test_benchmark_judges_the_bar_against_the_minimum_of_the_whole_mle_curve(tmp_path):
+    text = _report(tmp_path, 8.35)
+    assert "| MLE, best point of its curve (iteration 3000) | 3000 + 0 | 8.370 |" in text
+    assert "| adversarial, `reinforce`, end | 3000 + 200 | 8.350 |" in text  # 1000 iterations, G every 5th
+    assert "minimum at iteration 3000; from there to iteration 6000 it stays between 8.370 and 8.400" in text
+    assert "`reinforce` ends at 8.350: **met** (0.020 nats per token below" in text
+    assert "**not met**" in _report(tmp_path, 8.375)  # below the MLE end, above its minimum
+    with pytest.raises(SystemExit):  # the baseline must cover the adversarial runs
+        import seqgan_oracle
+
+        seqgan_oracle.parse_args(["--iters", "7000"])

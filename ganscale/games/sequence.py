@@ -18,10 +18,13 @@ small CNN classifier. Phases, in order (the position is the seed id of their dra
                            gumbel / gumbel_st  D on G's Gumbel-softmax sequences (each relaxed token
                                                fed back as G's next input), straight-through for _st
                            reinforce           -mean_t (Q_t - b) log p(x_t | x_<t), Q the reward
-                                               log D(x) (the loss's -g per sample): the sequence's for
-                                               every token, or SeqGAN's Monte Carlo rollout rewards
+                                               log D(x) (the loss's -g per sample) or SeqGAN's D(x)
+                                               (sequence.reward=prob): the sequence's for every token,
+                                               or SeqGAN's Monte Carlo rollout rewards
                                                (model.discrete.sequence.rollouts = K); b a moving
-                                               average of the global batch's mean reward
+                                               average of the global batch's mean reward, or 0
+                                               (sequence.baseline=false, SeqGAN's)
+                         every sequence.g_every-th iteration, at G's learning rate sequence.adv_lr
                            bgan                groups of bgan_samples sequences, -sum_m w_m log p(x_m),
                                                w = softmax of D's logits in the group
 
@@ -43,6 +46,7 @@ from ganscale.losses import get_loss
 from ganscale.nets.discrete.estimators import (bgan_loss, reinforce_loss, sample_gumbel, temperature_at,
                                                update_baseline)
 from ganscale.nets.discrete.sequence import SequenceDiscriminator, SequenceGenerator
+from ganscale.train.optim import set_lr
 
 
 class SeqGANGame(Game):
@@ -57,6 +61,9 @@ class SeqGANGame(Game):
         if info.kind != "tokens":
             problems.append(f"game.name=seqgan trains on token sequences, not {info.kind} data: set data.kind=shards "
                             "with shards from `ganscale data synth oracle-sequences OUT` (data.shards.urls=OUT)")
+        if dc.estimator == "reinforce" and sc.reward == "prob" and cfg.loss.name not in ("minimax", "nonsaturating"):
+            problems.append("model.discrete.sequence.reward=prob rewards D(x) = sigmoid(logit), which needs a sigmoid "
+                            f"D: set loss.name=nonsaturating or minimax (not {cfg.loss.name!r}), or reward=log_d")
         if dc.estimator == "bgan" and cfg.loss.name not in ("minimax", "nonsaturating"):
             problems.append(f"model.discrete.estimator=bgan weighs samples by D/(1-D) = exp(logit), which needs a "
                             f"sigmoid D: set loss.name=nonsaturating or minimax (not {cfg.loss.name!r})")
@@ -77,10 +84,14 @@ class SeqGANGame(Game):
         adversarial = cfg.model.discrete.sequence.mode == "adversarial"
         return [Phase("D_main", "D", self.d_main, repeat=cfg.gan.n_disc, enabled=adversarial),
                 Phase("G_mle", "G", self.g_mle),
-                Phase("G_main", "G", self.g_main, enabled=adversarial)]
+                Phase("G_main", "G", self.g_main, every=cfg.model.discrete.sequence.g_every, enabled=adversarial)]
 
     def start_iteration(self, m, batch: dict) -> None:
-        """m.reals: this iteration's real token chunks, one per D step."""
+        """m.reals: this iteration's real token chunks, one per D step; G's adversarial learning rate."""
+        if self.sc.adv_lr and self.adversarial_g(m):
+            # after the engine's schedule set optim.G.lr for this iteration: a pure function of the
+            # iteration too, so resumes and N ranks step alike
+            set_lr(m.optimizer_of("G"), self.sc.adv_lr * m.lr_scale)
         x = batch["x"]
         b = x.shape[0] // self.cfg.gan.n_disc
         m.reals = [x[i * b:(i + 1) * b] for i in range(self.cfg.gan.n_disc)]
@@ -139,8 +150,12 @@ class SeqGANGame(Game):
         return loss
 
     def reward(self, m, tokens: Tensor) -> Tensor:
-        """Each sequence's reward: minus G's loss on its D logit alone (log D(x), nonsaturating)."""
-        return -torch.vmap(lambda logit: self.loss_fn.g(logit.reshape(1)))(m.D(tokens))
+        """Each sequence's reward: D(x) = sigmoid(logit) for reward=prob (SeqGAN's), else minus G's
+        loss on its D logit alone (log D(x), nonsaturating)."""
+        logits = m.D(tokens)
+        if self.sc.reward == "prob":
+            return torch.sigmoid(logits)
+        return -torch.vmap(lambda logit: self.loss_fn.g(logit.reshape(1)))(logits)
 
     def reinforce(self, m, b: int) -> Tensor:
         G = m.G
@@ -153,6 +168,8 @@ class SeqGANGame(Game):
                 q = self.rollout_rewards(m, x, reward)
             baseline = update_baseline(G.reward_baseline, mean_reward, self.dc.baseline_decay,
                                        m.iteration == self.sc.pretrain_iters)
+            if not self.sc.baseline:  # SeqGAN's raw rewards (the buffer still tracks their mean, logged)
+                baseline = torch.zeros_like(baseline)
         m.stats.update({"discrete/reward": mean_reward, "discrete/baseline": baseline})
         return reinforce_loss(G.log_probs(x), q, baseline)
 

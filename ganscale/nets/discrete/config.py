@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 ESTIMATORS = ("gumbel", "gumbel_st", "reinforce", "bgan")
 SEQUENCE_MODES = ("adversarial", "mle")
+SEQUENCE_REWARDS = ("log_d", "prob")
 
 
 @dataclass
@@ -35,17 +36,38 @@ class SequenceConfig:
     """reinforce: 0 rewards each sequence with D's reward minus the moving-average baseline; K > 0
     gives every token SeqGAN's reward, the mean D reward of K Monte Carlo completions of its prefix
     (the full sequence's own reward at the last token), minus the baseline."""
+    reward: str = "log_d"
+    """reinforce: a sequence's reward from D's logit. log_d: log D(x) (minus G's nonsaturating
+    loss); prob: D(x) = sigmoid(logit) in (0, 1), SeqGAN's (its D's probability of `real`), which
+    needs a sigmoid D (loss.name=nonsaturating or minimax)."""
+    baseline: bool = True
+    """reinforce: subtract the moving-average baseline (model.discrete.baseline_decay) from the
+    rewards; false uses the raw rewards, as SeqGAN does (with positive `prob` rewards every sampled
+    token's log-probability is pushed up, the more the likelier D finds its completions)."""
+
+    g_every: int = 1
+    """adversarial mode: G takes its adversarial step every g_every-th iteration while D steps every
+    iteration (SeqGAN trains D for many batches per G step; MLE pretraining still steps G every
+    iteration)."""
+    adv_lr: float = 0.0
+    """adversarial mode: G's learning rate from pretrain_iters on (0 = optim.G.lr throughout).
+    MLE pretraining takes large steps (SeqGAN: Adam 0.01); the noisier policy-gradient steps from
+    the MLE plateau need smaller ones."""
 
     def check(self, root) -> list[str]:
         out = []
         if self.mode not in SEQUENCE_MODES:
             out.append(f"mode={self.mode!r} unknown; choose one of: {', '.join(SEQUENCE_MODES)}")
-        for name in ("emb", "hidden", "d_emb", "d_channels"):
+        for name in ("emb", "hidden", "d_emb", "d_channels", "g_every"):
             if getattr(self, name) < 1:
                 out.append(f"{name}={getattr(self, name)} must be >= 1")
         for name in ("pretrain_iters", "d_warmup_iters", "rollouts"):
             if getattr(self, name) < 0:
                 out.append(f"{name}={getattr(self, name)} must be >= 0")
+        if self.adv_lr < 0:
+            out.append(f"adv_lr={self.adv_lr} must be >= 0 (0 = optim.G.lr throughout)")
+        if self.reward not in SEQUENCE_REWARDS:
+            out.append(f"reward={self.reward!r} unknown; choose one of: {', '.join(SEQUENCE_REWARDS)}")
         if not self.d_windows or min(self.d_windows) < 1:
             out.append(f"d_windows={self.d_windows}: give widths >= 1")
         return out
