@@ -26,6 +26,7 @@ RING_RECIPE = {
     "optim.D.schedule": "linear",
     "optim.D.decay_start": 0.2,
     "reg.r1_gamma": 0.01,
+    "reg.r1_interval": 4,
     "gan.ema.decay": 0.99,
     "trainer.max_iters": 20000,
 }
