@@ -184,6 +184,32 @@ def test_bad_discrete_settings_are_user_errors():
         game_module("gumbel", "model.arch=dcgan")
     with pytest.raises(UserError, match="sigmoid D"):
         game_module("bgan", "loss.name=hinge")
+    with pytest.raises(UserError, match="G_output='sigmoid' unknown; choose one of: tanh, logits"):
+        load_config([], ["model.dcgan.G_output=sigmoid"])
+
+
+@pytest.mark.parametrize("estimator", ["gumbel_st", "bgan"])
+def test_dcgan_with_logits_output_is_a_binary_image_generator(estimator):
+    from ganscale.train.module import GANModule
+
+    dcgan = ["model.arch=dcgan", "model.dcgan.G_ch=4", "model.dcgan.D_ch=4", "model.discrete.bgan_samples=2"]
+    with pytest.raises(UserError, match="model.dcgan.G_output=logits"):  # the tanh DCGAN is refused, naming the fix
+        game_module(estimator, *dcgan)
+    torch.manual_seed(0)
+    cfg = load_config([], ["game.name=discrete", f"model.discrete.estimator={estimator}", "model.z_dim=8",
+                           "data.batch_size=8", *dcgan, "model.dcgan.G_output=logits"])
+    m = GANModule(cfg, DataInfo("image", (1, 28, 28), 0))
+    from ganscale.nets.dcgan import DCGANGenerator
+
+    tanh_G = DCGANGenerator(8, (1, 28, 28), 0, 4)  # the same weights with the image output
+    tanh_G.load_state_dict(m.G.base.state_dict())
+    z = torch.randn(8, 8)
+    logits = m.G.logits(z)
+    assert torch.allclose(torch.tanh(logits), tanh_G(z), atol=1e-6)  # the tanh's input: unbounded logits
+    m.game.start_iteration(m, {"x": torch.rand(8, 1, 28, 28) * 2 - 1})
+    assert backward_phases(m) == ["D_main", "G_main"]
+    assert all(p.grad is not None for p in m.G.parameters())
+    assert set(m.sample(4, seed=1).unique().tolist()) <= {-1.0, 1.0}
 
 
 @pytest.mark.slow  # packs shards, trains and samples in fresh processes
