@@ -273,3 +273,37 @@ def test_oracle_is_seeded_saved_safely_and_scores_its_own_samples_best(tmp_path)
         load_oracle(path)
     with pytest.raises(UserError, match="does not exist"):
         load_oracle(str(tmp_path / "missing.safetensors"))
+
+
+def test_binary_mnist_benchmark_rewrites_only_its_section_with_the_bar_verdict(tmp_path):
+    import json
+    import sys
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import binary_mnist
+
+    doc = tmp_path / "discrete.md"
+    doc.write_text("# Discrete outputs\n\nintro\n\n## Binarized MNIST\n\nold figures\n\n## Sequences\n\nkept\n")
+    hist = [0.1] * 10
+
+    def row(kl, classes, it=100):
+        return {"classes_seen": classes, "kl_uniform": kl, "confidence": 0.9, "fid": 1.0, "histogram": hist,
+                "iterations": it, "figure": "x.png"}
+
+    results = {"iters": 100, "long_iters": 0, "num_samples": 10, "config": "configs/mnist/binary.yaml",
+               "overrides": [], "recipe": "a recipe", "machine": "a machine",
+               "classifier": {"epochs": 2, "test_accuracy": 0.99}, "floor": row(0.001, 10),
+               "estimators": {"gumbel": row(0.2, 10), "bgan": row(0.04, 10), "reinforce": row(0.01, 9),
+                              "gumbel_st (400 iterations)": row(0.0, 10, 400)}}
+    (tmp_path / "discrete").mkdir()
+    (tmp_path / "discrete" / "binary_mnist.json").write_text(json.dumps(results))
+    binary_mnist.main(["--doc", str(doc), "--doc-only"])
+    text = doc.read_text()
+    assert "old figures" not in text and text.endswith("## Sequences\n\nkept\n") and "intro" in text
+    # the best at the common budget by KL is reinforce (9 classes: bar not met), not the longer run's 0.0
+    assert "best is `reinforce` with 9 classes and KL 0.0100: **not met**" in text
+    assert "a recipe" in text and all(t in text for t in binary_mnist.TRIED)
+    results["estimators"]["reinforce"]["classes_seen"] = 10
+    (tmp_path / "discrete" / "binary_mnist.json").write_text(json.dumps(results))
+    binary_mnist.main(["--doc", str(doc), "--doc-only"])
+    assert "best is `reinforce` with 10 classes and KL 0.0100: **met**" in doc.read_text()
