@@ -51,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--num-samples", type=int, default=10000)
     p.add_argument("--doc", default=os.path.join(REPO, "docs", "discrete.md"))
     p.add_argument("--force", action="store_true", help="redo every step")
+    p.add_argument("--note", action="append", default=[],
+                   help="a sentence printed under the table (how the runs were made), saved in the json; repeatable")
     p.add_argument("--doc-only", action="store_true",
                    help="only rewrite the doc section from the saved docs/discrete/binary_mnist.json (no training)")
     p.add_argument("overrides", nargs="*", help="config overrides for every training (after --)")
@@ -81,8 +83,13 @@ def judge(clf, images, ref_moments) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.doc_only:
-        with open(os.path.join(os.path.dirname(args.doc), "discrete", "binary_mnist.json")) as f:
+        saved = os.path.join(os.path.dirname(args.doc), "discrete", "binary_mnist.json")
+        with open(saved) as f:
             results = json.load(f)
+        if args.note:
+            results["notes"] = args.note
+            with open(saved, "w") as f:
+                json.dump(results, f, indent=2)
         write_doc(args, results)
         return results
     import torch
@@ -131,7 +138,7 @@ def main(argv=None) -> dict:
         image_grid(nhwc(samples), os.path.join(fig_dir, r["figure"]), nrow=10)
         print(est, json.dumps({k: v for k, v in r.items() if k != "histogram"}), flush=True)
     results.update(iters=args.iters, long_iters=args.long_iters, num_samples=n, classifier=clf_info, config=portable(args.config),
-                   recipe=recipe(args.config, args.overrides),
+                   recipe=recipe(args.config, args.overrides), notes=args.note,
                    overrides=args.overrides, machine=cpu_note())
     with open(os.path.join(fig_dir, "binary_mnist.json"), "w") as f:
         json.dump(portable(results), f, indent=2)
@@ -185,7 +192,8 @@ def write_doc(args, r: dict) -> None:
         "G outputs binary 28x28 images (each pixel a Bernoulli draw from G's logits); real images are "
         f"MNIST binarized at 0.5. Every estimator trains the same nets with the same recipe and budget, "
         f"**{r['iters']} iterations**: {r['recipe']} (`{r['config']}`"
-        + (f" with `{' '.join(r['overrides'])}`" if r['overrides'] else "") + "). Measured with `python benchmarks/binary_mnist.py --iters {r['iters']} "
+        + (f" with `{' '.join(r['overrides'])}`" if r['overrides'] else "")
+        + f"). Measured with `python benchmarks/binary_mnist.py --iters {r['iters']} "
         f"--long-iters {r['long_iters']}` on "
         f"{r['machine']}; the digit classifier (`ganscale classifier train`, {r['classifier']['epochs']} "
         f"epochs) has test accuracy {r['classifier']['test_accuracy']:.4f}.", "",
@@ -206,6 +214,7 @@ def write_doc(args, r: dict) -> None:
         f"**Bar** (all 10 classes and class KL <= {BAR_KL} for the best estimator): best is `{best}` with "
         f"{b['classes_seen']} classes and KL {b['kl_uniform']:.4f}: **{'met' if passed else 'not met'}** at "
         "this budget.", "",
+        *[line for note in r.get("notes", []) for line in (note, "")],
         "Class histograms (share of samples per predicted digit 0..9):", "",
         "| estimator | " + " | ".join(str(c) for c in range(10)) + " |",
         "| --- |" + " --- |" * 10,
@@ -257,7 +266,7 @@ def write_section(doc: str, section: str, body: str) -> None:
         text = text.rstrip("\n") + "\n\n" + body
     else:
         end = text.find("\n## ", start + len(section))
-        text = text[:start] + body + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + body + ("\n" + text[end + 1:] if end >= 0 else "")  # a blank line before the next
     with open(doc, "w") as f:
         f.write(text)
 

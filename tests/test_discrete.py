@@ -299,11 +299,14 @@ def test_binary_mnist_benchmark_rewrites_only_its_section_with_the_bar_verdict(t
     (tmp_path / "discrete" / "binary_mnist.json").write_text(json.dumps(results))
     binary_mnist.main(["--doc", str(doc), "--doc-only"])
     text = doc.read_text()
-    assert "old figures" not in text and text.endswith("## Sequences\n\nkept\n") and "intro" in text
+    assert "old figures" not in text and text.endswith("\n\n## Sequences\n\nkept\n") and "intro" in text
+    assert "--iters 100 --long-iters 0`" in text
     # the best at the common budget by KL is reinforce (9 classes: bar not met), not the longer run's 0.0
     assert "best is `reinforce` with 9 classes and KL 0.0100: **not met**" in text
     assert "a recipe" in text and all(t in text for t in binary_mnist.TRIED)
     results["estimators"]["reinforce"]["classes_seen"] = 10
     (tmp_path / "discrete" / "binary_mnist.json").write_text(json.dumps(results))
-    binary_mnist.main(["--doc", str(doc), "--doc-only"])
-    assert "best is `reinforce` with 10 classes and KL 0.0100: **met**" in doc.read_text()
+    binary_mnist.main(["--doc", str(doc), "--doc-only", "--note", "A note."])
+    text = doc.read_text()
+    assert "best is `reinforce` with 10 classes and KL 0.0100: **met**" in text and "\nA note.\n" in text
+    assert json.loads((tmp_path / "discrete" / "binary_mnist.json").read_text())["notes"] == ["A note."]
