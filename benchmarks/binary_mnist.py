@@ -43,7 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--classifier-epochs", type=int, default=2)
     p.add_argument("--runs", default=os.path.join(REPO, "runs", "benchmarks"))
     p.add_argument("--estimators", nargs="+", default=ESTIMATORS, choices=ESTIMATORS)
-    p.add_argument("--iters", type=int, default=2000, help="training iterations of every estimator (the budget)")
+    p.add_argument("--iters", type=int, default=3000, help="training iterations of every estimator (the budget)")
     p.add_argument("--parallel", type=int, default=4, help="trainings run at the same time")
     p.add_argument("--long-iters", type=int, default=0,
                    help="also train --long-estimator this long (its tau annealed over the whole run); 0 = skip")
@@ -177,7 +177,7 @@ TRIED = [
     "at 1000 iterations one class, speckle noise (stopped).",
     "DCGAN G_ch 32 / D_ch 32 (D BatchNorm), class-conditional (label input, conditional BN, projection D), "
     "lr 2e-4 both: KL 1.04 at 500 iterations, 0.40 at 1000, 0.258 at 1500.",
-    "DCGAN G_ch 32 / D_ch 16, class-conditional, G lr 5e-4, D lr 2e-4 (the current default): "
+    "DCGAN G_ch 32 / D_ch 16, class-conditional, G lr 5e-4, D lr 2e-4 (the nets and optimizers of the current default): "
     "KL 0.259 at 500 iterations, 0.312 at 1000, 0.250 at 1500, 0.259 at 2000.",
 ]
 
