@@ -184,6 +184,32 @@ def test_bad_discrete_settings_are_user_errors():
         game_module("gumbel", "model.arch=dcgan")
     with pytest.raises(UserError, match="sigmoid D"):
         game_module("bgan", "loss.name=hinge")
+    with pytest.raises(UserError, match="G_output='sigmoid' unknown; choose one of: tanh, logits"):
+        load_config([], ["model.dcgan.G_output=sigmoid"])
+
+
+@pytest.mark.parametrize("estimator", ["gumbel_st", "bgan"])
+def test_dcgan_with_logits_output_is_a_binary_image_generator(estimator):
+    from ganscale.train.module import GANModule
+
+    dcgan = ["model.arch=dcgan", "model.dcgan.G_ch=4", "model.dcgan.D_ch=4", "model.discrete.bgan_samples=2"]
+    with pytest.raises(UserError, match="model.dcgan.G_output=logits"):  # the tanh DCGAN is refused, naming the fix
+        game_module(estimator, *dcgan)
+    torch.manual_seed(0)
+    cfg = load_config([], ["game.name=discrete", f"model.discrete.estimator={estimator}", "model.z_dim=8",
+                           "data.batch_size=8", *dcgan, "model.dcgan.G_output=logits"])
+    m = GANModule(cfg, DataInfo("image", (1, 28, 28), 0))
+    from ganscale.nets.dcgan import DCGANGenerator
+
+    tanh_G = DCGANGenerator(8, (1, 28, 28), 0, 4)  # the same weights with the image output
+    tanh_G.load_state_dict(m.G.base.state_dict())
+    z = torch.randn(8, 8)
+    logits = m.G.logits(z)
+    assert torch.allclose(torch.tanh(logits), tanh_G(z), atol=1e-6)  # the tanh's input: unbounded logits
+    m.game.start_iteration(m, {"x": torch.rand(8, 1, 28, 28) * 2 - 1})
+    assert backward_phases(m) == ["D_main", "G_main"]
+    assert all(p.grad is not None for p in m.G.parameters())
+    assert set(m.sample(4, seed=1).unique().tolist()) <= {-1.0, 1.0}
 
 
 @pytest.mark.slow  # packs shards, trains and samples in fresh processes
@@ -247,3 +273,40 @@ def test_oracle_is_seeded_saved_safely_and_scores_its_own_samples_best(tmp_path)
         load_oracle(path)
     with pytest.raises(UserError, match="does not exist"):
         load_oracle(str(tmp_path / "missing.safetensors"))
+
+
+def test_binary_mnist_benchmark_rewrites_only_its_section_with_the_bar_verdict(tmp_path):
+    import json
+    import sys
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import binary_mnist
+
+    doc = tmp_path / "discrete.md"
+    doc.write_text("# Discrete outputs\n\nintro\n\n## Binarized MNIST\n\nold figures\n\n## Sequences\n\nkept\n")
+    hist = [0.1] * 10
+
+    def row(kl, classes, it=100):
+        return {"classes_seen": classes, "kl_uniform": kl, "confidence": 0.9, "fid": 1.0, "histogram": hist,
+                "iterations": it, "figure": "x.png"}
+
+    results = {"iters": 100, "long_iters": 0, "num_samples": 10, "config": "configs/mnist/binary.yaml",
+               "overrides": [], "recipe": "a recipe", "machine": "a machine",
+               "classifier": {"epochs": 2, "test_accuracy": 0.99}, "floor": row(0.001, 10),
+               "estimators": {"gumbel": row(0.2, 10), "bgan": row(0.04, 10), "reinforce": row(0.01, 9),
+                              "gumbel_st (400 iterations)": row(0.0, 10, 400)}}
+    (tmp_path / "discrete").mkdir()
+    (tmp_path / "discrete" / "binary_mnist.json").write_text(json.dumps(results))
+    binary_mnist.main(["--doc", str(doc), "--doc-only"])
+    text = doc.read_text()
+    assert "old figures" not in text and text.endswith("\n\n## Sequences\n\nkept\n") and "intro" in text
+    assert "--iters 100 --long-iters 0`" in text
+    # the best at the common budget by KL is reinforce (9 classes: bar not met), not the longer run's 0.0
+    assert "best is `reinforce` with 9 classes and KL 0.0100: **not met**" in text
+    assert "a recipe" in text and all(t in text for t in binary_mnist.TRIED)
+    results["estimators"]["reinforce"]["classes_seen"] = 10
+    (tmp_path / "discrete" / "binary_mnist.json").write_text(json.dumps(results))
+    binary_mnist.main(["--doc", str(doc), "--doc-only", "--note", "A note."])
+    text = doc.read_text()
+    assert "best is `reinforce` with 10 classes and KL 0.0100: **met**" in text and "\nA note.\n" in text
+    assert json.loads((tmp_path / "discrete" / "binary_mnist.json").read_text())["notes"] == ["A note."]

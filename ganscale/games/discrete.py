@@ -32,8 +32,10 @@ from ganscale.nets.discrete.bernoulli import BernoulliGenerator
 from ganscale.nets.discrete.estimators import (bernoulli_log_prob, bgan_loss, binary_concrete, reinforce_loss,
                                                temperature_at, update_baseline)
 
-UNBOUNDED_G = ("mlp",)
-"""Families whose G ends in a linear layer (logits); the image families end in tanh."""
+def unbounded_g(model_cfg) -> bool:
+    """Whether G ends without a squashing activation (its output can be logits): the MLP always
+    (a linear layer), DCGAN with `model.dcgan.G_output: logits`; the other image families end in tanh."""
+    return model_cfg.arch == "mlp" or (model_cfg.arch == "dcgan" and model_cfg.dcgan.G_output == "logits")
 
 
 def binarize(x: Tensor, threshold: float) -> Tensor:
@@ -49,10 +51,10 @@ class DiscreteGame(GANGame):
 
     def build(self, cfg, info):
         problems = []
-        if cfg.model.arch not in UNBOUNDED_G:
-            problems.append(f"game.name=discrete reads G's output as Bernoulli logits and needs a family with an "
-                            f"unbounded output: set model.arch to one of {', '.join(UNBOUNDED_G)} "
-                            f"(model.arch={cfg.model.arch!r} ends in tanh)")
+        if not unbounded_g(cfg.model):
+            problems.append(f"game.name=discrete reads G's output as Bernoulli logits and needs a G with an "
+                            f"unbounded output: set model.arch=mlp, or model.arch=dcgan with "
+                            f"model.dcgan.G_output=logits (model.arch={cfg.model.arch!r} ends in tanh)")
         if cfg.model.discrete.estimator == "bgan" and cfg.loss.name not in ("minimax", "nonsaturating"):
             problems.append(f"model.discrete.estimator=bgan weighs samples by D/(1-D) = exp(logit), which needs a "
                             f"sigmoid D: set loss.name=nonsaturating or minimax (not {cfg.loss.name!r})")

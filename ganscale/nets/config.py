@@ -60,6 +60,9 @@ class DCGANConfig:
     """Conditional nets also read the label at the input (Mirza & Osindero 2014): one_hot(y) is
     concatenated to z in G and given to D's first conv as constant maps. Besides conditional BN and
     the projection head, this direct path makes G follow the class within a few thousand steps."""
+    G_output: str = "tanh"
+    """G's last activation: tanh (images in [-1, 1]) or logits (none: the unbounded output that
+    game.name=discrete reads as per-pixel Bernoulli logits)."""
 
     def check(self, root: "RunConfig") -> list[str]:
         out = []
@@ -67,6 +70,8 @@ class DCGANConfig:
             out.append(f"G_ch={self.G_ch} and D_ch={self.D_ch} must be >= 1")
         if self.D_norm not in ("none", "batch"):
             out.append(f"D_norm={self.D_norm!r} unknown; choose one of: none, batch")
+        if self.G_output not in ("tanh", "logits"):
+            out.append(f"G_output={self.G_output!r} unknown; choose one of: tanh, logits")
         return out
 
 

@@ -1,7 +1,8 @@
 """DCGAN family (Radford et al. 2016) at 28, 32 and 64 px.
 
 G: z -> linear -> [b x b] (b = 7 at 28 px, 4 otherwise) -> (ConvTranspose 4x4/2, BN, ReLU) per
-doubling -> ConvTranspose 4x4/2 -> tanh; channels halve as the resolution doubles. A
+doubling -> ConvTranspose 4x4/2 -> tanh (or no activation with `G_output: logits`, the per-pixel
+Bernoulli logits of game.name=discrete); channels halve as the resolution doubles. A
 class-conditional G uses BatchNorm with per-class gain and bias (conditional BN on one_hot(y))
 and, with `label_input`, reads [z, one_hot(y)].
 D: Conv 4x4/2 + LeakyReLU(0.2) per halving down to b x b, optional BatchNorm, then a linear
@@ -39,8 +40,10 @@ def _resolutions(family: str, shape: tuple[int, ...]) -> list[int]:
 
 
 class DCGANGenerator(Generator):
-    def __init__(self, z_dim: int, out_shape: tuple[int, ...], num_classes: int, ch: int, label_input: bool = False):
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], num_classes: int, ch: int, label_input: bool = False,
+                 output: str = "tanh"):
         super().__init__()
+        self.output = output
         self.z_dim, self.num_classes = z_dim, num_classes
         self.label_input = label_input and num_classes > 0
         res = _resolutions("dcgan", out_shape)
@@ -59,7 +62,8 @@ class DCGANGenerator(Generator):
         h = F.relu(self.norms[0](h, c))
         for up, norm in zip(self.ups, self.norms[1:]):
             h = F.relu(norm(up(h), c))
-        return torch.tanh(self.out(h))
+        h = self.out(h)
+        return torch.tanh(h) if self.output == "tanh" else h
 
 
 class DCGANDiscriminator(Discriminator):
@@ -111,7 +115,7 @@ class DCGANDiscriminator(Discriminator):
 
 def build_dcgan(cfg, info) -> tuple[Generator, Discriminator]:
     num_classes = class_count(cfg, info)
-    G = DCGANGenerator(cfg.z_dim, info.shape, num_classes, cfg.dcgan.G_ch, cfg.dcgan.label_input)
+    G = DCGANGenerator(cfg.z_dim, info.shape, num_classes, cfg.dcgan.G_ch, cfg.dcgan.label_input, cfg.dcgan.G_output)
     D = DCGANDiscriminator(info.shape, num_classes, cfg.dcgan.D_ch, cfg.dcgan.D_norm, cfg.dcgan.label_input,
                            cfg.remedies)
     init_weights(G, "normal")
