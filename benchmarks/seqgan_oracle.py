@@ -62,7 +62,7 @@ def parse_args(argv=None):
                         "checkpoint at --pretrain - --warmup, which may still be training: the two can run side "
                         "by side); report: the doc from finished runs; all: the three in turn")
     p.add_argument("--pretrain", type=int, default=3000, help="MLE iterations before the adversarial ones")
-    p.add_argument("--warmup", type=int, default=500, help="D's iterations before the adversarial G steps")
+    p.add_argument("--warmup", type=int, default=1500, help="D's iterations before the adversarial G steps")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-samples", type=int, default=10000)
     p.add_argument("--test-samples", type=int, default=2000, help="held-out oracle sequences for NLL-test")
