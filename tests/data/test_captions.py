@@ -106,7 +106,7 @@ def test_pack_coco_keeps_every_caption_in_annotation_order(tmp_path, cli):
 
 
 def make_flowers(root):
-    """Reed's layout: jpg/image_XXXXX.jpg, text_c10/class_XXXXX/image_XXXXX.txt (+ .h5), class lists."""
+    """Reed's layout: jpg/image_<5 digits>.jpg, text_c10/class_<5 digits>/image_<5 digits>.txt (+ .h5), class lists."""
     rng = np.random.default_rng(0)
     (root / "jpg").mkdir(parents=True)
     for cls, imgs in ((1, (1, 2)), (3, (3,))):

@@ -11,8 +11,9 @@ one caption per line. `--split train|test` follows train_test_split.txt (`all` p
 `--crop bbox` is StackGAN's bird crop: a square of 1.5x the longer box side around the box
 centre, clipped to the image (AttnGAN's `get_imgs`).
 
-Oxford-102 (Reed et al.'s `cvpr2016_flowers`): ROOT/jpg/image_XXXXX.jpg (or --image-root) and
-ROOT/text_c10/class_XXXXX/image_XXXXX.txt; the class is the folder (class_00001 -> label 0).
+Oxford-102 (Reed et al.'s `cvpr2016_flowers`): ROOT/jpg/image_<5 digits>.jpg (or --image-root) and
+ROOT/text_c10/class_<5 digits>/image_<5 digits>.txt, e.g. text_c10/class_00001/image_06734.txt;
+the class is the folder (class_00001 -> label 0).
 `--split train|test` takes the classes listed in ROOT/trainvalclasses.txt / testclasses.txt
 (Reed's class-disjoint split); `all` packs every class.
 
@@ -167,7 +168,7 @@ def flowers_source(root: str, split: str, image_root: Optional[str]) -> Source:
     class_dirs = sorted(d for d in os.listdir(text_root) if d.startswith("class_") and
                         os.path.isdir(os.path.join(text_root, d)))
     if not class_dirs:
-        raise UserError(f"{text_root}: no class_XXXXX folders (Reed et al.'s layout text_c10/class_00001/...)")
+        raise UserError(f"{text_root}: no class_<5 digits> folders (Reed et al.'s layout text_c10/class_00001/...)")
     lists = {s: os.path.join(root, f) for s, f in (("train", "trainvalclasses.txt"), ("test", "testclasses.txt"))}
     if split != "all" and not os.path.isfile(lists[split]):
         raise UserError(f"{lists[split]} is missing (Reed's class split); add it or pass --split all")
