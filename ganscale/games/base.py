@@ -73,6 +73,13 @@ class Game(ABC):
     def phases(self, cfg) -> list[Phase]:
         ...
 
+    def player_lr(self, m, player: str, lr: float) -> float:
+        """This iteration's learning rate of `player`, given its scheduled one (optim.<G|D> at
+        m.iteration); the engine then applies the guard's lr_scale. A game whose players change
+        rate with the phase of training (SeqGAN's adversarial G) overrides it; it must be a pure
+        function of the iteration so that resumes and N ranks step alike."""
+        return lr
+
     def start_iteration(self, m, batch: dict) -> None:
         """Called once per iteration before the phases, with this rank's batch (e.g. to split
         it into the chunks of the repeated D steps)."""

@@ -46,7 +46,6 @@ from ganscale.losses import get_loss
 from ganscale.nets.discrete.estimators import (bgan_loss, reinforce_loss, sample_gumbel, temperature_at,
                                                update_baseline)
 from ganscale.nets.discrete.sequence import SequenceDiscriminator, SequenceGenerator
-from ganscale.train.optim import set_lr
 
 
 class SeqGANGame(Game):
@@ -86,12 +85,14 @@ class SeqGANGame(Game):
                 Phase("G_mle", "G", self.g_mle),
                 Phase("G_main", "G", self.g_main, every=cfg.model.discrete.sequence.g_every, enabled=adversarial)]
 
+    def player_lr(self, m, player: str, lr: float) -> float:
+        """G's learning rate from pretrain_iters on is sequence.adv_lr (when set)."""
+        if player == "G" and self.sc.adv_lr and self.adversarial_g(m):
+            return self.sc.adv_lr
+        return lr
+
     def start_iteration(self, m, batch: dict) -> None:
-        """m.reals: this iteration's real token chunks, one per D step; G's adversarial learning rate."""
-        if self.sc.adv_lr and self.adversarial_g(m):
-            # after the engine's schedule set optim.G.lr for this iteration: a pure function of the
-            # iteration too, so resumes and N ranks step alike
-            set_lr(m.optimizer_of("G"), self.sc.adv_lr * m.lr_scale)
+        """m.reals: this iteration's real token chunks, one per D step."""
         x = batch["x"]
         b = x.shape[0] // self.cfg.gan.n_disc
         m.reals = [x[i * b:(i + 1) * b] for i in range(self.cfg.gan.n_disc)]

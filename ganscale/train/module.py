@@ -329,10 +329,12 @@ class GANModule(L.LightningModule):
 
     def apply_lr_schedule(self) -> None:
         """Set each player's learning rate for this iteration: its schedule (ganscale.train.optim.lr_at,
-        constant included) times the guard's lr_scale. The one place learning rates are set."""
+        constant included), as the game adjusts it (Game.player_lr), times the guard's lr_scale.
+        The one place learning rates are set."""
         for name, opt in self._optimizers.items():
             section = getattr(self.cfg.optim, self.game.players[name].optim)
-            set_lr(opt, lr_at(section, self.iteration, self.cfg.trainer.max_iters) * self.lr_scale)
+            lr = self.game.player_lr(self, name, lr_at(section, self.iteration, self.cfg.trainer.max_iters))
+            set_lr(opt, lr * self.lr_scale)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganscale"] = {
