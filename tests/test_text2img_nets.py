@@ -104,6 +104,15 @@ def test_dfgan_fusion_matching_head_and_ma_gp():
     assert D32(G32(z, c)[0], c).shape == (3,)
 
 
+@pytest.mark.parametrize("res,g_widths", [(64, [32, 32, 16, 8, 4]), (256, [32, 32, 32, 32, 16, 8, 4])])
+def test_dfgan_channel_table_is_the_authors(res, g_widths):
+    # tobran/DF-GAN get_G_in_out_chs: nf * min(2^i, 8) reversed, so the last three doublings halve the
+    # width at every size (a table fixed for 256 px kept 64 px at 8 nf to the end: 10x the CPU)
+    G, D = nets("dfgan", res)
+    assert [G.c0] + [b.conv1.out_channels for b in G.blocks] == g_widths
+    assert [D.stem.out_channels] + [b.res[0].out_channels for b in D.blocks] == g_widths[::-1]
+
+
 def test_text2img_config_problems_are_named():
     from ganscale.errors import ConfigError
 

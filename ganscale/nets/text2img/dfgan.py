@@ -30,8 +30,11 @@ SIZES = (32, 64, 128, 256)
 
 
 def _channels(nf: int, res: int, g: bool) -> list[int]:
+    """The authors' table: D widens nf, 2 nf, 4 nf, then 8 nf down to 4x4; G is D's table reversed,
+    so that its last three doublings halve the width at every size (64 px: 8, 8, 4, 2, 1 x nf)."""
     n = int(math.log2(res)) - 1
-    return [nf * min(2 ** (7 - i), 8) for i in range(n)] if g else [nf * min(2**i, 8) for i in range(n)]
+    chs = [nf * min(2**i, 8) for i in range(n)]
+    return chs[::-1] if g else chs
 
 
 class Affine(nn.Module):
