@@ -134,9 +134,9 @@ def save_classifier(result: TrainResult, path: str, source: str) -> None:
 def load_classifier(path: str, what: str = "eval.classifier_path") -> DigitClassifier:
     if not path or not os.path.isfile(path):
         where = f"{what}={path!r} does not exist" if path else f"{what} is not set"
-        raise UserError(f"{where}: train the digit classifier first with "
-                        f"`ganscale classifier train --data DIR_WITH_MNIST_IDX --out {path or 'classifier.pt'}` "
-                        f"and pass its path")
+        raise UserError(f"{where}: train the classifier first with `ganscale classifier train --data "
+                        f"DIR_WITH_IDX_FILES --out {path or 'classifier.pt'}` (the MNIST or Fashion-MNIST folder "
+                        f"of the run's data) and pass its path")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -1,4 +1,4 @@
-"""metrics.csv that survives a resume.
+"""metrics.csv that survives a resume, written as each row is logged.
 
 Lightning's CSVLogger deletes an existing metrics.csv when it starts, so a preempted and resumed
 run would lose its history. This one keeps the earlier rows: those logged before the first step
@@ -64,3 +64,7 @@ class ResumableCSVLogger(CSVLogger):
             self._write_back(self.experiment, [r for r in self._previous if step is None or _step(r) < step])
             self._previous = []
         super().log_metrics(metrics, step)
+        # on disk at once: Lightning writes every 100th *step* only ((step + 1) % 100), which the
+        # iterations ganscale logs at (multiples of log_every) never hit, so a run's metrics.csv
+        # stayed empty until the end and a killed run lost all of it. A row per log_every is cheap.
+        self.save()

@@ -3,6 +3,7 @@ resumes from it."""
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import sys
@@ -70,6 +71,10 @@ def test_sigkill_while_writing_keeps_previous_checkpoint_and_resumes(tmp_path, s
     from ganscale.train.restore import load_module
 
     assert load_module(str(tmp_path / "k")).iteration == 10  # ... and it loads
+    # metrics.csv holds what was logged before the kill (it is written row by row, not at the end)
+    steps = lambda: [int(float(r["step"])) for r in csv.DictReader(open(tmp_path / "k" / "metrics.csv"))
+                     if r.get("loss/G")]
+    assert steps() == [5, 10, 15, 20]
 
     capsys.readouterr()
     resumed = train_in_process("k", *run_args)  # the same run again (in this process: no second start-up)
@@ -79,3 +84,4 @@ def test_sigkill_while_writing_keeps_previous_checkpoint_and_resumes(tmp_path, s
     assert [store.iteration_of(p) for p in store.list_checkpoints(str(ckpt_dir))] == [10, 20, 30]
     assert not [n for n in os.listdir(ckpt_dir) if ".tmp-" in n]  # the leftovers were cleaned up
     assert store.read_marker(str(ckpt_dir / "iter_00000020.ckpt"))["iteration"] == 20
+    assert steps() == [5, 10, 15, 20, 25, 30]  # the resumed run redid 15 and 20, once each
