@@ -51,6 +51,9 @@ CASES = {
     "nonfinite": [],
     "nonfinite_grad": [],
     # decaying learning rates reach every strategy's optimizers, and the look-ahead replays them
+    # clipping by the synchronised norm (DeepSpeed: the engine's gradient_clipping); bounds below the
+    # norms these nets reach, so every step clips
+    "clip": ["optim.G.clip_norm=0.02", "optim.D.clip_norm=0.05"],
     "lr_schedule": ["optim.G.schedule=linear", "optim.D.schedule=cosine", "optim.D.final_scale=0.1",
                     "unroll.steps=2"],
 }

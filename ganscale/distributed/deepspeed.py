@@ -69,8 +69,10 @@ def import_deepspeed(accelerator: str):
     return deepspeed
 
 
-def deepspeed_config(cfg: StrategyConfig, precision: str, micro_batch: int, num_params: int) -> dict:
-    """The DeepSpeed config of one player's engine with `num_params` parameters."""
+def deepspeed_config(cfg: StrategyConfig, precision: str, micro_batch: int, num_params: int,
+                     clip_norm: float = 0.0) -> dict:
+    """The DeepSpeed config of one player's engine with `num_params` parameters (and the player's
+    optim.*.clip_norm: the engine clips, with the same rule as ganscale.distributed.players)."""
     # ZeRO allocates its buckets every step (and deterministic mode fills them): no bigger than the
     # player itself, rounded up to a multiple of 512 elements (ZeRO's alignment)
     bucket = min(cfg.zero_bucket_size, -(-max(num_params, 1) // 512) * 512)
@@ -79,7 +81,7 @@ def deepspeed_config(cfg: StrategyConfig, precision: str, micro_batch: int, num_
     config: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": 1,
-        "gradient_clipping": 0.0,
+        "gradient_clipping": float(clip_norm),
         "steps_per_print": 2**62,
         "wall_clock_breakdown": False,
         "zero_allow_untested_optimizer": True,
@@ -172,7 +174,7 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
             net = nets[0] if len(nets) == 1 else nn.ModuleList(nets)
             net.requires_grad_(True)  # ZeRO registers its reduction hooks on trainable parameters only
             config = deepspeed_config(self.gan_cfg, self.gan_precision, self.micro_batch,
-                                      sum(p.numel() for p in net.parameters()))
+                                      sum(p.numel() for p in net.parameters()), module.optim_section(name).clip_norm)
             with scalar_params_as_vectors(net):
                 engine, ds_opt, _, _ = deepspeed.initialize(model=net, optimizer=opt, config=config,
                                                             dist_init_required=False)

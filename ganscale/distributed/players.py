@@ -6,7 +6,8 @@ process with the global batch:
     1. backward of the phase's *full* loss (double backward of R1/GP included) -> local .grad
     2. the strategy averages that player's gradients across ranks (`sync_player_grads`)
     3. finite guard: loss finite on every rank and the synchronised gradient norm finite,
-       agreed with one all-reduced flag, so either every rank steps or none does
+       agreed with one all-reduced flag, so either every rank steps or none does; gradients
+       clipped to the player's optim.*.clip_norm by that same synchronised norm
     4. optimizer step (through the player's own loss scaler under 16-mixed), or skip + count
 
 The engine calls it through `hooks_of(strategy).player_step` (ganscale.distributed.hooks); a strategy
@@ -51,6 +52,15 @@ def grad_norm(params: list[Tensor], device) -> Tensor:
     else:
         norms = [torch.linalg.vector_norm(g) for g in grads]
     return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
+
+
+def clip_gradients(params: list[Tensor], norm: Tensor, max_norm: float) -> None:
+    """Scale the gradients by min(1, max_norm / (norm + 1e-6)), on the device (no host sync): the
+    rule of torch.nn.utils.clip_grad_norm_ and of DeepSpeed's `gradient_clipping`. A non-finite
+    norm gives non-finite gradients, and the guard skips that step anyway."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        torch._foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp(max=1.0).to(grads[0].dtype))
 
 
 @contextmanager
@@ -127,6 +137,9 @@ def player_step(module, name: str, loss: Tensor) -> Union[bool, Tensor]:
         if scaler is not None:
             gnorm = gnorm / scaler.get_scale()  # host sync (16-mixed only): log the unscaled norm
         module.stats[f"grad_norm/{name}"] = gnorm.detach()
+        clip = module.optim_section(name).clip_norm
+        if clip > 0:  # scaled gradients (16-mixed) scale with their norm: one factor fits both
+            clip_gradients(params, gnorm, clip)
         # the gradients are already identical on every rank; the loss is not: agree on one flag
         ok_t = all_agree_tensor(torch.isfinite(loss.detach()) & torch.isfinite(gnorm))
         raw = getattr(lopt, "optimizer", lopt)

@@ -72,6 +72,10 @@ class OptimizerConfig:
     """Fraction of trainer.max_iters at which the decay begins (0 = from the first iteration)."""
     final_scale: float = 0.0
     """The learning rate at trainer.max_iters, as a fraction of lr."""
+    clip_norm: float = 0.0
+    """Clip the player's gradients to this global L2 norm before its step (after the cross-rank
+    average, so every rank clips alike; DeepSpeed engines get it as `gradient_clipping`); 0 = off.
+    SeqGAN clips its generator at 5. The logged grad_norm/<player> is the norm before clipping."""
     fused: Optional[bool] = None
     """Adam/AdamW's fused CUDA kernel (one kernel for the whole update instead of several per
     tensor). null = auto: fused when the parameters live on a GPU; true = require it (a CPU run is
@@ -91,6 +95,8 @@ class OptimizerConfig:
             out.append(f"lr={self.lr} must be > 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             out.append(f"betas={self.betas} must be two numbers in [0, 1)")
+        if self.clip_norm < 0:
+            out.append(f"clip_norm={self.clip_norm} must be >= 0 (0 = no clipping)")
         if self.fused and root.trainer.accelerator == "cpu":
             out.append("fused=true needs a GPU (the fused Adam kernel runs on CUDA); on CPU leave it "
                        "null (auto) or set it to false")
@@ -147,6 +153,10 @@ class UnrollConfig:
         out = []
         if self.steps < 0:
             out.append(f"steps={self.steps} must be >= 0 (0 = no unrolling)")
+        if self.steps > 0 and root.optim.D.clip_norm > 0:
+            out.append(f"steps={self.steps} with optim.D.clip_norm={root.optim.D.clip_norm}: the look-ahead replays "
+                       "D's optimizer rule without clipping, so G would unroll another D than the one that "
+                       "trains; set optim.D.clip_norm=0 or unroll.steps=0")
         return out
 
 

@@ -324,15 +324,18 @@ class GANModule(L.LightningModule):
 
     # ----------------------------------------------------------------- Lightning hooks
     def configure_optimizers(self):
-        return [build_optimizer(self.player_parameters(p), getattr(self.cfg.optim, self.game.players[p].optim))
-                for p in self.player_names]
+        return [build_optimizer(self.player_parameters(p), self.optim_section(p)) for p in self.player_names]
+
+    def optim_section(self, player: str):
+        """The optim.* section (OptimizerConfig) of `player` (the game names it: G or D)."""
+        return getattr(self.cfg.optim, self.game.players[player].optim)
 
     def apply_lr_schedule(self) -> None:
         """Set each player's learning rate for this iteration: its schedule (ganscale.train.optim.lr_at,
         constant included), as the game adjusts it (Game.player_lr), times the guard's lr_scale.
         The one place learning rates are set."""
         for name, opt in self._optimizers.items():
-            section = getattr(self.cfg.optim, self.game.players[name].optim)
+            section = self.optim_section(name)
             lr = self.game.player_lr(self, name, lr_at(section, self.iteration, self.cfg.trainer.max_iters))
             set_lr(opt, lr * self.lr_scale)
 
