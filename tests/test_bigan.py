@@ -177,3 +177,23 @@ def test_encode_and_eval_cli(tmp_path, capsys):
     metrics = json.load(open(tmp_path / "m.json"))
     assert metrics["iter"] == 0 and 0.1 < metrics["nn1_acc"] <= 1 and 0 < metrics["recon_ratio"] < 2
     assert 0 <= metrics["probe_acc"] <= 1
+
+
+@pytest.mark.parametrize("nets", ["authors", "concat"])
+def test_nets_put_z_where_the_authors_or_the_concat_design_does(nets):
+    m = module(f"game.bigan.nets={nets}")
+    D, G, E = m.D, m.G, m.E
+    bns = [b for net in (D, G, E) for b in net.modules() if isinstance(b, torch.nn.BatchNorm1d)]
+    if nets == "authors":  # x alone enters D's first layer; z is a bias of its second, and G's second
+        assert D.net.hidden[0].in_features == 16 and D.net.z_bias[0].in_features == 3
+        assert G.net.z_bias[0].in_features == 3
+        assert isinstance(D.net.norms[0], torch.nn.Identity) and isinstance(E.net[1], torch.nn.LeakyReLU)
+        assert bns and not any(b.affine for b in bns)  # --nogain --nobias
+    else:
+        assert D.net[0].in_features == 16 + 3 and all(b.affine for b in bns)
+    x, z = torch.rand(8, 1, 4, 4) * 2 - 1, torch.rand(8, 3) * 2 - 1
+    m.eval()
+    assert not torch.allclose(D(x, z), D(x, z.flip(0)))  # D reads the code as well as the image
+    assert G(z).shape == (8, 1, 4, 4)
+    with pytest.raises(Exception, match="nets='mlp'"):
+        load_config([], [*TINY, "game.bigan.nets=mlp"])

@@ -42,9 +42,9 @@ class BiGANGame(Game):
             raise UserError("; ".join(problems))
         c, z = cfg.game.bigan, cfg.model.z_dim
         self.cfg, self.loss_fn = cfg, get_loss(cfg.loss.name)
-        return {"G": BiGANGenerator(z, info.shape, c.width, c.depth, c.batch_norm, c.prior),
-                "E": Encoder(info.shape, z, c.width, c.depth, c.batch_norm, stochastic=c.encoder == "gaussian"),
-                "D": JointDiscriminator(info.shape, z, c.width, c.depth, c.batch_norm)}
+        return {"G": BiGANGenerator(z, info.shape, c.width, c.depth, c.batch_norm, c.prior, c.nets),
+                "E": Encoder(info.shape, z, c.width, c.depth, c.batch_norm, c.encoder == "gaussian", c.nets),
+                "D": JointDiscriminator(info.shape, z, c.width, c.depth, c.batch_norm, c.nets)}
 
     def phases(self, cfg):
         return [Phase("D_main", "D", self.d_main), Phase("GE_main", "GE", self.ge_main)]

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from ganscale.games.text2img_config import TextGameConfig
 ENCODERS = ("deterministic", "gaussian")
 PRIORS = ("uniform", "normal")
+NETS = ("authors", "concat")
+"""game.bigan.nets (ganscale.nets.bigan builds them)."""
 
 
 @dataclass
@@ -24,8 +26,13 @@ class BiGANConfig:
     """Hidden units per layer of G, E and D."""
     depth: int = 2
     """Hidden layers of G, E and D."""
+    nets: str = "authors"
+    """How z meets the hidden layers (ganscale/nets/bigan.py). `authors`: jeffdonahue/bigan's MNIST
+    nets, z a learned bias of D's and G's second and later hidden layers, no BatchNorm in D's and
+    E's first layer, BatchNorm without scale and shift. `concat`: z concatenated to x at D's input,
+    plain MLPs, BatchNorm with scale and shift (D's first layer excepted)."""
     batch_norm: bool = True
-    """BatchNorm in the hidden layers of G, E and D (D's first excepted), as the authors'. Its
+    """BatchNorm in the hidden layers of G, E and D (where `nets` puts it), as the authors'. Its
     statistics are per rank: N ranks equal one process with the global batch only without it."""
     eval_data: str = "../shared/data/mnist"
     """Folder of the MNIST-style IDX files (train and test, with labels) that the latent evaluation
@@ -40,6 +47,8 @@ class BiGANConfig:
         problems = []
         if self.encoder not in ENCODERS:
             problems.append(f"encoder={self.encoder!r}: choose one of {', '.join(ENCODERS)}")
+        if self.nets not in NETS:
+            problems.append(f"nets={self.nets!r}: choose one of {', '.join(NETS)}")
         if self.prior not in PRIORS:
             problems.append(f"prior={self.prior!r}: choose one of {', '.join(PRIORS)}")
         for name in ("width", "depth", "eval_train_images", "eval_test_images"):

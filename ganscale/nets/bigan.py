@@ -1,9 +1,18 @@
 """BiGAN / ALI networks: generator G(z), encoder E(x) and the joint discriminator D(x, z).
 
 The permutation-invariant MNIST nets of the BiGAN authors (Donahue et al. 2017,
-jeffdonahue/bigan `train_mnist.sh`): every net is an MLP with `depth` hidden layers of `width`
-units and BatchNorm (optional); G uses ReLU and E and D leaky ReLU (0.2). D sees x and z concatenated at its
-input. z is 50-dimensional uniform on [-1, 1] (BiGAN) or standard normal (game.bigan.prior).
+jeffdonahue/bigan `train_mnist.sh`: `mnist_mlp` and `deconvnet_mnist_mlp` in net.py): every net
+is an MLP with `depth` hidden layers of `width` units; G uses ReLU and E and D leaky ReLU (0.2).
+z is 50-dimensional uniform on [-1, 1] (BiGAN) or standard normal (game.bigan.prior).
+`game.bigan.nets` picks how z meets the hidden layers:
+
+- `authors`: z enters D as a learned bias of its second (and every later) hidden layer,
+  W h + V z, before BatchNorm, and enters G again the same way (the authors' `apply_cond`); D's
+  and E's first layers have no BatchNorm; BatchNorm has no learned scale or shift (their
+  `--nogain --nobias`). D must read z through a layer of its own, so that it can tell a pair from a
+  pair with another code.
+- `concat`: x and z concatenated at D's input, plain MLPs, BatchNorm with scale and shift (D's
+  first layer excepted).
 
 E is deterministic for BiGAN. For ALI (Dumoulin et al. 2017) it outputs a mean and a log-variance
 and z = mu + sigma * eps is reparameterised; eps comes from the engine's seeded draws, so E's
@@ -22,15 +31,16 @@ from ganscale.nets.base import Generator
 
 
 def mlp(in_dim: int, width: int, depth: int, act: type[nn.Module], norm: bool, out_dim: int,
-        norm_first: bool = True) -> nn.Sequential:
+        norm_first: bool = True, affine: bool = True) -> nn.Sequential:
     """Linear -> BatchNorm -> activation, `depth` times, then a linear head. `norm_first=False`
-    leaves the first hidden layer without BatchNorm (D's input layer, as in DCGAN)."""
+    leaves the first hidden layer without BatchNorm (D's input layer, as in DCGAN); `affine=False`
+    gives BatchNorm no learned scale and shift."""
     layers: list[nn.Module] = []
     d = in_dim
     for i in range(depth):
         layers.append(nn.Linear(d, width))
         if norm and (i > 0 or norm_first):
-            layers.append(nn.BatchNorm1d(width))
+            layers.append(nn.BatchNorm1d(width, affine=affine))
         layers.append(act())
         d = width
     layers.append(nn.Linear(d, out_dim))
@@ -41,13 +51,41 @@ def leaky_relu() -> nn.Module:
     return nn.LeakyReLU(0.2)
 
 
+
+class ZBiasMLP(nn.Module):
+    """h -> [Linear (+ a bias V_i z from the second hidden layer on) -> BatchNorm -> act] x depth
+    -> Linear: the authors' `mnist_mlp` / `deconvnet_mnist_mlp` with z as their `cond`."""
+
+    def __init__(self, in_dim: int, z_dim: int, width: int, depth: int, act: type[nn.Module], norm: bool,
+                 out_dim: int, norm_first: bool):
+        super().__init__()
+        self.hidden = nn.ModuleList(nn.Linear(in_dim if i == 0 else width, width) for i in range(depth))
+        self.z_bias = nn.ModuleList(nn.Linear(z_dim, width, bias=False) for _ in range(depth - 1))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(width, affine=False) if norm and (i > 0 or norm_first)
+                                   else nn.Identity() for i in range(depth))
+        self.act = act()
+        self.head = nn.Linear(width, out_dim)
+
+    def forward(self, h: Tensor, z: Tensor) -> Tensor:
+        for i, (linear, norm) in enumerate(zip(self.hidden, self.norms)):
+            h = linear(h)
+            if i > 0:
+                h = h + self.z_bias[i - 1](z)
+            h = self.act(norm(h))
+        return self.head(h)
+
+
 class BiGANGenerator(Generator):
     """z -> x in [-1, 1] (tanh; the authors' sigmoid on [0, 1], rescaled like the data)."""
 
-    def __init__(self, z_dim: int, out_shape: tuple[int, ...], width: int, depth: int, norm: bool, prior: str):
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], width: int, depth: int, norm: bool, prior: str,
+                 nets: str = "authors"):
         super().__init__()
         self.z_dim, self.out_shape, self.prior = z_dim, tuple(out_shape), prior
-        self.net = mlp(z_dim, width, depth, nn.ReLU, norm, math.prod(self.out_shape))
+        out = math.prod(self.out_shape)
+        self.z_bias = nets == "authors"
+        self.net = (ZBiasMLP(z_dim, z_dim, width, depth, nn.ReLU, norm, out, norm_first=True) if self.z_bias
+                    else mlp(z_dim, width, depth, nn.ReLU, norm, out))
 
     def sample_z(self, n: int, generator: Optional[torch.Generator] = None, device=None,
                  truncation: Optional[float] = None) -> Tensor:
@@ -57,7 +95,8 @@ class BiGANGenerator(Generator):
         return z if truncation is None else z.clamp(-truncation, truncation)
 
     def forward(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        return torch.tanh(self.net(z)).view(z.shape[0], *self.out_shape)
+        h = self.net(z, z) if self.z_bias else self.net(z)
+        return torch.tanh(h).view(z.shape[0], *self.out_shape)
 
 
 class Encoder(nn.Module):
@@ -65,10 +104,12 @@ class Encoder(nn.Module):
     `sample(x, eps)` = mu + exp(log_var / 2) * eps; `forward` gives mu (the code `ganscale encode`
     writes)."""
 
-    def __init__(self, in_shape: tuple[int, ...], z_dim: int, width: int, depth: int, norm: bool, stochastic: bool):
+    def __init__(self, in_shape: tuple[int, ...], z_dim: int, width: int, depth: int, norm: bool, stochastic: bool,
+                 nets: str = "authors"):
         super().__init__()
         self.z_dim, self.stochastic = z_dim, stochastic
-        self.net = mlp(math.prod(in_shape), width, depth, leaky_relu, norm, z_dim * (2 if stochastic else 1))
+        self.net = mlp(math.prod(in_shape), width, depth, leaky_relu, norm, z_dim * (2 if stochastic else 1),
+                       norm_first=nets != "authors", affine=nets != "authors")
 
     def moments(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         h = self.net(x.reshape(x.shape[0], -1))
@@ -87,9 +128,14 @@ class Encoder(nn.Module):
 class JointDiscriminator(nn.Module):
     """D(x, z) -> logits [N]: x (flattened) and z concatenated into one MLP."""
 
-    def __init__(self, in_shape: tuple[int, ...], z_dim: int, width: int, depth: int, norm: bool):
+    def __init__(self, in_shape: tuple[int, ...], z_dim: int, width: int, depth: int, norm: bool,
+                 nets: str = "authors"):
         super().__init__()
-        self.net = mlp(math.prod(in_shape) + z_dim, width, depth, leaky_relu, norm, 1, norm_first=False)
+        x_dim = math.prod(in_shape)
+        self.z_bias = nets == "authors" and depth > 1
+        self.net = (ZBiasMLP(x_dim, z_dim, width, depth, leaky_relu, norm, 1, norm_first=False) if self.z_bias
+                    else mlp(x_dim + z_dim, width, depth, leaky_relu, norm, 1, norm_first=False))
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
-        return self.net(torch.cat([x.reshape(x.shape[0], -1), z], dim=1)).squeeze(1)
+        x = x.reshape(x.shape[0], -1)
+        return (self.net(x, z) if self.z_bias else self.net(torch.cat([x, z], dim=1))).squeeze(1)
