@@ -26,11 +26,12 @@ class BiGANConfig:
     """Hidden units per layer of G, E and D."""
     depth: int = 2
     """Hidden layers of G, E and D."""
-    nets: str = "authors"
-    """How z meets the hidden layers (ganscale/nets/bigan.py). `authors`: jeffdonahue/bigan's MNIST
-    nets, z a learned bias of D's and G's second and later hidden layers, no BatchNorm in D's and
-    E's first layer, BatchNorm without scale and shift. `concat`: z concatenated to x at D's input,
-    plain MLPs, BatchNorm with scale and shift (D's first layer excepted)."""
+    nets: str = "concat"
+    """How z meets the hidden layers (ganscale/nets/bigan.py). `concat`: z concatenated to x at D's
+    input, plain MLPs, BatchNorm with scale and shift (D's first layer excepted); the better of the
+    two at the CPU budget of docs/bigan.md. `authors`: jeffdonahue/bigan's MNIST nets, z a learned
+    bias of D's and G's second and later hidden layers, no BatchNorm in D's and E's first layer,
+    BatchNorm without scale and shift."""
     batch_norm: bool = True
     """BatchNorm in the hidden layers of G, E and D (where `nets` puts it), as the authors'. Its
     statistics are per rank: N ranks equal one process with the global batch only without it."""
