@@ -104,6 +104,19 @@ def test_dfgan_fusion_matching_head_and_ma_gp():
     assert D32(G32(z, c)[0], c).shape == (3,)
 
 
+def test_dfgan_linear_output_is_unbounded_and_bad_values_are_named():
+    from ganscale.errors import ConfigError
+
+    G, _ = nets("dfgan", 32, "model.dfgan.output=linear")
+    assert not any(isinstance(mod, torch.nn.Tanh) for mod in G.modules())
+    with torch.no_grad():
+        G.out[1].bias.fill_(-5.0)  # far below -1: a tanh G would sit at its flat end here
+        x, _ = G(torch.randn(3, 8), text(3))
+    assert float(x.min()) < -1.5
+    with pytest.raises(ConfigError, match="output='sigmoid'"):
+        load_config([], ["model.arch=dfgan", "model.dfgan.output=sigmoid"])
+
+
 @pytest.mark.parametrize("res,g_widths", [(64, [32, 32, 16, 8, 4]), (256, [32, 32, 32, 32, 16, 8, 4])])
 def test_dfgan_channel_table_is_the_authors(res, g_widths):
     # tobran/DF-GAN get_G_in_out_chs: nf * min(2^i, 8) reversed, so the last three doublings halve the

@@ -76,7 +76,15 @@ class DFGANConfig:
     """Base width: G starts with 8 nf channels at 4x4 (TRAIN.NF: 32 on CUB and COCO)."""
     affine_hidden: int = 0
     """Hidden units of each affine MLP (gamma, beta from [z, sentence]); 0 = the block's width."""
+    output: str = "tanh"
+    """G's last activation: `tanh` (the authors') or `linear` (none: samples are clamped to
+    [-1, 1] only where they are saved or scored). On data whose pixels sit exactly at -1 (the
+    captioned digits' black canvas) tanh can saturate for good: G's gradient vanishes
+    (docs/text2img.md)."""
 
     def check(self, root) -> list[str]:
-        return _positive(self, "text_dim", "nf") + ([] if self.affine_hidden >= 0 else
-                                                    [f"affine_hidden={self.affine_hidden} must be >= 0"])
+        out = _positive(self, "text_dim", "nf") + ([] if self.affine_hidden >= 0 else
+                                                   [f"affine_hidden={self.affine_hidden} must be >= 0"])
+        if self.output not in ("tanh", "linear"):
+            out.append(f"output={self.output!r}: choose tanh or linear")
+        return out

@@ -86,7 +86,8 @@ class DFGANGenerator(Generator):
         self.fc = nn.Linear(z_dim, chs[0] * 16)
         cond = z_dim + cfg.text_dim
         self.blocks = nn.ModuleList(GBlock(a, b, cond, cfg.affine_hidden) for a, b in zip(chs, chs[1:]))
-        self.out = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(chs[-1], 3, 3, 1, 1), nn.Tanh())
+        self.out = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(chs[-1], 3, 3, 1, 1),
+                                 nn.Tanh() if cfg.output == "tanh" else nn.Identity())
 
     def forward(self, z: Tensor, c: Text, generator: Optional[torch.Generator] = None) -> tuple[Tensor, dict]:
         e = torch.cat([z, sentence_of(c, self.text_dim)], 1)
