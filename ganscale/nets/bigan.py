@@ -132,7 +132,7 @@ class JointDiscriminator(nn.Module):
                  nets: str = "concat"):
         super().__init__()
         x_dim = math.prod(in_shape)
-        self.z_bias = nets == "authors" and depth > 1
+        self.z_bias = nets == "authors" and depth > 1  # one hidden layer: no second layer for z, so concat
         self.net = (ZBiasMLP(x_dim, z_dim, width, depth, leaky_relu, norm, 1, norm_first=False) if self.z_bias
                     else mlp(x_dim + z_dim, width, depth, leaky_relu, norm, 1, norm_first=False))
 
