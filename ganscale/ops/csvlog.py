@@ -65,6 +65,7 @@ class ResumableCSVLogger(CSVLogger):
             self._previous = []
         super().log_metrics(metrics, step)
         # on disk at once: Lightning writes every 100th *step* only ((step + 1) % 100), which the
-        # iterations ganscale logs at (multiples of log_every) never hit, so a run's metrics.csv
-        # stayed empty until the end and a killed run lost all of it. A row per log_every is cheap.
+        # iterations ganscale logs at (multiples of log_every) never hit, so a run's metrics.csv lagged
+        # until the next checkpoint or the end, and a killed run lost the rows since its last save.
+        # A row per log_every is cheap.
         self.save()
