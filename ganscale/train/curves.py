@@ -15,7 +15,6 @@ import os
 import time
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from ganscale.train.plots import training_curves
@@ -49,10 +48,7 @@ class TrainingCurves(L.Callback):
 
     @rank_zero_only
     def draw(self, trainer) -> None:
-        start = time.perf_counter()
-        for logger in trainer.loggers:  # the CSV logger buffers rows; write them out first
-            if isinstance(logger, CSVLogger):
-                logger.save()
+        start = time.perf_counter()  # metrics.csv is current: the run's CSV logger writes every row it logs
         self.series = training_curves(self.run_dir, os.path.join(self.run_dir, "plots", "curves.png"))
         self._since = time.perf_counter()
         self._cost = self._since - start
