@@ -67,10 +67,12 @@ CASES["discrete_reinforce"] = ["game.name=discrete", "model.discrete.estimator=r
 CASES["discrete_bgan"] = ["game.name=discrete", "model.discrete.estimator=bgan", "model.discrete.bgan_samples=3",
                           "gan.n_disc=2"]
 # text-to-image games (ganscale.games.dfgan / stackgan): captions drawn over the global batch, a
-# tiny frozen text encoder, mismatched (wrong) pairs across ranks, MA-GP and the CA noise
+# tiny frozen text encoder, mismatched (wrong) pairs across ranks, MA-GP, the CA noise and the DAMSM term
 TEXT = ["game.condition=text", "model.z_dim=8", "optim.G.lr=1e-3", "optim.D.lr=1e-3"]
 CASES["dfgan"] = [*TEXT, "game.name=dfgan", "loss.name=hinge", "model.arch=dfgan", "model.dfgan.nf=4",
                   "model.dfgan.text_dim=16",
+                  # AttnGAN's DAMSM term in G's loss: its in-batch mismatches couple the global batch's rows
+                  "game.text.damsm_weight=1.0",
                   # Adam divides by sqrt(v) + eps: a gradient near 0 (some of D's head weights at the
                   # start) turns rounding-level differences between 2 x b and 2b rows into
                   # lr-sized ones; a larger eps keeps the comparison about the text path

@@ -102,6 +102,36 @@ def test_game_trains_g_and_d_and_keeps_the_encoder_frozen(case, monkeypatch):
     assert torch.equal(x, m.sample(3, seed=1, y=c)) and not torch.equal(x, m.sample(3, seed=2, y=c))
 
 
+def test_damsm_term_enters_g_loss_through_the_frozen_image_encoder():
+    """game.text.damsm_weight: G's loss is the adversarial term plus lambda x the DAMSM loss of its
+    images (AttnGAN); the encoder pair, image half included, stays frozen."""
+    _, _, m = build("dfgan", extra=["game.text.damsm_weight=5"])
+    image_before = {k: v.clone() for k, v in m.T.image.state_dict().items()}
+    m, _, _ = fit("dfgan", extra=["game.text.damsm_weight=5"])
+    st = m.stats
+    assert float(st["loss/G/damsm"]) > 0
+    torch.testing.assert_close(st["loss/G"], st["loss/G/adv"] + 5 * st["loss/G/damsm"])
+    torch.testing.assert_close(st["loss/G/damsm"], st["loss/G/damsm_sentence"] + st["loss/G/damsm_word"])
+    assert not any(p.requires_grad for p in m.T.image.parameters()) and not m.T.image.training
+    for k, v in m.T.image.state_dict().items():
+        assert torch.equal(v, image_before[k]), k
+    # gradients reach G's images through the frozen encoder
+    c = m.T.encode(["a red 3 in the top left", "the number seven in blue at the bottom right"])
+    x = torch.zeros(2, 3, 32, 32, requires_grad=True)
+    loss, _ = m.T.matching_loss(x, c)
+    loss.backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # off (the default; the dfgan case turns it on): no image encoder is kept
+    assert not hasattr(build("dfgan", extra=["game.text.damsm_weight=0"])[2].T, "image")
+
+
+def test_damsm_weight_needs_an_encoder_file():
+    from ganscale.games.text2img_config import TextGameConfig
+
+    assert any("damsm_weight=5.0 needs the image encoder" in e for e in TextGameConfig(damsm_weight=5.0).check(None))
+    assert TextGameConfig(damsm_weight=5.0, encoder="enc.safetensors").check(None) == []
+
+
 def test_games_refuse_a_non_text_condition():
     with pytest.raises(UserError, match="game.condition=text"):
         build("dfgan", extra=["game.condition=none"])

@@ -11,7 +11,8 @@ from text_data import make_captioned_shards
 
 from ganscale.conditions import TextCondition
 from ganscale.errors import UserError
-from ganscale.text.damsm import candidates_used, negatives_mask, r_precision, sentence_loss, word_scores
+from ganscale.text.damsm import (candidates_used, matching_loss, negatives_mask, r_precision, same_sentence_mask,
+                                 sentence_loss, word_loss, word_scores)
 from ganscale.text.encoders import PrecomputedText, RNNTextEncoder
 
 
@@ -28,6 +29,21 @@ def test_sentence_loss_hand_value():
     excl = negatives_mask(torch.tensor([0, 0]))
     l0, l1 = sentence_loss(img, sen, excl)
     assert float(l0) == pytest.approx(0.0, abs=1e-6) and float(l1) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_matching_loss_sums_both_levels_both_ways_and_same_captions_are_not_mismatches():
+    g = torch.Generator().manual_seed(0)
+    regions, glob = torch.randn(3, 4, 2, 2, generator=g), torch.randn(3, 4, generator=g)
+    words, sen = torch.randn(3, 5, 4, generator=g), torch.randn(3, 4, generator=g)
+    sen[2] = sen[0]  # rows 0 and 2 carry the same caption
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
+    excl = same_sentence_mask(sen)
+    assert excl.tolist() == [[False, False, True], [False, False, False], [True, False, False]]
+    loss, parts = matching_loss(regions, glob, words, sen, mask, excl, 4.0, 5.0, 10.0, word_weight=0.5)
+    s0, s1 = sentence_loss(glob, sen, excl, 10.0)
+    w0, w1 = word_loss(regions, words, mask, excl, 4.0, 5.0, 10.0)
+    assert torch.allclose(loss, s0 + s1 + 0.5 * (w0 + w1))
+    assert torch.allclose(parts["sentence"], s0 + s1) and torch.allclose(parts["word"], w0 + w1)
 
 
 def test_word_scores_single_region_hand_value():

@@ -8,7 +8,7 @@ Phases, in order:
     D_main  x gan.n_disc   real + w (real, mismatched caption) + f (G(z, c), c), with w = f = 1/2
                            (game.text.wrong_weight / fake_weight), plus MA-GP k * mean ||(dD/dx,
                            dD/ds)||^p on real images with their own sentences (k=2, p=6)
-    G_main  the hinge G loss on D(G(z, c), c)
+    G_main  the hinge G loss on D(G(z, c), c), plus AttnGAN's DAMSM term when game.text.damsm_weight > 0
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class DFGANGame(TextGame):
     def g_main(self, m, sub: int):
         c = m.reals[0][1]
         fake, _ = self.fake(m, c, "G_main", sub)
-        loss = self.loss_fn.g(m.D(fake, c))
+        adv = self.loss_fn.g(m.D(fake, c))
+        m.stats["loss/G/adv"] = adv.detach()
+        loss = adv + self.damsm_term(m, fake, c)
         m.stats["loss/G"] = loss.detach()
         return loss

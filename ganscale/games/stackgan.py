@@ -43,7 +43,7 @@ class StackGANGame(TextGame):
         fake, extras = self.fake(m, c, "G_main", sub)
         adv = self.loss_fn.g(m.D(fake, c))
         m.stats["loss/G/adv"] = adv.detach()
-        loss = adv + kl_term(self, m, extras)
+        loss = adv + kl_term(self, m, extras) + self.damsm_term(m, fake, c)
         m.stats["loss/G"] = loss.detach()
         return loss
 

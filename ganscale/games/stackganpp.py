@@ -64,5 +64,6 @@ class StackGANppGame(TextGame):
             cc = sum(colour_consistency(f, co) for f, co in zip(scales[1:], scales[:-1]))
             m.stats["loss/G/colour"] = cc.detach()
             loss = loss + self.t.colour_weight * cc
+        loss = loss + self.damsm_term(m, scales[-1], c)  # AttnGAN: on the finest image
         m.stats["loss/G"] = loss.detach()
         return loss

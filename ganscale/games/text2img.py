@@ -34,7 +34,7 @@ class FrozenText(nn.Module):
     i of `rows`; `encode(captions)` encodes strings (sampling). A trained DAMSM text encoder
     (token ids) or, without a file, precomputed embeddings (`caption_emb`)."""
 
-    def __init__(self, path: str, emb_dim: int, device="cpu"):
+    def __init__(self, path: str, emb_dim: int, device="cpu", with_image: bool = False):
         super().__init__()
         from ganscale.text.encoders import PrecomputedText
         from ganscale.text.pair import load_encoder
@@ -42,6 +42,8 @@ class FrozenText(nn.Module):
         if path:
             pair = load_encoder(path, device=device)
             self.encoder, self.vocab, self.max_len = pair.text, pair.vocab, pair.cfg.max_len
+            if with_image:  # the DAMSM term of G's loss (game.text.damsm_weight) reads G's images with it
+                self.image, self.damsm_cfg = pair.image, pair.cfg
         else:
             self.encoder, self.vocab, self.max_len = PrecomputedText(emb_dim), None, 0
         self.requires_grad_(False)
@@ -75,6 +77,18 @@ class FrozenText(nn.Module):
         if not any(texts):
             texts = [self.vocab.decode(t.tolist()) for t in ids]
         return self.encoder(ids, lengths), texts
+
+    def matching_loss(self, images: Tensor, c: TextCondition, rows=lambda t: t) -> tuple[Tensor, dict]:
+        """AttnGAN's DAMSM loss of images against their captions c, with the encoder file's gammas;
+        gradients reach the images, not the frozen encoders. `rows` turns this rank's features (and
+        c) into the global batch's, so the mismatches are the global batch's. Rows with the same
+        caption are not counted as mismatches of each other."""
+        from ganscale.text.damsm import matching_loss, same_sentence_mask
+
+        k = self.damsm_cfg
+        regions, glob = (rows(t) for t in self.image(images))
+        return matching_loss(regions, glob, c.words, c.sentence, c.mask, same_sentence_mask(c.sentence),
+                             k.gamma1, k.gamma2, k.gamma3, k.word_weight)
 
     @torch.no_grad()
     def encode(self, captions: list[str], device=None) -> TextCondition:
@@ -115,7 +129,7 @@ class TextGame(Game):
         self.loss_fn = get_loss(cfg.loss.name)
         G, D = build_nets(cfg.model, info)
         text_dim = getattr(cfg.model, cfg.model.arch).text_dim
-        T = FrozenText(self.t.encoder, text_dim)
+        T = FrozenText(self.t.encoder, text_dim, with_image=self.t.damsm_weight > 0)
         if T.dim != text_dim:
             raise UserError(f"the text encoder {self.t.encoder} gives {T.dim}-d sentences, model.{cfg.model.arch}."
                             f"text_dim is {text_dim}: set model.{cfg.model.arch}.text_dim={T.dim}")
@@ -137,6 +151,15 @@ class TextGame(Game):
     @abstractmethod
     def g_main(self, m, sub: int):
         """G's loss for chunk `sub` (each family's own: DF-GAN's hinge, StackGAN's stages + CA-KL)."""
+
+    def damsm_term(self, m, fake: Tensor, c: TextCondition) -> Tensor:
+        """game.text.damsm_weight x the DAMSM loss of G's images (AttnGAN's G loss), logged; 0 when off."""
+        if self.t.damsm_weight <= 0:
+            return fake.new_zeros(())
+        # the in-batch mismatches couple the rows: every rank scores the global batch (N ranks = one process)
+        loss, parts = m.net(ENCODER).matching_loss(fake, m.global_rows(c), m.global_rows_differentiable)
+        m.stats.update({"loss/G/damsm": loss.detach(), **{f"loss/G/damsm_{k}": v for k, v in parts.items()}})
+        return self.t.damsm_weight * loss
 
     def start_iteration(self, m, batch: dict) -> None:
         """m.reals: (real images, their captions' TextCondition) chunks, one per D step."""

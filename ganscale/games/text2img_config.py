@@ -25,6 +25,10 @@ class TextGameConfig:
     """DF-GAN's matching-aware gradient penalty: weight k (0 turns it off)."""
     ma_gp_p: float = 6.0
     """DF-GAN's matching-aware gradient penalty: power p of the gradient norm."""
+    damsm_weight: float = 0.0
+    """AttnGAN's DAMSM term in G's loss: weight lambda of the matching loss (sentence and word level,
+    both ways) between G's images and their captions, through the frozen image encoder of `encoder`
+    (AttnGAN: 5 on CUB, 50 on COCO). 0 turns it off, as in StackGAN and DF-GAN."""
     uncond_weight: float = 1.0
     """StackGAN++: weight of the unconditional terms beside the conditional ones (COEFF.UNCOND_LOSS)."""
     colour_weight: float = 0.0
@@ -34,8 +38,12 @@ class TextGameConfig:
 
     def check(self, root) -> list[str]:
         out = [f"{k}={getattr(self, k)} must be >= 0" for k in
-               ("kl_weight", "wrong_weight", "fake_weight", "ma_gp_k", "uncond_weight", "colour_weight")
+               ("kl_weight", "wrong_weight", "fake_weight", "ma_gp_k", "damsm_weight", "uncond_weight",
+                         "colour_weight")
                if getattr(self, k) < 0]
+        if self.damsm_weight > 0 and not self.encoder:
+            out.append(f"damsm_weight={self.damsm_weight} needs the image encoder of a trained DAMSM pair: set "
+                       "encoder=FILE (ganscale text train), or damsm_weight=0 with precomputed embeddings")
         if self.ma_gp_p <= 0:
             out.append(f"ma_gp_p={self.ma_gp_p} must be > 0")
         return out

@@ -71,6 +71,23 @@ def word_loss(regions: Tensor, words: Tensor, mask: Tensor, excluded: Optional[T
     return _both_ways(word_scores(regions, words, mask, gamma1, gamma2)[0], excluded, gamma3)
 
 
+def matching_loss(regions: Tensor, image_global: Tensor, words: Tensor, sentence: Tensor, mask: Tensor,
+                  excluded: Optional[Tensor] = None, gamma1: float = 4.0, gamma2: float = 5.0,
+                  gamma3: float = 10.0, word_weight: float = 1.0) -> tuple[Tensor, dict]:
+    """The DAMSM loss: sentence level both ways + word_weight * word level both ways (AttnGAN's
+    s_loss0 + s_loss1 + w_loss0 + w_loss1), and its two parts detached for logging."""
+    s0, s1 = sentence_loss(image_global, sentence, excluded, gamma3)
+    w0, w1 = word_loss(regions, words, mask, excluded, gamma1, gamma2, gamma3)
+    return s0 + s1 + word_weight * (w0 + w1), {"sentence": (s0 + s1).detach(), "word": (w0 + w1).detach()}
+
+
+def same_sentence_mask(sentence: Tensor) -> Tensor:
+    """[N, N] bool, True where rows i != j hold the very same sentence vector (the same caption): such
+    pairs are not mismatches."""
+    same = (sentence[:, None, :] == sentence[None, :, :]).all(-1)
+    return same & ~torch.eye(len(sentence), dtype=torch.bool, device=sentence.device)
+
+
 def candidates_used(groups: Tensor, candidates: int = 100) -> int:
     """Captions R-precision can rank for the worst-off row: min(candidates, 1 + rows of other groups)."""
     same = (groups[:, None] == groups[None, :]).sum(1)

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from ganscale.text.config import TextEncoderConfig
-from ganscale.text.damsm import candidates_used, negatives_mask, r_precision, sentence_loss, word_loss
+from ganscale.text.damsm import candidates_used, matching_loss, negatives_mask, r_precision
 from ganscale.text.dataset import CaptionedImages
 from ganscale.text.pair import EncoderPair, save_encoder
 
@@ -60,10 +60,9 @@ def damsm_loss(pair: EncoderPair, batch: dict, cfg: TextEncoderConfig) -> tuple[
     ids, lengths = batch["caption_ids"].to(cfg.device), batch["caption_lengths"].to(cfg.device)
     text = pair.text(ids, lengths)
     excluded = negatives_mask(batch["groups"].to(cfg.device), ids)
-    s0, s1 = sentence_loss(glob, text.sentence, excluded, cfg.gamma3)
-    w0, w1 = word_loss(regions, text.words, text.mask, excluded, cfg.gamma1, cfg.gamma2, cfg.gamma3)
-    loss = s0 + s1 + cfg.word_weight * (w0 + w1)
-    return loss, {"sentence": float((s0 + s1).detach()), "word": float((w0 + w1).detach())}
+    loss, parts = matching_loss(regions, glob, text.words, text.sentence, text.mask, excluded, cfg.gamma1,
+                                cfg.gamma2, cfg.gamma3, cfg.word_weight)
+    return loss, {k: float(v) for k, v in parts.items()}
 
 
 def split(cfg: TextEncoderConfig) -> tuple[CaptionedImages, CaptionedImages]:
