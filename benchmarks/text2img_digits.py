@@ -56,6 +56,29 @@ def evaluate(ckpt: str, args, test: str, judge: str) -> dict:
             "grid": m["grid"]}
 
 
+def training_seconds(run_dir: str) -> list[tuple[int, float]]:
+    """(iteration, seconds of training up to it) at each logged row of the run's metrics.csv, from its
+    own rate (perf/it_per_s over each logging window): right across a preemption and resume, where
+    this process's wall clock saw only the last leg."""
+    import csv
+
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        rows = sorted(((int(float(r["iter"])), float(r["perf/it_per_s"])) for r in csv.DictReader(f)
+                       if r.get("perf/it_per_s")), key=lambda r: r[0])
+    out, done, t = [], 0, 0.0
+    for it, rate in rows:
+        if it > done and rate > 0:
+            t += (it - done) / rate
+            done = it
+            out.append((it, t))
+    return out
+
+
+def seconds_at(table: list[tuple[int, float]], iteration: int) -> float:
+    """Training seconds at `iteration` (the last logged row at or before it)."""
+    return max((t for it, t in table if it <= iteration), default=0.0)
+
+
 def write_doc(path: str, res: dict) -> None:
     rows = "\n".join(f"| {c['iteration']} | {c['train_seconds']:.0f} | {c['exact']:.3f} | {c['held_out']:.3f} | "
                      f"{c['r_precision']:.3f} | {c['control']:.3f} |" for c in res["curve"])
@@ -142,8 +165,10 @@ def main(argv=None) -> int:
         "wandb.mode=disabled", f"run.root={runs}",
         "run.name=dfgan", "run.resume=auto", f"trainer.plot_every={args.ckpt_every}", "trainer.progress_bar=false",
         f"seed={args.seed}")
-    seconds["gan"] = time.time() - t
-    print(f"gan: {args.gan_iters} iterations ({seconds['gan']:.0f} s)", flush=True)
+    run_seconds = training_seconds(os.path.join(runs, "dfgan"))
+    seconds["gan"] = seconds_at(run_seconds, args.gan_iters)  # the run's own, across any resume
+    print(f"gan: {args.gan_iters} iterations ({seconds['gan']:.0f} s of training; this leg "
+          f"{time.time() - t:.0f} s)", flush=True)
     if judge_proc is not None and judge_proc.wait():
         raise SystemExit(f"training the judge failed; see {judge_log}")
     judge_info = json.loads(open(judge_log).read().strip().splitlines()[-1])
@@ -152,7 +177,7 @@ def main(argv=None) -> int:
     curve = []
     for ckpt in list_checkpoints(os.path.join(runs, "dfgan", "checkpoints")):
         r = evaluate(ckpt, args, test, judge_file)
-        r["train_seconds"] = seconds["gan"] * r["iteration"] / args.gan_iters  # at the run's mean rate
+        r["train_seconds"] = seconds_at(run_seconds, r["iteration"])
         curve.append(r)
         print(json.dumps(r), flush=True)
     seconds["eval"] = time.time() - t
@@ -161,7 +186,8 @@ def main(argv=None) -> int:
     shutil.copyfile(curve[-1].pop("grid"), os.path.join(os.path.dirname(args.doc), "text2img", "digits_samples.png"))
     for r in curve:
         r.pop("grid", None)
-    res = {"command": "python benchmarks/text2img_digits.py " + " ".join(argv or sys.argv[1:]),
+    command = " ".join(argv or sys.argv[1:]).replace(args.work, "WORK")  # no machine path in docs/
+    res = {"command": "python benchmarks/text2img_digits.py " + command,
            "machine": f"{os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}",
            "seconds": {k: round(v) for k, v in seconds.items()}, "train_num": args.train_num,
            "test_num": args.test_num, "holdout": args.holdout, "encoder_steps": args.encoder_steps,
