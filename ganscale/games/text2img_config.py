@@ -39,7 +39,7 @@ class TextGameConfig:
     def check(self, root) -> list[str]:
         out = [f"{k}={getattr(self, k)} must be >= 0" for k in
                ("kl_weight", "wrong_weight", "fake_weight", "ma_gp_k", "damsm_weight", "uncond_weight",
-                         "colour_weight")
+                "colour_weight")
                if getattr(self, k) < 0]
         if self.damsm_weight > 0 and not self.encoder:
             out.append(f"damsm_weight={self.damsm_weight} needs the image encoder of a trained DAMSM pair: set "
