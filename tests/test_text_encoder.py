@@ -11,8 +11,8 @@ from text_data import make_captioned_shards
 
 from ganscale.conditions import TextCondition
 from ganscale.errors import UserError
-from ganscale.text.damsm import (candidates_used, matching_loss, negatives_mask, r_precision, same_sentence_mask,
-                                 sentence_loss, word_loss, word_scores)
+from ganscale.text.damsm import (candidates_used, matching_loss, negatives_mask, r_precision, sentence_loss,
+                                 word_loss, word_scores)
 from ganscale.text.encoders import PrecomputedText, RNNTextEncoder
 
 
@@ -37,7 +37,7 @@ def test_matching_loss_sums_both_levels_both_ways_and_same_captions_are_not_mism
     words, sen = torch.randn(3, 5, 4, generator=g), torch.randn(3, 4, generator=g)
     sen[2] = sen[0]  # rows 0 and 2 carry the same caption
     mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
-    excl = same_sentence_mask(sen)
+    excl = negatives_mask(torch.arange(3), sen)  # every row its own group: only identical captions are excluded
     assert excl.tolist() == [[False, False, True], [False, False, False], [True, False, False]]
     loss, parts = matching_loss(regions, glob, words, sen, mask, excl, 4.0, 5.0, 10.0, word_weight=0.5)
     s0, s1 = sentence_loss(glob, sen, excl, 10.0)

@@ -100,6 +100,21 @@ def differentiable_mean_all(tensors: Sequence[Optional[Tensor]], group=None) -> 
     return out
 
 
+def differentiable_gather_rows(t: Tensor, group=None) -> Tensor:
+    """Every rank's rows of `t` (the same shape on each), in rank order, differentiably: each rank
+    places its rows in a zero tensor of the global shape and `differentiable_mean` sums them. A loss
+    that couples a batch's rows (DAMSM's in-batch mismatches) computed on the result by every rank
+    gives, after the players' gradient average, the gradient of the one-process loss. Identity in a
+    single process."""
+    n = world_size()
+    if n == 1:
+        return t
+    rank, b = dist.get_rank(group), t.shape[0]
+    placed = t.new_zeros((b * n, *t.shape[1:]))
+    placed = placed.index_copy(0, torch.arange(rank * b, (rank + 1) * b, device=t.device), t)
+    return differentiable_mean(placed, group) * n
+
+
 def all_gather_rows(t: Tensor) -> Tensor:
     """Every rank's `t` (the same shape on each) concatenated along dim 0 in rank order; not
     differentiable (conditions and labels, never activations)."""

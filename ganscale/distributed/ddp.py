@@ -30,6 +30,7 @@ from ganscale.distributed.collectives import (
     all_reduce_mean_,
     average_gradients_,
     broadcast_module_,
+    differentiable_gather_rows,
     differentiable_mean,
     differentiable_mean_all,
 )
@@ -81,6 +82,9 @@ class PlayerDDPStrategy(DDPStrategy, SingleProcessHooks):
 
     def gather_rows(self, t):
         return all_gather_rows(t)
+
+    def gather_rows_differentiable(self, t):
+        return differentiable_gather_rows(t)
 
     def global_mean(self, t):
         """Differentiable cross-rank mean: the backward all-reduces every rank's incoming gradient,

@@ -34,6 +34,9 @@ class StrategyHooks(Protocol):
     def gather_rows(self, t: Tensor) -> Tensor:
         """Every rank's rows of `t` (same shape on each rank), concatenated in rank order."""
 
+    def gather_rows_differentiable(self, t: Tensor) -> Tensor:
+        """Every rank's rows of an activation `t`, in rank order, with gradients back to each rank's rows."""
+
     def global_mean(self, t: Tensor) -> Tensor:
         """The cross-rank mean of a per-rank mean, differentiably: a loss that is non-linear in a
         batch mean (adversarial cryptography's Eve term) takes the global batch's mean with it."""
@@ -60,6 +63,9 @@ class SingleProcessHooks:
         pass
 
     def gather_rows(self, t: Tensor) -> Tensor:
+        return t
+
+    def gather_rows_differentiable(self, t: Tensor) -> Tensor:
         return t
 
     def global_mean(self, t: Tensor) -> Tensor:

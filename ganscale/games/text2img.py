@@ -83,12 +83,14 @@ class FrozenText(nn.Module):
         gradients reach the images, not the frozen encoders. `rows` turns this rank's features (and
         c) into the global batch's, so the mismatches are the global batch's. Rows with the same
         caption are not counted as mismatches of each other."""
-        from ganscale.text.damsm import matching_loss, same_sentence_mask
+        from ganscale.text.damsm import matching_loss, negatives_mask
 
         k = self.damsm_cfg
         regions, glob = (rows(t) for t in self.image(images))
-        return matching_loss(regions, glob, c.words, c.sentence, c.mask, same_sentence_mask(c.sentence),
-                             k.gamma1, k.gamma2, k.gamma3, k.word_weight)
+        # every row its own group; identical sentence vectors (the same caption) are not mismatches
+        excluded = negatives_mask(torch.arange(len(c), device=c.sentence.device), c.sentence)
+        return matching_loss(regions, glob, c.words, c.sentence, c.mask, excluded, k.gamma1, k.gamma2, k.gamma3,
+                             k.word_weight)
 
     @torch.no_grad()
     def encode(self, captions: list[str], device=None) -> TextCondition:

@@ -81,13 +81,6 @@ def matching_loss(regions: Tensor, image_global: Tensor, words: Tensor, sentence
     return s0 + s1 + word_weight * (w0 + w1), {"sentence": (s0 + s1).detach(), "word": (w0 + w1).detach()}
 
 
-def same_sentence_mask(sentence: Tensor) -> Tensor:
-    """[N, N] bool, True where rows i != j hold the very same sentence vector (the same caption): such
-    pairs are not mismatches."""
-    same = (sentence[:, None, :] == sentence[None, :, :]).all(-1)
-    return same & ~torch.eye(len(sentence), dtype=torch.bool, device=sentence.device)
-
-
 def candidates_used(groups: Tensor, candidates: int = 100) -> int:
     """Captions R-precision can rank for the worst-off row: min(candidates, 1 + rows of other groups)."""
     same = (groups[:, None] == groups[None, :]).sum(1)

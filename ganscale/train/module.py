@@ -255,14 +255,8 @@ class GANModule(L.LightningModule):
     def global_rows_differentiable(self, t: Tensor) -> Tensor:
         """Every rank's rows of an activation `t`, in rank order, differentiably: for a loss that
         couples the rows of a batch (DAMSM's in-batch mismatches), each rank computes the global
-        batch's loss and, after the players' gradient average, holds its gradient (the sum of the
-        placed rows is a differentiable all-reduce; see global_mean)."""
-        if self._world == 1:
-            return t
-        placed = t.new_zeros((t.shape[0] * self._world, *t.shape[1:]))
-        placed = placed.index_copy(0, torch.arange(self._rank * t.shape[0], (self._rank + 1) * t.shape[0],
-                                                   device=t.device), t)
-        return self.hooks.global_mean(placed) * self._world
+        batch's loss and, after the players' gradient average, holds its gradient."""
+        return self.hooks.gather_rows_differentiable(t)
 
     def fake_labels(self, per_rank: int, phase: Optional[str] = None, sub: int = 0,
                     generator: Optional[torch.Generator] = None, real: Optional[Tensor] = None) -> Optional[Tensor]:
