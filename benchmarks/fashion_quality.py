@@ -62,6 +62,9 @@ def parse_args(argv=None):
     p.add_argument("--per-class", type=int, default=500, help="samples per class for the accuracy table")
     p.add_argument("--sweep-samples", type=int, default=2000, help="samples per truncation value")
     p.add_argument("--doc", default=os.path.join(REPO, "docs", "fashion.md"))
+    p.add_argument("--raw-G", action="store_true",
+                   help="score the run's raw G instead of G_ema: the EMA ablation without a second training "
+                        "(the average never feeds back into the game); reported as <name>-raw-G")
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("overrides", nargs="*", help="config overrides for training (after --)")
     args = p.parse_args(argv)
@@ -131,6 +134,8 @@ def main(argv=None) -> int:
     run_dir = os.path.join(args.runs, args.name)
 
     module = load_module(run_dir)
+    module.sample_from_ema = not args.raw_G
+    label = args.name + ("-raw-G" if args.raw_G else "")
     cfg = load_config([args.config], overrides + [f"eval.num_samples={args.num_samples}", "eval.num_reference=10000",
                                                   "eval.pr_num_samples=10000",
                                                   "eval.metrics=[fid,kid,pr,class_acc]", "eval.truncation=null"])
@@ -146,23 +151,26 @@ def main(argv=None) -> int:
     fig_dir = os.path.join(os.path.dirname(args.doc), "fashion")
     os.makedirs(fig_dir, exist_ok=True)
     y = torch.arange(100) % 10  # column c holds class c
-    image_grid(to_uint8_images(module.sample(100, seed=7, y=y)), os.path.join(fig_dir, f"{args.name}_samples.png"),
+    image_grid(to_uint8_images(module.sample(100, seed=7, y=y)), os.path.join(fig_dir, f"{label}_samples.png"),
                nrow=10)
     image_grid(to_uint8_images(test_split_sampler(args.fashion, RES)(100, y=y)),
                os.path.join(fig_dir, "real_test.png"), nrow=10)
-    plot_sweep(sweep, os.path.join(fig_dir, f"{args.name}_truncation.png"), args.name)
+    plot_sweep(sweep, os.path.join(fig_dir, f"{label}_truncation.png"), label)
 
     history_path = os.path.join(run_dir, "metrics.jsonl")
-    history = [json.loads(line) for line in open(history_path)] if os.path.isfile(history_path) else []
+    # the periodic evaluations during training scored G_ema
+    history = ([json.loads(line) for line in open(history_path)]
+               if os.path.isfile(history_path) and not args.raw_G else [])
     results = {
-        "name": args.name, "config": os.path.relpath(os.path.abspath(args.config), REPO), "overrides": args.overrides,
+        "name": label, "run": args.name, "raw_G": args.raw_G,
+        "config": os.path.relpath(os.path.abspath(args.config), REPO), "overrides": args.overrides,
         "train": {k: tr.get(k) for k in ("iterations", "seconds", "cpu_seconds")}, "classifier": clf_info, "gan": gan,
         "real_test_split": real, "per_class": args.per_class, "per_class_accuracy": accs,
         "mean_class_accuracy": sum(accs) / len(accs), "bar": bar(gan, clf_info["test_accuracy"], real["fid"]),
         "sweep_samples": args.sweep_samples, "truncation_sweep": sweep,
         "history": history, "cpu": cpu_note(), "benchmark_seconds": round(time.perf_counter() - t_start, 1),
     }
-    with open(os.path.join(fig_dir, f"{args.name}_results.json"), "w") as f:
+    with open(os.path.join(fig_dir, f"{label}_results.json"), "w") as f:
         json.dump(portable(results), f, indent=2)
     write_doc(args.doc)
     print(json.dumps({k: results[k] for k in ("gan", "real_test_split", "bar")}, indent=2))
@@ -204,7 +212,8 @@ def write_doc(doc: str) -> None:
         sizes = [(f"--num-samples {r['gan']['num_samples']}", r["gan"]["num_samples"] != 10000),
                  (f"--per-class {r['per_class']}", r["per_class"] != 500),
                  (f"--sweep-samples {r.get('sweep_samples', 2000)}", r.get("sweep_samples", 2000) != 2000)]
-        lines.append(f"python benchmarks/fashion_quality.py --config {r['config']} --name {r['name']}"
+        lines.append(f"python benchmarks/fashion_quality.py --config {r['config']} --name {r.get('run', r['name'])}"
+                     + (" --raw-G" if r.get("raw_G") else "")
                      + "".join(" " + flag for flag, differs in sizes if differs)
                      + (" -- " + " ".join(r["overrides"]) if r["overrides"] else ""))
     lines += [

@@ -119,6 +119,20 @@ def test_sampling_uses_g_ema_and_is_seeded():
     assert not torch.equal(plain.sample(7, seed=3), plain.sample(7, seed=4))
 
 
+def test_ema_never_feeds_back_so_raw_g_is_the_ablation(tmp_path):
+    # the fashion benchmark's EMA ablation scores the run's raw G (sample_from_ema=False) instead of
+    # training again with gan.ema.enabled=false: that is the same run only if the average never
+    # touches the game
+    ema_on, _ = fit(GANModule, ["gan.ema.start_iter=0"], tmp_path / "on")
+    ema_off, _ = fit(GANModule, ["gan.ema.enabled=false"], tmp_path / "off")
+    for (name, a), b in zip(ema_on.G.state_dict().items(), ema_off.G.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(ema_on.sample(7, seed=3), ema_off.sample(7, seed=3))  # G_ema is not G
+    ema_on.sample_from_ema = False
+    assert ema_on.sampler is ema_on.G
+    assert torch.equal(ema_on.sample(7, seed=3), ema_off.sample(7, seed=3))
+
+
 @pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "hinge", "wasserstein", "least_squares"])
 def test_every_loss_trains_a_few_iterations(tmp_path, loss):
     module, _ = fit(GANModule, [f"loss.name={loss}", "reg.gp_weight=1.0"], tmp_path, iters=2)

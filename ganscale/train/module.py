@@ -92,6 +92,9 @@ class GANModule(L.LightningModule):
                 self.ema_name = f"{self.game.ema_of}_ema"
                 self._ema = EMA(ema, nets[self.game.ema_of], cfg.gan.ema.decay)
             self.add_module(f"{self.game.ema_of}_ema", ema)
+        self.sample_from_ema = True
+        """False: `sample` and `sampler` use the raw generator even when the run has an EMA. The EMA
+        ablation needs no second training: the average never feeds back into the game."""
         self.iteration = 0
         """ganscale's iteration counter (all phases once); saved in checkpoints."""
         self.lr_scale = 1.0
@@ -200,8 +203,8 @@ class GANModule(L.LightningModule):
 
     @property
     def sampler(self) -> nn.Module:
-        """The generator used for sampling: its EMA when there is one."""
-        if self.G_ema_module is not None:
+        """The generator used for sampling: its EMA when there is one (and `sample_from_ema`)."""
+        if self.G_ema_module is not None and self.sample_from_ema:
             return self.G_ema_module
         if self.game.sample_net is None:
             raise ValueError(f"game {self.game.name!r} has no generator to sample from")
