@@ -65,6 +65,9 @@ def parse_args(argv=None):
     p.add_argument("--raw-G", action="store_true",
                    help="score the run's raw G instead of G_ema: the EMA ablation without a second training "
                         "(the average never feeds back into the game); reported as <name>-raw-G")
+    p.add_argument("--standing-stats", type=int, default=0, metavar="N",
+                   help="score G with BigGAN's standing statistics over N batches (eval.standing_stats); "
+                        "reported as <name>-standing<N>")
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("overrides", nargs="*", help="config overrides for training (after --)")
     args = p.parse_args(argv)
@@ -135,24 +138,25 @@ def main(argv=None) -> int:
 
     module = load_module(run_dir)
     module.sample_from_ema = not args.raw_G
-    label = args.name + ("-raw-G" if args.raw_G else "")
+    label = args.name + ("-raw-G" if args.raw_G else "") + (f"-standing{args.standing_stats}"
+                                                            if args.standing_stats else "")
     cfg = load_config([args.config], overrides + [f"eval.num_samples={args.num_samples}", "eval.num_reference=10000",
                                                   "eval.pr_num_samples=10000",
                                                   "eval.metrics=[fid,kid,pr,class_acc]", "eval.truncation=null"])
     dm = build_datamodule(cfg)
     ev = ImageEvaluator(cfg, dm.info, dm, run_dir=run_dir)
     batch = cfg.eval.batch_size
-    with torch.no_grad():
+    y = torch.arange(100) % 10  # the grid's column c holds class c
+    with torch.no_grad(), module.standing_stats(args.standing_stats, seed=cfg.eval.seed):
         gan = ev.evaluate(lambda n, **kw: module.sample(n, batch=batch, **kw))
         real = ev.evaluate(test_split_sampler(args.fashion, RES))
         accs = per_class_accuracy(module, load_classifier(args.classifier), args.per_class)
         sweep = truncation_sweep(ev, module, batch, args.sweep_samples)
+        grid = module.sample(100, seed=7, y=y)
 
     fig_dir = os.path.join(os.path.dirname(args.doc), "fashion")
     os.makedirs(fig_dir, exist_ok=True)
-    y = torch.arange(100) % 10  # column c holds class c
-    image_grid(to_uint8_images(module.sample(100, seed=7, y=y)), os.path.join(fig_dir, f"{label}_samples.png"),
-               nrow=10)
+    image_grid(to_uint8_images(grid), os.path.join(fig_dir, f"{label}_samples.png"), nrow=10)
     image_grid(to_uint8_images(test_split_sampler(args.fashion, RES)(100, y=y)),
                os.path.join(fig_dir, "real_test.png"), nrow=10)
     plot_sweep(sweep, os.path.join(fig_dir, f"{label}_truncation.png"), label)
@@ -162,7 +166,7 @@ def main(argv=None) -> int:
     history = ([json.loads(line) for line in open(history_path)]
                if os.path.isfile(history_path) and not args.raw_G else [])
     results = {
-        "name": label, "run": args.name, "raw_G": args.raw_G,
+        "name": label, "run": args.name, "raw_G": args.raw_G, "standing_stats": args.standing_stats,
         "config": os.path.relpath(os.path.abspath(args.config), REPO), "overrides": args.overrides,
         "train": {k: tr.get(k) for k in ("iterations", "seconds", "cpu_seconds")}, "classifier": clf_info, "gan": gan,
         "real_test_split": real, "per_class": args.per_class, "per_class_accuracy": accs,
@@ -214,6 +218,7 @@ def write_doc(doc: str) -> None:
                  (f"--sweep-samples {r.get('sweep_samples', 2000)}", r.get("sweep_samples", 2000) != 2000)]
         lines.append(f"python benchmarks/fashion_quality.py --config {r['config']} --name {r.get('run', r['name'])}"
                      + (" --raw-G" if r.get("raw_G") else "")
+                     + (f" --standing-stats {r['standing_stats']}" if r.get("standing_stats") else "")
                      + "".join(" " + flag for flag, differs in sizes if differs)
                      + (" -- " + " ".join(r["overrides"]) if r["overrides"] else ""))
     lines += [

@@ -230,6 +230,20 @@ def test_train_eval_sample_from_the_cli(shards, classifier, tmp_path, capsys):
     code, err = sample("x.npy", "--num", "5", "--class", "12")
     assert code == 2 and "0..9" in err
 
+    # BigGAN's standing statistics: G's BatchNorm statistics re-estimated before sampling / evaluating
+    for path in ("s1.npy", "s2.npy"):
+        assert sample(path, "--num", "12", "--class", "3", "--truncation", "0.5", "--seed", "1",
+                      "--standing-stats", "3")[0] == 0
+    standing = np.load(tmp_path / "s1.npy")
+    assert np.array_equal(standing, np.load(tmp_path / "s2.npy")) and not np.array_equal(standing, x)
+    code, err = sample("s3.npy", "--standing-stats", "-1")
+    assert code == 2 and "--standing-stats" in err and "Traceback" not in err
+    code, _, err = run_main(capsys, "eval", run, "eval.standing_stats=3", "--out", str(tmp_path / "standing.json"))
+    assert code == 0, err
+    assert json.load(open(tmp_path / "standing.json"))["fid"] != pytest.approx(lines[1]["fid"], rel=1e-5)
+    code, _, err = run_main(capsys, "eval", run, "eval.standing_stats=-2")
+    assert code == 2 and "standing_stats=-2" in err
+
 
 def test_classifier_trains_on_a_handful_of_steps():
     """`classifier train --limit N` with N of a few batches: OneCycleLR divides by zero when its

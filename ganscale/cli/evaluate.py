@@ -122,7 +122,7 @@ def run(args) -> int:
     def sample_fn(n, seed=0, y=None, truncation=None):
         return module.sample(n, seed=seed, y=y, truncation=truncation, batch=cfg.eval.batch_size)
 
-    with torch.no_grad():
+    with torch.no_grad(), module.standing_stats(cfg.eval.standing_stats, seed=cfg.eval.seed):
         metrics = evaluation.evaluate(sample_fn)
     if not metrics:
         raise UserError("nothing to measure: eval.metrics is empty and this text run has no text encoder file "

@@ -21,7 +21,8 @@ are written beside OUT as OUT_traversal_c<j>.png:
 --class: a class-conditional G draws sample i from class C[i % len(C)] (default: uniformly random
 classes). --text / --captions: a text-to-image run draws sample i for the caption (line i mod L of
 FILE); a PNG grid prints each caption under its image. --truncation T: z is drawn from the normal
-truncated to [-T, T] (BigGAN's truncation trick).
+truncated to [-T, T] (BigGAN's truncation trick). --standing-stats N: G's BatchNorm statistics are
+re-estimated over N training-mode batches first (BigGAN's standing statistics).
 OUT ending in .npy or .png, or else a folder (one PNG per sample, 000000.png, ...).
 """
 
@@ -51,6 +52,9 @@ def add_parser(sub) -> None:
                    "sample i uses line i mod L")
     p.add_argument("--code", dest="codes", action="append", default=[],
                    help="NAME=VALUE: fix a latent code of a game that has codes (InfoGAN: cat=3, c0=-1.5); repeatable")
+    p.add_argument("--standing-stats", type=int, default=0, metavar="N",
+                   help="BigGAN's standing statistics: re-estimate G's BatchNorm statistics over N training-mode "
+                        "batches before sampling (0 = those kept in training)")
     p.add_argument("--nrow", type=int, default=0, help="images per row of a PNG grid (default: about sqrt(N))")
     p.set_defaults(func=run)
 
@@ -112,6 +116,25 @@ def write_png_folder(images: np.ndarray, folder: str) -> None:
         Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(os.path.join(folder, f"{i:06d}.png"))
 
 
+def draw(module, args, captions, with_codes):
+    """The samples the arguments ask for."""
+    if module.condition.name == "text":
+        from ganscale.games.text2img import sample_captions
+
+        if captions is None:
+            raise UserError("this is a text-to-image run: give the captions with --text \"...\" or --captions FILE")
+        return sample_captions(module, captions, seed=args.seed)
+    if captions is not None:
+        raise UserError("--text/--captions need a text-to-image run (game.condition=text); this run's G "
+                        f"is conditioned on {module.condition.name}")
+    if with_codes is not None:
+        from ganscale.metrics.infogan import parse_codes
+
+        return with_codes(module, args.num, args.seed, parse_codes(args.codes, module.sampler))
+    y = parse_classes(args.classes, module.sampler.num_classes, args.num)
+    return module.sample(args.num, seed=args.seed, y=y, truncation=args.truncation)
+
+
 def run(args) -> int:
     from ganscale.train.restore import load_module
 
@@ -119,28 +142,16 @@ def run(args) -> int:
         raise UserError(f"--num {args.num}: ask for at least one sample")
     if args.truncation is not None and args.truncation <= 0:
         raise UserError(f"--truncation {args.truncation}: must be > 0")
+    if args.standing_stats < 0:
+        raise UserError(f"--standing-stats {args.standing_stats}: must be >= 0 (0 = off)")
     kind = output_kind(args.out)
     captions = parse_captions(args.text, args.captions, args.num)
     module = load_module(args.source)
     with_codes = getattr(module.game, "sample_with_codes", None)
     if args.codes and with_codes is None:
         raise UserError(f"--code: game {module.game.name!r} has no latent codes (game.name=infogan has)")
-    if module.condition.name == "text":
-        from ganscale.games.text2img import sample_captions
-
-        if captions is None:
-            raise UserError("this is a text-to-image run: give the captions with --text \"...\" or --captions FILE")
-        x = sample_captions(module, captions, seed=args.seed)
-    elif captions is not None:
-        raise UserError("--text/--captions need a text-to-image run (game.condition=text); this run's G "
-                        f"is conditioned on {module.condition.name}")
-    elif with_codes is not None:
-        from ganscale.metrics.infogan import parse_codes
-
-        x = with_codes(module, args.num, args.seed, parse_codes(args.codes, module.sampler))
-    else:
-        y = parse_classes(args.classes, module.sampler.num_classes, args.num)
-        x = module.sample(args.num, seed=args.seed, y=y, truncation=args.truncation)
+    with module.standing_stats(args.standing_stats, seed=args.seed):
+        x = draw(module, args, captions, with_codes)
     if kind != "folder":
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if module.info.kind == "image":

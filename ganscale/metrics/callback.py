@@ -53,13 +53,17 @@ class EvalAndPlot(L.Callback):
         if self.evaluation is None:
             return
         it, last = pl_module.iteration, self.cfg.trainer.max_iters
-        if due(it, self.cfg.trainer.eval_every, last):
-            metrics = self.evaluation.evaluate(self._sample_fn(pl_module))  # every rank: collectives inside
-            if metrics:
-                self.latest_metrics = {"iter": it, **metrics}
-                self._write(trainer, it, metrics, final=(it == last))
-        if due(it, self.cfg.trainer.plot_every, last):
-            self._plot(trainer, pl_module, it)
+        evaluate, plot = due(it, self.cfg.trainer.eval_every, last), due(it, self.cfg.trainer.plot_every, last)
+        if not (evaluate or plot):
+            return
+        with pl_module.standing_stats(self.cfg.eval.standing_stats, seed=self.cfg.eval.seed):
+            if evaluate:
+                metrics = self.evaluation.evaluate(self._sample_fn(pl_module))  # every rank: collectives inside
+                if metrics:
+                    self.latest_metrics = {"iter": it, **metrics}
+                    self._write(trainer, it, metrics, final=(it == last))
+            if plot:
+                self._plot(trainer, pl_module, it)
 
     @rank_zero_only
     def _plot(self, trainer, pl_module, it: int) -> None:

@@ -60,6 +60,10 @@ class EvalConfig:
     """Sample with truncated z (|z| <= truncation) for evaluation; null = the plain prior."""
     seed: int = 0
     """Seed of the evaluation latents: every evaluation of a run uses the same z and labels."""
+    standing_stats: int = 0
+    """BigGAN's standing statistics: before sampling, re-estimate G's BatchNorm statistics as the
+    average over this many forward passes of a training batch in training mode (BigGAN-PyTorch
+    uses 16); 0 = the running averages kept during training (ganscale/nets/standing_stats.py)."""
     kid_subsets: int = 100
     """KID: number of random subsets the MMD estimate is averaged over."""
     kid_subset_size: int = 1000
@@ -89,6 +93,8 @@ class EvalConfig:
         for k in ("num_samples", "num_reference"):
             if getattr(self, k) < 2:
                 out.append(f"{k}={getattr(self, k)} must be >= 2")
+        if self.standing_stats < 0:
+            out.append(f"standing_stats={self.standing_stats} must be >= 0 (0 = off)")
         for k in ("batch_size", "kid_subsets", "kid_subset_size", "is_splits", "pr_k", "pr_num_samples"):
             if getattr(self, k) < 1:
                 out.append(f"{k}={getattr(self, k)} must be >= 1")

@@ -24,7 +24,8 @@ what one process with batch N*b draws.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 import lightning as L
 import torch
@@ -36,6 +37,7 @@ from ganscale.config.load import to_dict
 from ganscale.distributed.hooks import StrategyHooks, hooks_of
 from ganscale.distributed.players import direct_steps
 from ganscale.games import Game, Phase, build_game
+from ganscale.nets.standing_stats import with_standing_stats
 from ganscale.train.ema import EMA
 from ganscale.train.optim import build_optimizer, lr_at, set_lr
 from ganscale.utils.ranks import rank, world_size
@@ -95,6 +97,8 @@ class GANModule(L.LightningModule):
         self.sample_from_ema = True
         """False: `sample` and `sampler` use the raw generator even when the run has an EMA. The EMA
         ablation needs no second training: the average never feeds back into the game."""
+        self._standing: Optional[nn.Module] = None
+        """The sampler with standing BatchNorm statistics, inside `standing_stats`."""
         self.iteration = 0
         """ganscale's iteration counter (all phases once); saved in checkpoints."""
         self.lr_scale = 1.0
@@ -203,7 +207,10 @@ class GANModule(L.LightningModule):
 
     @property
     def sampler(self) -> nn.Module:
-        """The generator used for sampling: its EMA when there is one (and `sample_from_ema`)."""
+        """The generator used for sampling: its EMA when there is one (and `sample_from_ema`); inside
+        `standing_stats`, a copy with re-estimated BatchNorm statistics."""
+        if self._standing is not None:
+            return self._standing
         if self.G_ema_module is not None and self.sample_from_ema:
             return self.G_ema_module
         if self.game.sample_net is None:
@@ -378,10 +385,31 @@ class GANModule(L.LightningModule):
         out = []
         for start in range(0, n, batch):
             m = min(batch, n - start)
-            z = G.sample_z(m, generator=g, device=self.device, truncation=truncation)
-            yy = self.condition.sample(self, m, g, None if y is None else cond_index(y, slice(start, start + m)))
-            # text-to-image G draws its conditioning-augmentation noise from the same seeded generator
-            x = G(z, yy, generator=g) if self.condition.name == "text" else G(z, yy)
-            out.append((x[0] if isinstance(x, tuple) else x).float().cpu())  # text-to-image G: (images, extras)
+            yy = None if y is None else cond_index(y, slice(start, start + m))
+            out.append(self._generate(G, m, g, yy, truncation).float().cpu())
         G.train(was_training)
         return torch.cat(out) if out else torch.empty(0, *self.info.shape)
+
+    def _generate(self, G: nn.Module, m: int, g: torch.Generator, y=None, truncation: Optional[float] = None):
+        """G's output for m draws of z (and of the conditions, unless `y` gives them) from `g`."""
+        z = G.sample_z(m, generator=g, device=self.device, truncation=truncation)
+        yy = self.condition.sample(self, m, g, y)
+        # text-to-image G draws its conditioning-augmentation noise from the same seeded generator
+        x = G(z, yy, generator=g) if self.condition.name == "text" else G(z, yy)
+        return x[0] if isinstance(x, tuple) else x  # text-to-image G: (images, extras)
+
+    @contextmanager
+    def standing_stats(self, num_batches: int, batch: Optional[int] = None, seed: int = 0) -> Iterator[None]:
+        """Inside, `sample` and `sampler` use a copy of the sampler whose BatchNorm statistics are
+        BigGAN's standing statistics (ganscale.nets.standing_stats): the average over `num_batches`
+        forward passes in training mode of `batch` draws (default: the training batch per rank).
+        0 = the statistics from training. The run's own networks are untouched."""
+        if num_batches <= 0:
+            yield
+            return
+        m, g = batch or self.cfg.data.batch_size, torch.Generator(device=self.device).manual_seed(seed)
+        self._standing = with_standing_stats(self.sampler, lambda G: self._generate(G, m, g), num_batches)
+        try:
+            yield
+        finally:
+            self._standing = None
