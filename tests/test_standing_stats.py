@@ -74,6 +74,8 @@ def test_the_config_key_is_checked():
     assert load_config([], ["eval.standing_stats=16"]).eval.standing_stats == 16
     with pytest.raises(ConfigError, match="standing_stats=-1"):
         load_config([], ["eval.standing_stats=-1"])
+    with pytest.raises(ConfigError, match="not for text-to-image runs"):
+        load_config([os.path.join(REPO, "configs", "text2img", "digits_stackgan.yaml")], ["eval.standing_stats=4"])
 
 
 def test_the_periodic_evaluation_uses_them(tmp_path):

@@ -171,6 +171,9 @@ def test_sample_cli_text_captions_and_unknown_words(tmp_path, capsys):
     assert "purple" in err and "zorp" in err and "corner" in err and "Traceback" not in err
     assert cli_main(["sample", ckpt, "--num", "2", "--out", str(out)]) == 2
     assert "--text" in capsys.readouterr().err
+    assert cli_main(["sample", ckpt, "--text", "a red 3 in the top left", "--standing-stats", "4",
+                     "--out", str(out)]) == 2
+    assert "--standing-stats is not for text-to-image runs" in capsys.readouterr().err
 
 
 def test_judge_reads_the_truth_the_captions_state():

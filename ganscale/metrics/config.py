@@ -95,6 +95,9 @@ class EvalConfig:
                 out.append(f"{k}={getattr(self, k)} must be >= 2")
         if self.standing_stats < 0:
             out.append(f"standing_stats={self.standing_stats} must be >= 0 (0 = off)")
+        if self.standing_stats > 0 and root.game.condition == "text":
+            out.append(f"standing_stats={self.standing_stats}: not for text-to-image runs (their samples are "
+                       "drawn for captions, not for the conditions standing statistics draw); set it to 0")
         for k in ("batch_size", "kid_subsets", "kid_subset_size", "is_splits", "pr_k", "pr_num_samples"):
             if getattr(self, k) < 1:
                 out.append(f"{k}={getattr(self, k)} must be >= 1")
