@@ -162,9 +162,9 @@ def main(argv=None) -> int:
     plot_sweep(sweep, os.path.join(fig_dir, f"{label}_truncation.png"), label)
 
     history_path = os.path.join(run_dir, "metrics.jsonl")
-    # the periodic evaluations during training scored G_ema
+    # the periodic evaluations during training scored G_ema as it is: not this row's G otherwise
     history = ([json.loads(line) for line in open(history_path)]
-               if os.path.isfile(history_path) and not args.raw_G else [])
+               if os.path.isfile(history_path) and not (args.raw_G or args.standing_stats) else [])
     results = {
         "name": label, "run": args.name, "raw_G": args.raw_G, "standing_stats": args.standing_stats,
         "config": os.path.relpath(os.path.abspath(args.config), REPO), "overrides": args.overrides,
@@ -232,8 +232,9 @@ def write_doc(doc: str) -> None:
         "",
         "## Results",
         "",
-        "G_ema samples (equally many per class; FID falls as the sample count grows, so compare rows with "
-        "equal counts) against 10,000 train images, in the classifier's "
+        "G_ema samples (a `-raw-G` row: the same run's raw G; `-standing<N>`: G_ema with standing BatchNorm "
+        "statistics over N batches), equally many per class (FID falls as the sample count grows, so compare "
+        "rows with equal counts), against 10,000 train images, in the classifier's "
         "128-d feature space; the Fashion test split scored the same way is the floor. KID in the raw "
         "units of these features; precision/recall: k-NN manifolds, k=3 (Kynkäänniemi et al. 2019).",
         "",
@@ -273,7 +274,7 @@ def write_doc(doc: str) -> None:
     for r in runs:
         lines.append(f"![{r['name']} truncation sweep](fashion/{r['name']}_truncation.png)")
     lines += ["", "## Samples", "",
-              "G_ema, column c = class c (T-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, "
+              "G_ema (raw G for `-raw-G` runs), column c = class c (T-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, "
               "ankle boot); the real test images arranged the same way last.", ""]
     for r in runs:
         lines += [f"**{r['name']}**", "", f"![{r['name']} samples](fashion/{r['name']}_samples.png)", ""]
