@@ -22,8 +22,13 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
+def tracked_batchnorms(net: nn.Module) -> list[_BatchNorm]:
+    """The BatchNorm layers of `net` that keep running statistics."""
+    return [m for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+
+
 def has_batchnorm(net: nn.Module) -> bool:
-    return any(isinstance(m, _BatchNorm) and m.track_running_stats for m in net.modules())
+    return bool(tracked_batchnorms(net))
 
 
 @torch.no_grad()
@@ -36,7 +41,7 @@ def with_standing_stats(net: nn.Module, forward: Callable[[nn.Module], object], 
     if not has_batchnorm(net):
         return net
     out = copy.deepcopy(net)
-    bns = [m for m in out.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    bns = tracked_batchnorms(out)
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
