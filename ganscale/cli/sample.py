@@ -150,9 +150,6 @@ def run(args) -> int:
     with_codes = getattr(module.game, "sample_with_codes", None)
     if args.codes and with_codes is None:
         raise UserError(f"--code: game {module.game.name!r} has no latent codes (game.name=infogan has)")
-    if args.standing_stats and module.condition.name == "text":
-        raise UserError("--standing-stats is not for text-to-image runs (their samples are drawn for captions); "
-                        "leave it out")
     with module.standing_stats(args.standing_stats, seed=args.seed):
         x = draw(module, args, captions, with_codes)
     if kind != "folder":

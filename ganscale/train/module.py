@@ -36,6 +36,7 @@ from ganscale.conditions import ConditionKind, build_condition, cond_index
 from ganscale.config.load import to_dict
 from ganscale.distributed.hooks import StrategyHooks, hooks_of
 from ganscale.distributed.players import direct_steps
+from ganscale.errors import UserError
 from ganscale.games import Game, Phase, build_game
 from ganscale.nets.standing_stats import with_standing_stats
 from ganscale.train.ema import EMA
@@ -407,6 +408,9 @@ class GANModule(L.LightningModule):
         if num_batches <= 0:
             yield
             return
+        if self.condition.name == "text":  # eval.standing_stats is refused at config time too
+            raise UserError("standing statistics are not for text-to-image runs (their samples are drawn for "
+                            "captions): leave out --standing-stats / set eval.standing_stats=0")
         m, g = batch or self.cfg.data.batch_size, torch.Generator(device=self.device).manual_seed(seed)
         self._standing = with_standing_stats(self.sampler, lambda G: self._generate(G, m, g), num_batches)
         try:
