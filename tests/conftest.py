@@ -8,6 +8,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_run_dir():
+    """A test that builds a run with ganscale.train.run.setup (not main) leaves the run directory in
+    the environment, where launched children find it; the next test's run would land there. Drop it
+    after every test, whatever order -k or a plugin gives them."""
+    yield
+    os.environ.pop("GANSCALE_RUN_DIR", None)
+
+
 @pytest.fixture
 def run_root(tmp_path):
     return str(tmp_path / "runs")

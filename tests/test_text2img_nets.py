@@ -126,6 +126,17 @@ def test_dfgan_channel_table_is_the_authors(res, g_widths):
     assert [D.stem.out_channels] + [b.res[0].out_channels for b in D.blocks] == g_widths[::-1]
 
 
+def test_dfgan_d_width_apart_from_g():
+    from ganscale.errors import ConfigError
+
+    G, D = nets("dfgan", 64, "model.dfgan.d_nf=2")
+    assert [G.c0] + [b.conv1.out_channels for b in G.blocks] == [32, 32, 16, 8, 4]  # G keeps nf=4
+    assert [D.stem.out_channels] + [b.res[0].out_channels for b in D.blocks] == [2, 4, 8, 16, 16]
+    assert D.head[0].out_channels == 4
+    with pytest.raises(ConfigError, match="d_nf=-1 must be >= 0"):
+        load_config([], ["model.arch=dfgan", "model.dfgan.d_nf=-1"])
+
+
 def test_text2img_config_problems_are_named():
     from ganscale.errors import ConfigError
 

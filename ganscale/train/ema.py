@@ -9,6 +9,14 @@ parameters and buffers, compares `n_averaged` on the host and regroups the tenso
 1 - decay)` on the floating-point parameters and buffers (what `get_ema_multi_avg_fn` runs), the
 same blend for integer buffers (BatchNorm's counter), and a copy on the first update and before
 `start_iter`. Half-precision weights (DeepSpeed bf16/fp16 engines) are cast to the average's fp32.
+
+Spectral norm's power-iteration vectors (`_u`, `_v` of torch's parametrization) are not averaged.
+An average of unit vectors is no unit vector, nor the singular pair of the averaged weight, so
+sigma = u^T W v came out too small, the averaged net's weights too large, and the error compounded
+through the layers: a BigGAN G_ema scored FID 612 against its G's 286 (docs/fashion/NOTES.md).
+Instead the average keeps its own vectors and, after each update, runs the parametrization's power
+iterations on its own weight, as the trained net does at every forward in training mode (BigGAN-
+PyTorch's G_ema runs one per forward, in eval mode too).
 """
 
 from __future__ import annotations
@@ -17,7 +25,22 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.optim.swa_utils import AveragedModel
+
+
+def spectral_norms(net: nn.Module) -> list[tuple[_SpectralNorm, Tensor]]:
+    """(parametrization, the weight it normalises) for every spectral norm in `net` on a matrix or
+    conv weight (a 1-D weight is normalised directly, without vectors)."""
+    out = []
+    for mod in net.modules():
+        plist = getattr(getattr(mod, "parametrizations", None), "weight", None)
+        if plist is None:
+            continue
+        for p in plist:
+            if isinstance(p, _SpectralNorm) and plist.original.ndim > 1:
+                out.append((p, plist.original))
+    return out
 
 
 class EMA:
@@ -27,6 +50,8 @@ class EMA:
         self.avg, self.source, self.decay = avg, source, decay
         self._groups: Optional[list[tuple[list[Tensor], list[Tensor], bool]]] = None
         self._integers: list[tuple[Tensor, Tensor]] = []
+        self._spectral: list[tuple[_SpectralNorm, Tensor]] = []
+        self._vectors: list[tuple[Tensor, Tensor]] = []
         self._started: Optional[bool] = None
 
     def reset(self) -> None:
@@ -41,9 +66,14 @@ class EMA:
         src = [*self.source.parameters(), *self.source.buffers()]
         if len(ema) != len(src):
             raise ValueError("the EMA copy and its network have different parameters and buffers")
+        self._spectral = spectral_norms(self.avg.module)
+        vectors = {id(t) for sn, _ in self._spectral for t in (sn._u, sn._v)}
         groups: dict = {}
-        self._integers = []
+        self._integers, self._vectors = [], []
         for e, s in zip(ema, src):
+            if id(e) in vectors:  # copied on a copy, else refreshed by power iteration (module docstring)
+                self._vectors.append((e, s))
+                continue
             if not e.is_floating_point():
                 self._integers.append((e, s))
                 continue
@@ -71,6 +101,11 @@ class EMA:
             # get_ema_multi_avg_fn's rule for non-float tensors (foreach_lerp takes floats only)
             e.copy_(s if copy else e * self.decay + s * (1 - self.decay))
         if copy:
+            for e, s in self._vectors:
+                e.copy_(s)
             self.avg.n_averaged.zero_()
+        else:
+            for sn, weight in self._spectral:  # warm-started from the last update's vectors
+                sn._power_method(sn._reshape_weight_to_matrix(weight), sn.n_power_iterations)
         self.avg.n_averaged += 1
         self._started = True

@@ -74,6 +74,9 @@ class DFGANConfig:
     """Size of the sentence vectors (TEXT.EMBEDDING_DIM: 256)."""
     nf: int = 32
     """Base width: G starts with 8 nf channels at 4x4 (TRAIN.NF: 32 on CUB and COCO)."""
+    d_nf: int = 0
+    """D's base width when it differs from G's (0 = nf, the authors' one width for both). A G wider
+    than D is the remedy to try when D wins the game from the start (docs/text2img.md)."""
     affine_hidden: int = 0
     """Hidden units of each affine MLP (gamma, beta from [z, sentence]); 0 = the block's width."""
     output: str = "tanh"
@@ -83,8 +86,9 @@ class DFGANConfig:
     (docs/text2img.md)."""
 
     def check(self, root) -> list[str]:
-        out = _positive(self, "text_dim", "nf") + ([] if self.affine_hidden >= 0 else
-                                                   [f"affine_hidden={self.affine_hidden} must be >= 0"])
+        out = _positive(self, "text_dim", "nf")
+        out += [f"{k}={getattr(self, k)} must be >= 0 (0: the default)" for k in ("d_nf", "affine_hidden")
+                if getattr(self, k) < 0]
         if self.output not in ("tanh", "linear"):
             out.append(f"output={self.output!r}: choose tanh or linear")
         return out

@@ -11,6 +11,7 @@ Train with the hinge loss and MA-GP (ganscale.losses_text.ma_gp on D(x, c) with 
 c.sentence requiring grad). Nothing assumes a device: it runs on CPU and GPU alike.
 
     model.arch=dfgan model.dfgan.nf=32
+    model.arch=dfgan model.dfgan.nf=16 model.dfgan.d_nf=8     # G twice as wide as D
 """
 
 from __future__ import annotations
@@ -113,11 +114,12 @@ class DFGANDiscriminator(Discriminator):
     def __init__(self, res: int, cfg: DFGANConfig):
         super().__init__()
         self.text_dim = cfg.text_dim
-        chs = _channels(cfg.nf, res, g=False)
+        nf = cfg.d_nf or cfg.nf
+        chs = _channels(nf, res, g=False)
         self.stem = nn.Conv2d(3, chs[0], 3, 1, 1)
         self.blocks = nn.Sequential(*(DBlock(a, b) for a, b in zip(chs, chs[1:])))
-        self.head = nn.Sequential(nn.Conv2d(chs[-1] + cfg.text_dim, 2 * cfg.nf, 3, 1, 1, bias=False),
-                                  nn.LeakyReLU(0.2), nn.Conv2d(2 * cfg.nf, 1, 4, 1, 0, bias=False))
+        self.head = nn.Sequential(nn.Conv2d(chs[-1] + cfg.text_dim, 2 * nf, 3, 1, 1, bias=False),
+                                  nn.LeakyReLU(0.2), nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False))
 
     def forward(self, x: Tensor, c: Text) -> Tensor:
         h = self.blocks(self.stem(x))
