@@ -2,14 +2,17 @@
 
     python benchmarks/stacked_mnist.py                                  # writes docs/stacked_mnist.md
     python benchmarks/stacked_mnist.py -- trainer.max_iters=2000        # shorter
+    python benchmarks/stacked_mnist.py --config configs/mnist/stacked_biggan32.yaml --name stacked-mnist-biggan32
 
 Steps (each skipped when its output exists; --force redoes them):
 1. pack 60,000 Stacked-MNIST samples (three train digits as R, G, B; seeded) into data/stacked-mnist-shards
 2. the digit classifier (`ganscale classifier train`, shared with benchmarks/mnist_quality.py)
-3. `ganscale train configs/mnist/stacked_dcgan.yaml` (eval every 1,000 iterations: modes and KL)
+3. `ganscale train CONFIG` (configs/mnist/stacked_dcgan.yaml, or stacked_biggan32.yaml; periodic
+   evaluations: modes and KL)
 4. 26,000 samples of the final G (no EMA in this protocol): each channel classified, the digit
    triple is the mode; modes with at least one sample, and KL(mode histogram || uniform).
    The same count on 26,000 real stacked samples is the floor.
+5. docs/stacked_mnist.md gathers every run's docs/mnist/stacked-mnist-*_results.json.
 """
 
 from __future__ import annotations
@@ -107,42 +110,72 @@ def main(argv=None) -> int:
     grid = os.path.join(fig_dir, f"{args.name}_samples.png")
     image_grid(to_uint8_images(module.sample(64, seed=3)), grid, nrow=8)
     history = [json.loads(line) for line in open(os.path.join(tr["run_dir"], "metrics.jsonl"))]
-    results = {"config": os.path.relpath(args.config, REPO), "overrides": args.overrides, "train": tr,
+    results = {"config": os.path.relpath(os.path.abspath(args.config), REPO), "overrides": args.overrides, "train": tr,
                "classifier": clf_info, "gan": gan, "real": real, "history": history, "cpu": cpu_note(),
                "benchmark_seconds": round(time.perf_counter() - t_start, 1)}
     with open(os.path.join(fig_dir, f"{args.name}_results.json"), "w") as f:
         json.dump(portable(results), f, indent=2)
-    write_doc(args, results, grid)
+    write_doc(args)
     print(json.dumps({"gan": gan, "real": real}, indent=2))
     print(f"wrote {args.doc}")
     return 0
 
 
-def write_doc(args, r: dict, grid: str) -> None:
-    g, real, tr = r["gan"], r["real"], r["train"]
+MODELS = {"dcgan": "unconditional DCGAN, D with 1/4 of G's width (the reduced-D setting of the published rows), "
+                   "non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 64",
+          "biggan": "unconditional BigGAN-32 (32 channels per stage; hinge loss, 2 D steps per G step, Adam 2e-4 "
+                    "(0, 0.999), spectral norm, orthogonal regularisation, self-attention, hierarchical z), batch 64, "
+                    "the digits resized to 32 px"}
+
+
+def _arch(r: dict) -> str:
+    return "biggan" if "biggan" in r["config"] else "dcgan"
+
+
+def _command(r: dict) -> str:
+    cmd = "python benchmarks/stacked_mnist.py"
+    if r.get("name", "stacked-mnist-dcgan") != "stacked-mnist-dcgan":
+        cmd += f" --config {r['config']} --name {r['name']}"
+    return cmd + (" -- " + " ".join(r["overrides"]) if r["overrides"] else "")
+
+
+def write_doc(args, *_unused) -> None:
+    """docs/stacked_mnist.md from every run's docs/mnist/stacked-mnist-*_results.json."""
+    import glob
+
+    fig_dir = os.path.join(os.path.dirname(args.doc), "mnist")
+    runs = [dict(json.load(open(f)), name=os.path.basename(f)[: -len("_results.json")])
+            for f in sorted(glob.glob(os.path.join(fig_dir, "stacked-mnist-*_results.json")))]
+    if not runs:
+        return
+    r0 = runs[0]
     lines = [
         "# Stacked MNIST: counting modes",
         "",
         "Three MNIST digits drawn independently form the R, G and B channels of a 28x28 image, so the "
         "data has 1,000 modes (digit triples). A generator's samples are assigned to modes by "
         "classifying each channel with ganscale's digit classifier "
-        f"({100 * r['classifier']['test_accuracy']:.2f}% on the MNIST test split); we report the modes "
-        f"that get at least one of {g['num_samples']:,} samples and KL(mode histogram || uniform).",
+        f"({100 * r0['classifier']['test_accuracy']:.2f}% on the MNIST test split); we report the modes "
+        f"that get at least one of {r0['gan']['num_samples']:,} samples and KL(mode histogram || uniform). "
+        "Each run scores its final G (no EMA in this protocol).",
         "",
         "```bash",
-        "python benchmarks/stacked_mnist.py" + (" -- " + " ".join(args.overrides) if args.overrides else ""),
+        *[_command(r) for r in runs],
         "```",
         "",
-        f"Config `{r['config']}`: unconditional DCGAN, D with 1/4 of G's width (the reduced-D setting of "
-        f"the published rows), non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 64. Trained "
-        f"{tr['iterations']} iterations in {tr['seconds'] / 60:.1f} min wall time on the CPU"
-        f"{cpu_time(tr)} ({r['cpu']}).",
+    ]
+    for r in runs:
+        tr = r["train"]
+        lines += [f"- `{r['name']}` (`{r['config']}`): {MODELS[_arch(r)]}. Trained {tr['iterations']} iterations "
+                  f"in {tr['seconds'] / 60:.1f} min wall time on the CPU{cpu_time(tr)} ({r['cpu']})."]
+    lines += [
         "",
         "| model | modes (of 1,000) | KL | source |",
         "|---|---|---|---|",
-        f"| ganscale DCGAN, {tr['iterations']} iterations | {g['modes']} | {g['kl']:.2f} | measured here |",
-        f"| real stacked samples | {real['modes']} | {real['kl']:.3f} | measured here (the floor) |",
     ]
+    lines += [f"| ganscale {'BigGAN-32' if _arch(r) == 'biggan' else 'DCGAN'}, {r['train']['iterations']} iterations "
+              f"(`{r['name']}`) | {r['gan']['modes']} | {r['gan']['kl']:.2f} | measured here |" for r in runs]
+    lines += [f"| real stacked samples | {r0['real']['modes']} | {r0['real']['kl']:.3f} | measured here (the floor) |"]
     lines += [f"| {m} | {modes} | {kl} | published (Metz et al. 2017; Lin et al. 2018) |" for m, modes, kl in PUBLISHED]
     lines += [
         "",
@@ -153,14 +186,18 @@ def write_doc(args, r: dict, grid: str) -> None:
         "and recall (k-NN manifolds in the classifier's feature space, against real stacked samples). "
         "During training (`trainer.eval_every`):",
         "",
-        "| iteration | modes | KL | FID (classifier features) | precision | recall |",
-        "|---|---|---|---|---|---|",
+        "| run | iteration | modes | KL | FID (classifier features) | precision | recall |",
+        "|---|---|---|---|---|---|---|",
     ]
     nan = float("nan")
-    lines += [f"| {h['iter']} | {h.get('modes', '-')} | {h.get('modes_kl', nan):.2f} | {h.get('fid', nan):.1f} | "
-              f"{h.get('precision', nan):.3f} | {h.get('recall', nan):.4f} |" for h in r["history"]]
-    lines += ["", f"![samples]({os.path.relpath(grid, os.path.dirname(args.doc))})", "",
-              f"All numbers: `docs/mnist/{args.name}_results.json`.", ""]
+    for r in runs:
+        lines += [f"| `{r['name']}` | {h['iter']} | {h.get('modes', '-')} | {h.get('modes_kl', nan):.2f} | "
+                  f"{h.get('fid', nan):.1f} | {h.get('precision', nan):.3f} | {h.get('recall', nan):.4f} |"
+                  for h in r["history"]]
+    lines += [""]
+    for r in runs:
+        lines += [f"`{r['name']}`:", "", f"![samples](mnist/{r['name']}_samples.png)", ""]
+    lines += ["All numbers: " + ", ".join(f"`docs/mnist/{r['name']}_results.json`" for r in runs) + ".", ""]
     with open(args.doc, "w") as f:
         f.write("\n".join(lines))
 

@@ -199,7 +199,9 @@ def test_stacked_mnist_source_stacks_three_digits(tmp_path):
 
 
 def test_stacked_mnist_report_puts_precision_recall_beside_the_mode_count(tmp_path):
+    """One row per run (DCGAN and BigGAN-32), read from docs/mnist/stacked-mnist-*_results.json."""
     import argparse
+    import json
     import os
     import sys
 
@@ -208,19 +210,39 @@ def test_stacked_mnist_report_puts_precision_recall_beside_the_mode_count(tmp_pa
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
     import stacked_mnist
 
-    args = argparse.Namespace(overrides=["trainer.max_iters=2"], doc=str(tmp_path / "stacked.md"), name="t")
-    results = {"config": "configs/mnist/stacked_dcgan.yaml", "cpu": "2 CPU cores",
-               "classifier": {"test_accuracy": 0.99},
-               "train": {"iterations": 2, "seconds": 60.0, "cpu_seconds": 90.0},
-               "gan": {"modes": 123, "kl": 2.5, "num_samples": 1000},
-               "real": {"modes": 990, "kl": 0.03},
-               "history": [{"iter": 2, "modes": 123, "modes_kl": 2.5, "fid": 250.0, "precision": 0.25, "recall": 0.001}]}
-    stacked_mnist.write_doc(args, results, str(tmp_path / "mnist" / "grid.png"))
+    os.makedirs(tmp_path / "mnist")
+    for name, config, modes in (("stacked-mnist-dcgan", "configs/mnist/stacked_dcgan.yaml", 123),
+                                ("stacked-mnist-biggan32", "configs/mnist/stacked_biggan32.yaml", 456)):
+        results = {"config": config, "overrides": ["trainer.max_iters=2"], "cpu": "2 CPU cores",
+                   "classifier": {"test_accuracy": 0.99},
+                   "train": {"iterations": 2, "seconds": 60.0, "cpu_seconds": 90.0},
+                   "gan": {"modes": modes, "kl": 2.5, "num_samples": 1000},
+                   "real": {"modes": 990, "kl": 0.03},
+                   "history": [{"iter": 2, "modes": modes, "modes_kl": 2.5, "fid": 250.0, "precision": 0.25,
+                                "recall": 0.001}]}
+        json.dump(results, open(tmp_path / "mnist" / f"{name}_results.json", "w"))
+    stacked_mnist.write_doc(argparse.Namespace(doc=str(tmp_path / "stacked.md")))
     text = (tmp_path / "stacked.md").read_text()
     assert "python benchmarks/stacked_mnist.py -- trainer.max_iters=2" in text
-    assert "| ganscale DCGAN, 2 iterations | 123 | 2.50 | measured here |" in text
-    assert "| 2 | 123 | 2.50 | 250.0 | 0.250 | 0.0010 |" in text
+    assert ("python benchmarks/stacked_mnist.py --config configs/mnist/stacked_biggan32.yaml "
+            "--name stacked-mnist-biggan32 -- trainer.max_iters=2") in text
+    assert "| ganscale DCGAN, 2 iterations (`stacked-mnist-dcgan`) | 123 | 2.50 | measured here |" in text
+    assert "| ganscale BigGAN-32, 2 iterations (`stacked-mnist-biggan32`) | 456 | 2.50 | measured here |" in text
+    assert "| `stacked-mnist-dcgan` | 2 | 123 | 2.50 | 250.0 | 0.250 | 0.0010 |" in text
     assert "| PacDCGAN | 1000 | 0.06 |" in text
+
+
+def test_stacked_biggan_config_builds_at_its_data_size():
+    from ganscale.config import load_config
+    from ganscale.data.base import DataInfo
+    from ganscale.nets import build_nets
+    from tests.conftest import REPO
+
+    cfg = load_config([f"{REPO}/configs/mnist/stacked_biggan32.yaml"])
+    assert cfg.data.shards.transform.resize == 32 and not cfg.model.conditional
+    G, D = build_nets(cfg.model, DataInfo("image", (3, 32, 32), 0))
+    x = G(G.sample_z(2), None)
+    assert x.shape == (2, 3, 32, 32) and D(x, None).shape == (2,)
 
 
 def test_benchmark_results_name_no_machine_paths():
