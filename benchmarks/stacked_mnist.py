@@ -154,8 +154,8 @@ def write_doc(args, *_unused) -> None:
         "",
         "Three MNIST digits drawn independently form the R, G and B channels of a 28x28 image, so the "
         "data has 1,000 modes (digit triples). A generator's samples are assigned to modes by "
-        "classifying each channel with ganscale's digit classifier "
-        f"({100 * r0['classifier']['test_accuracy']:.2f}% on the MNIST test split); we report the modes "
+        "classifying each channel with ganscale's digit classifier (each run's accuracy on the MNIST "
+        "test split below); we report the modes "
         f"that get at least one of {r0['gan']['num_samples']:,} samples and KL(mode histogram || uniform). "
         "Each run scores its final G (no EMA in this protocol).",
         "",
@@ -167,7 +167,8 @@ def write_doc(args, *_unused) -> None:
     for r in runs:
         tr = r["train"]
         lines += [f"- `{r['name']}` (`{r['config']}`): {MODELS[_arch(r)]}. Trained {tr['iterations']} iterations "
-                  f"in {tr['seconds'] / 60:.1f} min wall time on the CPU{cpu_time(tr)} ({r['cpu']})."]
+                  f"in {tr['seconds'] / 60:.1f} min wall time on the CPU{cpu_time(tr)} ({r['cpu']}); digit "
+                  f"classifier {100 * r['classifier']['test_accuracy']:.2f}%."]
     lines += [
         "",
         "| model | modes (of 1,000) | KL | source |",
