@@ -250,7 +250,8 @@ def write_doc(doc: str) -> None:
         verdict = ("met" if b["class_acc_met"] and b["fid_met"] else
                    "NOT met (" + ", ".join(k for k, ok in (("accuracy", b["class_acc_met"]), ("FID", b["fid_met"]))
                                            if not ok) + ")")
-        lines.append(f"| {r['name']} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | {_budget(r)} | "
+        name = r["name"] + (f" ({r['note']})" if r.get("note") else "")  # e.g. measured before a fix
+        lines.append(f"| {name} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | {_budget(r)} | "
                      f"{g['num_samples']:,} | {g['fid']:.2f} | {g['kid']:.4f} ± {g['kid_std']:.4f} | "
                      f"{g['precision']:.3f} | "
                      f"{g['recall']:.3f} | {100 * g['class_acc']:.2f}% | {verdict} |")
