@@ -1,4 +1,5 @@
-"""Regularizers of D: WGAN-GP gradient penalty, R1, and spectral norm via torch's parametrization.
+"""Regularizers of D: WGAN-GP gradient penalty, R1, and spectral norm via torch's parametrization
+(`apply_spectral_norm`; `spectral_norms` finds them in a net, e.g. for G_ema's power iteration).
 
 Both penalties need the gradient of D's output with respect to its input, kept in the graph
 (create_graph=True) so D's backward differentiates through it (double backward). torch.compile's
@@ -11,7 +12,7 @@ from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils.parametrizations import _SpectralNorm, spectral_norm
 
 DFn = Callable[[Tensor], Tensor]
 
@@ -62,3 +63,17 @@ def apply_spectral_norm(module: nn.Module, eps: float = 1e-12, exclude: tuple[nn
             if not (hasattr(m, "parametrizations") and "weight" in m.parametrizations):
                 spectral_norm(m, eps=eps)
     return module
+
+
+def spectral_norms(net: nn.Module) -> list[tuple[_SpectralNorm, Tensor]]:
+    """(parametrization, the weight it normalises) for every spectral norm in `net` on a matrix or
+    conv weight (a 1-D weight is normalised directly, without vectors)."""
+    out = []
+    for mod in net.modules():
+        plist = getattr(getattr(mod, "parametrizations", None), "weight", None)
+        if plist is None:
+            continue
+        for p in plist:
+            if isinstance(p, _SpectralNorm) and plist.original.ndim > 1:
+                out.append((p, plist.original))
+    return out

@@ -7,7 +7,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.optim.swa_utils import AveragedModel
 
-from ganscale.train.ema import EMA, spectral_norms
+from ganscale.regularizers import spectral_norms
+from ganscale.train.ema import EMA
 
 
 def _sigma_estimate(net: nn.Module) -> tuple[float, float]:

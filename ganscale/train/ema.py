@@ -28,19 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.optim.swa_utils import AveragedModel
 
-
-def spectral_norms(net: nn.Module) -> list[tuple[_SpectralNorm, Tensor]]:
-    """(parametrization, the weight it normalises) for every spectral norm in `net` on a matrix or
-    conv weight (a 1-D weight is normalised directly, without vectors)."""
-    out = []
-    for mod in net.modules():
-        plist = getattr(getattr(mod, "parametrizations", None), "weight", None)
-        if plist is None:
-            continue
-        for p in plist:
-            if isinstance(p, _SpectralNorm) and plist.original.ndim > 1:
-                out.append((p, plist.original))
-    return out
+from ganscale.regularizers import spectral_norms
 
 
 class EMA:

@@ -75,8 +75,9 @@ class DFGANConfig:
     nf: int = 32
     """Base width: G starts with 8 nf channels at 4x4 (TRAIN.NF: 32 on CUB and COCO)."""
     d_nf: int = 0
-    """D's base width when it differs from G's (0 = nf, the authors' one width for both). A G wider
-    than D is the remedy to try when D wins the game from the start (docs/text2img.md)."""
+    """D's base width when it differs from G's (0 = nf, the authors' one width for both): a G wider
+    than D where D wins the game from the start (on the captioned digits it did not change the
+    game: docs/text2img.md)."""
     affine_hidden: int = 0
     """Hidden units of each affine MLP (gamma, beta from [z, sentence]); 0 = the block's width."""
     output: str = "tanh"
