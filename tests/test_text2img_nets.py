@@ -137,6 +137,26 @@ def test_dfgan_d_width_apart_from_g():
         load_config([], ["model.arch=dfgan", "model.dfgan.d_nf=-1"])
 
 
+def test_dfgan_projection_head_reads_the_sentence_and_takes_ma_gp():
+    from ganscale.errors import ConfigError
+    from ganscale.losses_text import ma_gp
+    from ganscale.nets.text2img.dfgan import TextProjection
+
+    _, D = nets("dfgan", 32, "model.dfgan.d_head=projection")
+    assert isinstance(D.head, TextProjection)
+    x = torch.randn(3, 3, 32, 32, requires_grad=True)
+    s = torch.randn(3, E, requires_grad=True)
+    h = D.blocks(D.stem(x)).detach()
+    phi = torch.nn.functional.leaky_relu(h, 0.2).sum((2, 3))  # by hand: w^T phi + (V s)^T phi
+    expected = phi @ D.head.linear.weight[0] + D.head.linear.bias + ((s @ D.head.embed.weight.T) * phi).sum(1)
+    out = D(x, s)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(D(x, s.roll(1, 0)), out)  # the caption changes the score
+    assert torch.isfinite(ma_gp(out, x, s))
+    with pytest.raises(ConfigError, match="d_head='concatenate'"):
+        load_config([], ["model.arch=dfgan", "model.dfgan.d_head=concatenate"])
+
+
 def test_text2img_config_problems_are_named():
     from ganscale.errors import ConfigError
 

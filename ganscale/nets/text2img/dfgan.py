@@ -6,12 +6,14 @@ affine modulations gamma(e) * h + beta(e) with e = [z, sentence], LeakyReLU betw
 Widths 8 nf until the last three doublings halve them (the authors' channel table).
 D: 3x3 conv, then residual blocks (4x4 stride-2 conv + 3x3 conv, a learnable residual gain
 initialised at 0, average-pooled shortcut) down to 4x4 at 8 nf; the matching-aware head
-concatenates the sentence tiled 4x4 -> 3x3 conv (2 nf) -> LeakyReLU -> 4x4 conv -> one logit.
+concatenates the sentence tiled 4x4 -> 3x3 conv (2 nf) -> LeakyReLU -> 4x4 conv -> one logit
+(`d_head=projection`: a projection head on the sentence instead).
 Train with the hinge loss and MA-GP (ganscale.losses_text.ma_gp on D(x, c) with x and
 c.sentence requiring grad). Nothing assumes a device: it runs on CPU and GPU alike.
 
     model.arch=dfgan model.dfgan.nf=32
     model.arch=dfgan model.dfgan.nf=16 model.dfgan.d_nf=8     # G twice as wide as D
+    model.arch=dfgan model.dfgan.d_head=projection            # D reads the sentence by projection
 """
 
 from __future__ import annotations
@@ -118,12 +120,33 @@ class DFGANDiscriminator(Discriminator):
         chs = _channels(nf, res, g=False)
         self.stem = nn.Conv2d(3, chs[0], 3, 1, 1)
         self.blocks = nn.Sequential(*(DBlock(a, b) for a, b in zip(chs, chs[1:])))
-        self.head = nn.Sequential(nn.Conv2d(chs[-1] + cfg.text_dim, 2 * nf, 3, 1, 1, bias=False),
-                                  nn.LeakyReLU(0.2), nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False))
+        if cfg.d_head == "projection":
+            self.head = TextProjection(chs[-1], cfg.text_dim)
+        else:
+            self.head = nn.Sequential(nn.Conv2d(chs[-1] + cfg.text_dim, 2 * nf, 3, 1, 1, bias=False),
+                                      nn.LeakyReLU(0.2), nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False))
 
     def forward(self, x: Tensor, c: Text) -> Tensor:
         h = self.blocks(self.stem(x))
-        return self.head(torch.cat([h, tile(sentence_of(c, self.text_dim), 4)], 1)).flatten()
+        s = sentence_of(c, self.text_dim)
+        if isinstance(self.head, TextProjection):
+            return self.head(h, s)
+        return self.head(torch.cat([h, tile(s, 4)], 1)).flatten()
+
+
+class TextProjection(nn.Module):
+    """`model.dfgan.d_head=projection`: LeakyReLU, sum pool to phi(x), then w^T phi(x) + (V s)^T phi(x)
+    (the projection discriminator's head, ganscale.nets.layers.ProjectionHead, with a linear map of
+    the sentence in place of the class embedding)."""
+
+    def __init__(self, ch: int, text_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(ch, 1)
+        self.embed = nn.Linear(text_dim, ch, bias=False)
+
+    def forward(self, h: Tensor, s: Tensor) -> Tensor:
+        phi = F.leaky_relu(h, 0.2).sum((2, 3))
+        return self.linear(phi).squeeze(1) + (self.embed(s) * phi).sum(1)
 
 
 def build_dfgan(model_cfg, info) -> tuple[Generator, Discriminator]:
