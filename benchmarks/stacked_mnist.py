@@ -115,7 +115,7 @@ def main(argv=None) -> int:
                "benchmark_seconds": round(time.perf_counter() - t_start, 1)}
     with open(os.path.join(fig_dir, f"{args.name}_results.json"), "w") as f:
         json.dump(portable(results), f, indent=2)
-    write_doc(args)
+    write_doc(args.doc)
     print(json.dumps({"gan": gan, "real": real}, indent=2))
     print(f"wrote {args.doc}")
     return 0
@@ -134,16 +134,16 @@ def _arch(r: dict) -> str:
 
 def _command(r: dict) -> str:
     cmd = "python benchmarks/stacked_mnist.py"
-    if r.get("name", "stacked-mnist-dcgan") != "stacked-mnist-dcgan":
+    if r["name"] != "stacked-mnist-dcgan":
         cmd += f" --config {r['config']} --name {r['name']}"
     return cmd + (" -- " + " ".join(r["overrides"]) if r["overrides"] else "")
 
 
-def write_doc(args, *_unused) -> None:
-    """docs/stacked_mnist.md from every run's docs/mnist/stacked-mnist-*_results.json."""
+def write_doc(doc: str) -> None:
+    """`doc` (docs/stacked_mnist.md) from every run's docs/mnist/stacked-mnist-*_results.json."""
     import glob
 
-    fig_dir = os.path.join(os.path.dirname(args.doc), "mnist")
+    fig_dir = os.path.join(os.path.dirname(doc), "mnist")
     runs = [dict(json.load(open(f)), name=os.path.basename(f)[: -len("_results.json")])
             for f in sorted(glob.glob(os.path.join(fig_dir, "stacked-mnist-*_results.json")))]
     if not runs:
@@ -199,7 +199,7 @@ def write_doc(args, *_unused) -> None:
     for r in runs:
         lines += [f"`{r['name']}`:", "", f"![samples](mnist/{r['name']}_samples.png)", ""]
     lines += ["All numbers: " + ", ".join(f"`docs/mnist/{r['name']}_results.json`" for r in runs) + ".", ""]
-    with open(args.doc, "w") as f:
+    with open(doc, "w") as f:
         f.write("\n".join(lines))
 
 

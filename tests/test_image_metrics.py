@@ -200,7 +200,6 @@ def test_stacked_mnist_source_stacks_three_digits(tmp_path):
 
 def test_stacked_mnist_report_puts_precision_recall_beside_the_mode_count(tmp_path):
     """One row per run (DCGAN and BigGAN-32), read from docs/mnist/stacked-mnist-*_results.json."""
-    import argparse
     import json
     import os
     import sys
@@ -221,7 +220,7 @@ def test_stacked_mnist_report_puts_precision_recall_beside_the_mode_count(tmp_pa
                    "history": [{"iter": 2, "modes": modes, "modes_kl": 2.5, "fid": 250.0, "precision": 0.25,
                                 "recall": 0.001}]}
         json.dump(results, open(tmp_path / "mnist" / f"{name}_results.json", "w"))
-    stacked_mnist.write_doc(argparse.Namespace(doc=str(tmp_path / "stacked.md")))
+    stacked_mnist.write_doc(str(tmp_path / "stacked.md"))
     text = (tmp_path / "stacked.md").read_text()
     assert "python benchmarks/stacked_mnist.py -- trainer.max_iters=2" in text
     assert ("python benchmarks/stacked_mnist.py --config configs/mnist/stacked_biggan32.yaml "

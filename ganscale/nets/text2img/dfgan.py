@@ -120,18 +120,24 @@ class DFGANDiscriminator(Discriminator):
         chs = _channels(nf, res, g=False)
         self.stem = nn.Conv2d(3, chs[0], 3, 1, 1)
         self.blocks = nn.Sequential(*(DBlock(a, b) for a, b in zip(chs, chs[1:])))
-        if cfg.d_head == "projection":
-            self.head = TextProjection(chs[-1], cfg.text_dim)
-        else:
-            self.head = nn.Sequential(nn.Conv2d(chs[-1] + cfg.text_dim, 2 * nf, 3, 1, 1, bias=False),
-                                      nn.LeakyReLU(0.2), nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False))
+        self.head = (TextProjection(chs[-1], cfg.text_dim) if cfg.d_head == "projection"
+                     else TextConcat(chs[-1], cfg.text_dim, 2 * nf))
 
     def forward(self, x: Tensor, c: Text) -> Tensor:
-        h = self.blocks(self.stem(x))
-        s = sentence_of(c, self.text_dim)
-        if isinstance(self.head, TextProjection):
-            return self.head(h, s)
-        return self.head(torch.cat([h, tile(s, 4)], 1)).flatten()
+        return self.head(self.blocks(self.stem(x)), sentence_of(c, self.text_dim))
+
+
+class TextConcat(nn.Sequential):
+    """The authors' matching-aware head: the sentence tiled 4x4 beside the image features, a 3x3 conv
+    of `hidden` channels, LeakyReLU, a 4x4 conv to one logit (a Sequential: its weights keep the
+    keys head.0 / head.2 of checkpoints written before the head became a choice)."""
+
+    def __init__(self, ch: int, text_dim: int, hidden: int):
+        super().__init__(nn.Conv2d(ch + text_dim, hidden, 3, 1, 1, bias=False), nn.LeakyReLU(0.2),
+                         nn.Conv2d(hidden, 1, 4, 1, 0, bias=False))
+
+    def forward(self, h: Tensor, s: Tensor) -> Tensor:
+        return super().forward(torch.cat([h, tile(s, h.shape[-1])], 1)).flatten()
 
 
 class TextProjection(nn.Module):
