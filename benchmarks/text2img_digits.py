@@ -5,8 +5,9 @@
 
 1. synthesize train (with --holdout pairs removed) and test shards: `ganscale data synth captioned-digits`
 2. train the DAMSM text encoder on train: `ganscale text train configs/text/digits_damsm.yaml`
-3. train configs/text2img/digits_dfgan.yaml from the shards with that encoder frozen, a checkpoint
-   every --ckpt-every iterations (the curve)
+3. train --config (default configs/text2img/digits_stackgan.yaml; any digits_* config, with
+   config overrides after --) from the shards with that encoder frozen, a checkpoint every
+   --ckpt-every iterations (the curve); the run is named after the config (runs/digits_stackgan)
 4. train the digit-and-colour judge on the real train images: `ganscale text judge` (beside the GAN)
 5. for every checkpoint, `ganscale eval CKPT eval.text.data=TEST eval.text.judge=JUDGE` (the text
    evaluation runs also use during training, ganscale/metrics/text_eval.py): exact caption match on
@@ -89,7 +90,7 @@ def write_doc(path: str, res: dict) -> None:
 
 Command: `{res['command']}` on {res['machine']}. Wall time per stage (s): {json.dumps(res['seconds'])}.
 Data: {res['train_num']} train images (held out: {res['holdout']}), {res['test_num']} test images; encoder
-{res['encoder_steps']} steps (its own R-precision on real test images: {res['encoder_r_precision']:.3f}); DF-GAN
+{res['encoder_steps']} steps (its own R-precision on real test images: {res['encoder_r_precision']:.3f}); `{res['config']}`
 {res['gan_iters']} iterations at batch {res['batch']}; judge {res['judge_steps']} steps (exact match on real
 test images: {res['judge_real']:.3f}). Evaluation on the canonical captions of {res['eval_num']} test images and
 {res['eval_num']} captions holding a held-out pair; the control's chance (a caption identical to its
@@ -123,6 +124,8 @@ def main(argv=None) -> int:
     p.add_argument("--judge-steps", type=int, default=400)
     p.add_argument("--eval-num", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", default="configs/text2img/digits_stackgan.yaml", help="the GAN's config")
+    p.add_argument("overrides", nargs="*", help="config overrides for the GAN's training (after --)")
     p.add_argument("--doc", default=os.path.join(REPO, "docs", "text2img.md"))
     args = p.parse_args(argv)
     from ganscale.ops.checkpoint.store import list_checkpoints
@@ -158,14 +161,15 @@ def main(argv=None) -> int:
                                            judge_file, "--steps", str(args.judge_steps), "--seed", str(args.seed)],
                                           cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     t = time.time()
-    cli("train", "configs/text2img/digits_dfgan.yaml", f"data.shards.urls={train}", f"game.text.encoder={enc}",
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    cli("train", args.config, f"data.shards.urls={train}", f"game.text.encoder={enc}",
         f"trainer.max_iters={args.gan_iters}", f"trainer.ckpt_every={args.ckpt_every}", "checkpoint.keep_last=1000",
         f"data.batch_size={args.batch}", "eval.metrics=[]", f"eval.text.data={test}",
         "eval.text.num_captions=0",  # scored per checkpoint below, with the judge (it trains beside the GAN)
         "wandb.mode=disabled", f"run.root={runs}",
-        "run.name=dfgan", "run.resume=auto", f"trainer.plot_every={args.ckpt_every}", "trainer.progress_bar=false",
-        f"seed={args.seed}")
-    run_seconds = training_seconds(os.path.join(runs, "dfgan"))
+        f"run.name={name}", "run.resume=auto", f"trainer.plot_every={args.ckpt_every}", "trainer.progress_bar=false",
+        f"seed={args.seed}", *args.overrides)
+    run_seconds = training_seconds(os.path.join(runs, name))
     seconds["gan"] = seconds_at(run_seconds, args.gan_iters)  # the run's own, across any resume
     print(f"gan: {args.gan_iters} iterations ({seconds['gan']:.0f} s of training; this leg "
           f"{time.time() - t:.0f} s)", flush=True)
@@ -175,7 +179,7 @@ def main(argv=None) -> int:
     judge_real, seconds["judge"] = judge_info["real_exact"], judge_info["seconds"]
     t = time.time()
     curve = []
-    for ckpt in list_checkpoints(os.path.join(runs, "dfgan", "checkpoints")):
+    for ckpt in list_checkpoints(os.path.join(runs, name, "checkpoints")):
         r = evaluate(ckpt, args, test, judge_file)
         r["train_seconds"] = seconds_at(run_seconds, r["iteration"])
         curve.append(r)
@@ -189,7 +193,8 @@ def main(argv=None) -> int:
     command = " ".join(argv or sys.argv[1:]).replace(args.work, "WORK")  # no machine path in docs/
     res = {"command": "python benchmarks/text2img_digits.py " + command,
            "machine": f"{os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}",
-           "seconds": {k: round(v) for k, v in seconds.items()}, "train_num": args.train_num,
+           "seconds": {k: round(v) for k, v in seconds.items()}, "config": " ".join([args.config, *args.overrides]),
+           "train_num": args.train_num,
            "test_num": args.test_num, "holdout": args.holdout, "encoder_steps": args.encoder_steps,
            "encoder_r_precision": enc_rp, "gan_iters": args.gan_iters, "batch": args.batch,
            "judge_steps": args.judge_steps, "judge_real": judge_real, "eval_num": args.eval_num,

@@ -137,6 +137,26 @@ def test_games_refuse_a_non_text_condition():
         build("dfgan", extra=["game.condition=none"])
 
 
+@pytest.mark.parametrize("key", ["reg.r1_gamma=1.0", "reg.gp_weight=10.0", "unroll.steps=2"])
+def test_games_refuse_penalties_they_do_not_run(key):
+    with pytest.raises(UserError, match="has no WGAN-GP, R1 or unrolled D steps"):
+        build("stackgan", extra=[key])
+
+
+def test_spectral_norm_key_constrains_the_named_text_nets():
+    from torch.nn.utils import parametrize
+
+    def normed(net):
+        return [n for n, mod in net.named_modules() if parametrize.is_parametrized(mod, "weight")]
+
+    m = build("stackgan", extra=["reg.spectral_norm=[D]"])[2]
+    assert normed(m.D) and not normed(m.G)
+    # every conv and linear layer of D, none left out
+    layers = [n for n, mod in m.D.named_modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert sorted(normed(m.D)) == sorted(layers)
+    assert not normed(build("stackgan")[2].D)
+
+
 def test_stage2_needs_a_stage1_run():
     cfg = w.make_cfg("stackgan", "single", 1, 4, ["model.stackgan.stage=2"])
     with pytest.raises(UserError, match="game.text.stage1"):

@@ -23,6 +23,7 @@ from ganscale.games.base import Game, Phase, Player
 from ganscale.losses_text import ma_gp, matching_aware_d
 from ganscale.losses import get_loss
 from ganscale.nets import build_nets
+from ganscale.regularizers import apply_spectral_norm
 
 CA_SUB = 20
 """Sub offset of the conditioning-augmentation noise draws (beside the noise, penalty, label,
@@ -127,9 +128,15 @@ class TextGame(Game):
         if cfg.game.condition != "text":
             raise UserError(f"game.name={cfg.game.name} conditions on captions: set game.condition=text "
                             f"(it is {cfg.game.condition!r})")
+        problems = self.check(cfg, info)
+        if problems:
+            raise UserError("; ".join(problems))
         self.cfg, self.t = cfg, cfg.game.text
         self.loss_fn = get_loss(cfg.loss.name)
         G, D = build_nets(cfg.model, info)
+        for name, net in (("G", G), ("D", D)):
+            if name in cfg.reg.spectral_norm:  # SNGAN's constraint, as in the image game
+                apply_spectral_norm(net)
         text_dim = getattr(cfg.model, cfg.model.arch).text_dim
         T = FrozenText(self.t.encoder, text_dim, with_image=self.t.damsm_weight > 0)
         if T.dim != text_dim:
@@ -139,6 +146,12 @@ class TextGame(Game):
 
     def phases(self, cfg):
         return [Phase("D_main", "D", self.d_main, repeat=cfg.gan.n_disc), Phase("G_main", "G", self.g_main)]
+
+    def check(self, cfg, info) -> list[str]:
+        if cfg.reg.gp_weight > 0 or cfg.reg.r1_gamma > 0 or cfg.unroll.steps > 0:
+            return [f"game.name={self.name} has no WGAN-GP, R1 or unrolled D steps (DF-GAN's penalty is "
+                    "game.text.ma_gp_k): set reg.gp_weight=0, reg.r1_gamma=0 and unroll.steps=0"]
+        return []
 
     def uses_gp(self) -> bool:
         """DF-GAN's MA-GP in D's loss."""
