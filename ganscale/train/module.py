@@ -24,6 +24,7 @@ what one process with batch N*b draws.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
@@ -40,7 +41,7 @@ from ganscale.errors import UserError
 from ganscale.games import Game, Phase, build_game
 from ganscale.nets.standing_stats import with_standing_stats
 from ganscale.train.ema import EMA
-from ganscale.train.optim import build_optimizer, lr_at, set_lr
+from ganscale.train.optim import apply_settings, build_optimizer, lr_at, set_lr
 from ganscale.utils.ranks import rank, world_size
 
 
@@ -126,6 +127,13 @@ class GANModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.reset_caches()
+        # after Lightning restored the optimizers (resume): the config, not the checkpoint, decides
+        # betas, eps, momentum and weight decay
+        for name, opt in self._optimizers.items():
+            changed = apply_settings(opt, self.optim_section(name))
+            if changed and self.trainer.is_global_zero:
+                warnings.warn(f"optim.{self.game.players[name].optim} differs from the checkpoint's optimizer "
+                              f"({', '.join(changed)}): training goes on with the config's values")
 
     @property
     def num_skipped(self) -> dict[str, int]:

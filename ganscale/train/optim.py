@@ -52,6 +52,30 @@ def lr_at(cfg: OptimizerConfig, iteration: int, max_iters: int) -> float:
     return cfg.lr * (1 - (1 - cfg.final_scale) * shape)
 
 
+def settings(cfg: OptimizerConfig) -> dict:
+    """The param-group settings OptimizerConfig fixes besides the learning rate (which the schedule
+    writes every iteration): what build_optimizer passes for cfg.name."""
+    if cfg.name == "sgd":
+        return {"momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
+    return {"betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
+
+
+def apply_settings(optimizer, cfg: OptimizerConfig) -> list[str]:
+    """Write cfg's settings into every param group; return the ones that differed ("key: old -> new").
+    Restoring a checkpoint's optimizer state also restores its param groups' settings, so a run
+    resumed (or started from another run's checkpoint) with, say, a new optim.D.weight_decay would
+    otherwise keep the old value without a word."""
+    opt = getattr(optimizer, "_optimizer", optimizer)
+    changed = []
+    for key, value in settings(cfg).items():
+        for group in opt.param_groups:
+            old = tuple(group[key]) if isinstance(group.get(key), (list, tuple)) else group.get(key)
+            if key in group and old != value:
+                changed.append(f"{key}: {old} -> {value}")
+                group[key] = value
+    return sorted(set(changed))
+
+
 def set_lr(optimizer, lr: float) -> None:
     """Write `lr` into every param group (of a LightningOptimizer, a torch or a DeepSpeed optimizer)."""
     opt = getattr(optimizer, "_optimizer", optimizer)  # LightningOptimizer -> the wrapped optimizer

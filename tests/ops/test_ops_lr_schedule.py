@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 import math
 import os
 
@@ -112,3 +113,27 @@ def test_schedule_change_message_only_for_length_tied_schedules():
                                                            "trainer.max_iters=8"]), 6)
     assert "trainer.max_iters=8" in msg and "max_iters=6" in msg and "optim.G.schedule=linear" in msg
     assert "optim.D" not in msg
+
+
+def test_resume_applies_the_configs_optimizer_settings_not_the_checkpoints(train_in_process):
+    """Restoring an optimizer restores its param groups' settings too; the config must win (a
+    changed optim.D.weight_decay was silently ignored by a run started from another's checkpoint)."""
+    train_in_process("wd", "trainer.max_iters=4", "trainer.ckpt_every=4")
+    with pytest.warns(UserWarning) as caught:
+        run = train_in_process("wd", "trainer.max_iters=6", "trainer.ckpt_every=6", "optim.D.weight_decay=0.01",
+                               "optim.G.betas=[0.1,0.9]")
+    assert run.ckpt_path.endswith("iter_00000004.ckpt")
+    opt_G, opt_D = (run.module.optimizer_of(p).optimizer for p in ("G", "D"))
+    assert all(g["weight_decay"] == 0.01 for g in opt_D.param_groups)
+    assert all(tuple(g["betas"]) == (0.1, 0.9) for g in opt_G.param_groups)
+    assert all(g["weight_decay"] == 0.0 for g in opt_G.param_groups)
+    msgs = sorted(str(w.message) for w in caught if "differs from the checkpoint's optimizer" in str(w.message))
+    assert len(msgs) == 2, msgs
+    assert "optim.D" in msgs[0] and "weight_decay: 0.0 -> 0.01" in msgs[0]
+    assert "optim.G" in msgs[1] and "-> (0.1, 0.9)" in msgs[1] and "weight_decay" not in msgs[1]
+    # an unchanged resume says nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message="(?!optim)")  # only ours turns into an error
+        train_in_process("wd", "trainer.max_iters=8", "trainer.ckpt_every=8", "optim.D.weight_decay=0.01",
+                         "optim.G.betas=[0.1,0.9]")
