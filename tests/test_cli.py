@@ -79,6 +79,22 @@ def test_resume_continues_to_max_iters(trained, tmp_path):
     assert "resuming from iter_00000120.ckpt" in r.stdout and "finished 180 iterations" in r.stdout
 
 
+def test_resume_with_networks_that_do_not_fit_is_one_clear_error(trained, tmp_path):
+    import shutil
+
+    root, _ = trained
+    shutil.copytree(os.path.join(root, "a"), tmp_path / "a")  # the module's run stays as it was
+    before = sorted(os.listdir(tmp_path / "a" / "checkpoints"))
+    r = cli("train", "configs/toy/ring.yaml", f"run.root={tmp_path}", "run.name=a", *TRAIN[1:], "trainer.max_iters=180",
+            "model.mlp.G.width=64")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "do not fit the ones this config builds" in r.stderr and "other shapes" in r.stderr
+    assert "(128, 2) vs (64, 2)" in r.stderr
+    assert "run.resume=never" in r.stderr
+    assert sorted(os.listdir(tmp_path / "a" / "checkpoints")) == before  # nothing lost
+    assert open(tmp_path / "a" / "config.yaml").read() == open(os.path.join(root, "a", "config.yaml")).read()
+
+
 def test_console_entry_point_and_help():
     from ganscale.cli import main
 

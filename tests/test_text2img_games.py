@@ -125,6 +125,30 @@ def test_damsm_term_enters_g_loss_through_the_frozen_image_encoder():
     assert not hasattr(build("dfgan", extra=["game.text.damsm_weight=0"])[2].T, "image")
 
 
+def test_resume_switching_damsm_on_or_off_keeps_the_encoder_from_its_file():
+    """The image half of the frozen encoder exists only with damsm_weight > 0: a checkpoint from a
+    run without it restores into a run with it (the half comes from the encoder file, as in a fresh
+    run), and the other way round; every trained weight comes from the checkpoint."""
+    off = build("dfgan", extra=["game.text.damsm_weight=0"])[2]
+    on = build("dfgan", extra=["game.text.damsm_weight=5"])[2]
+    with torch.no_grad():
+        for p in off.G.parameters():
+            p.add_(1.0)  # trained weights that differ from a fresh build's
+    for src, dst in ((off, on), (on, off)):
+        ckpt = {"state_dict": {k: v.clone() for k, v in src.state_dict().items()}, "ganscale": {"iteration": 7}}
+        from_file = {k: v.clone() for k, v in dst.state_dict().items()}
+        dst.on_load_checkpoint(ckpt)
+        dst.load_state_dict(ckpt["state_dict"])  # strict: nothing missing, nothing unexpected
+        for k, v in dst.state_dict().items():
+            expect = src.state_dict()[k] if k in src.state_dict() and not k.startswith("T.image.") else from_file[k]
+            assert torch.equal(v, expect), k
+        assert dst.iteration == 7
+    # a trained net's missing weights are still an error: one, naming them
+    ckpt = {"state_dict": {k: v for k, v in off.state_dict().items() if not k.startswith("G.")}}
+    with pytest.raises(UserError, match=r"do not fit the ones this config builds \(missing: G\."):
+        on.on_load_checkpoint(ckpt)
+
+
 def test_damsm_weight_needs_an_encoder_file():
     from ganscale.games.text2img_config import TextGameConfig
 

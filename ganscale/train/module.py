@@ -42,6 +42,7 @@ from ganscale.games import Game, Phase, build_game
 from ganscale.nets.standing_stats import with_standing_stats
 from ganscale.train.ema import EMA
 from ganscale.train.optim import apply_settings, build_optimizer, lr_at, set_lr
+from ganscale.train.resume import check_weights_fit
 from ganscale.utils.ranks import rank, world_size
 
 
@@ -374,7 +375,28 @@ class GANModule(L.LightningModule):
             "info": self.info.as_dict(),
         }
 
+    def adapt_stored_weights(self, weights: dict) -> None:
+        """Fit a checkpoint's state dict to this module in place, or raise one UserError.
+
+        A frozen net no player trains (a text encoder loaded from its own file) may have grown or
+        lost a part since the checkpoint (DAMSM switched on adds the image encoder, off drops it):
+        that part comes from its file, as in a fresh run. Anything else that does not fit (a changed
+        width, EMA switched on) is the error, naming the keys, instead of torch's strict-load traceback."""
+        trained = {n for p in self.game.players.values() for n in p.nets}
+        frozen = tuple(f"{n}." for n in self.net_names if n not in trained)
+        own = self.state_dict()
+        if frozen:
+            for key, value in own.items():
+                if key.startswith(frozen) and key not in weights:
+                    weights[key] = value
+            for key in [k for k in weights if k.startswith(frozen) and k not in own]:
+                del weights[key]
+        check_weights_fit(own, weights)
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        weights = checkpoint.get("state_dict")  # absent in DeepSpeed's checkpoints (its engines load them)
+        if weights is not None:
+            self.adapt_stored_weights(weights)
         state = checkpoint.get("ganscale", {})
         self.iteration = int(state.get("iteration", 0))
         self.num_skipped.update(state.get("num_skipped", {}))

@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import lightning as L
+
+from ganscale.errors import UserError
 
 from ganscale.train.optim import lr_at
 
@@ -46,3 +49,37 @@ class ScheduleChangeWarning(L.Callback):
         self.message = schedule_change_message(meta.get("config") or {}, self.cfg, int(meta.get("iteration", 0)))
         if self.message and trainer.is_global_zero:
             warnings.warn(self.message)  # the location shown is this file, not Lightning's hook caller
+
+
+def check_weights_fit(own: dict, stored: dict) -> None:
+    """One UserError naming what a checkpoint's weights lack, add or shape differently from the
+    networks the config builds (instead of torch's strict-load traceback mid-fit)."""
+    missing = [k for k in own if k not in stored]
+    unexpected = [k for k in stored if k not in own]
+    shapes = [f"{k} {tuple(stored[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in stored and hasattr(stored[k], "shape") and stored[k].shape != v.shape]
+    if not (missing or unexpected or shapes):
+        return
+
+    def few(keys: list) -> str:
+        return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+    parts = [f"{label}: {few(keys)}" for label, keys in
+             (("missing", missing), ("not in this model", unexpected), ("other shapes (checkpoint vs config)", shapes))
+             if keys]
+    raise UserError("the checkpoint's networks do not fit the ones this config builds (" + "; ".join(parts)
+                    + "): resume with the config the run was trained with (model.*, gan.ema.*, the game), or "
+                    "start a new run (another run.name, or run.resume=never)")
+
+
+def check_resume_fits(module, ckpt_path: str) -> None:
+    """Before a resumed run writes anything: the checkpoint's weights fit the networks this config
+    builds (GANModule.adapt_stored_weights), else one UserError. DeepSpeed's checkpoint folders are
+    left to its engines."""
+    if not os.path.isfile(ckpt_path):
+        return
+    from ganscale.utils.safe_load import load_checkpoint_file
+
+    weights = load_checkpoint_file(ckpt_path).get("state_dict")
+    if isinstance(weights, dict):
+        module.adapt_stored_weights(weights)

@@ -30,7 +30,7 @@ from ganscale.train.accel import apply_accel, tf32_flags
 from ganscale.train.callbacks import IterationProgressBar, TrainLogger
 from ganscale.train.curves import TrainingCurves
 from ganscale.train.module import GANModule
-from ganscale.train.resume import ScheduleChangeWarning
+from ganscale.train.resume import ScheduleChangeWarning, check_resume_fits
 from ganscale.utils.ranks import launched_rank_zero
 
 RUN_DIR_ENV = "GANSCALE_RUN_DIR"
@@ -108,13 +108,15 @@ def setup(cfg) -> Run:
         raise UserError(f"run directory {run_dir} already has checkpoints and run.resume=never; "
                         "choose another run.name or set run.resume=auto to continue it")
     ckpt_path = ckpts[-1] if ckpts and cfg.run.resume == "auto" else None
-    if launched_rank_zero():
-        os.makedirs(run_dir, exist_ok=True)
-        save_config(cfg, os.path.join(run_dir, "config.yaml"))
     quiet_known_warnings()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = GANModule(cfg, datamodule.info)
+    if ckpt_path and launched_rank_zero():
+        check_resume_fits(module, ckpt_path)  # before config.yaml is rewritten: a refused resume loses nothing
+    if launched_rank_zero():
+        os.makedirs(run_dir, exist_ok=True)
+        save_config(cfg, os.path.join(run_dir, "config.yaml"))
     apply_accel(module, cfg)  # trainer.channels_last, trainer.compile
     trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, run_dir, module.game))
     return Run(cfg, run_dir, trainer, module, datamodule, ckpt_path)
