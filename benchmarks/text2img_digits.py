@@ -190,7 +190,10 @@ def main(argv=None) -> int:
     shutil.copyfile(curve[-1].pop("grid"), os.path.join(os.path.dirname(args.doc), "text2img", "digits_samples.png"))
     for r in curve:
         r.pop("grid", None)
-    command = " ".join(argv or sys.argv[1:]).replace(args.work, "WORK")  # no machine path in docs/
+    argv = list(argv or sys.argv[1:])
+    if "--doc" in argv:  # where the page goes is not part of the measurement
+        del argv[argv.index("--doc"):argv.index("--doc") + 2]
+    command = " ".join(argv).replace(args.work, "WORK")  # no machine path in docs/
     res = {"command": "python benchmarks/text2img_digits.py " + command,
            "machine": f"{os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}",
            "seconds": {k: round(v) for k, v in seconds.items()}, "config": " ".join([args.config, *args.overrides]),

@@ -3,6 +3,10 @@
     ganscale train run.name=r trainer.max_iters=2000   # stopped or finished at 1000 ...
     ganscale train run.name=r trainer.max_iters=4000   # ... resumed longer: warns when a linear or
                                                        # cosine lr schedule stretches with it
+    ganscale train run.name=r model.mlp.G.width=64     # networks that do not fit the checkpoint's:
+                                                       # one error (exit 2) before anything is written
+
+(The optimizers' betas, eps and weight decay follow the config on resume: GANModule.on_train_start.)
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import warnings
 import lightning as L
 
 from ganscale.errors import UserError
-
 from ganscale.train.optim import lr_at
 
 SCHEDULES_TIED_TO_LENGTH = ("linear", "cosine")
