@@ -65,6 +65,12 @@ def apply_spectral_norm(module: nn.Module, eps: float = 1e-12, exclude: tuple[nn
     return module
 
 
+def apply_configured_spectral_norm(names, nets: dict[str, nn.Module]) -> None:
+    """Spectral norm on each net of `nets` that `names` (reg.spectral_norm, e.g. [D]) lists."""
+    for name, net in nets.items():
+        if name in names:
+            apply_spectral_norm(net)
+
 def spectral_norms(net: nn.Module) -> list[tuple[_SpectralNorm, Tensor]]:
     """(parametrization, the weight it normalises) for every spectral norm in `net` on a matrix or
     conv weight (a 1-D weight is normalised directly, without vectors)."""

@@ -28,7 +28,7 @@ from ganscale.games.base import Game, Phase, Player
 from ganscale.losses import get_loss
 from ganscale.nets import build_nets
 from ganscale.nets.remedies import feature_matching_loss
-from ganscale.regularizers import apply_spectral_norm, gradient_penalty, r1_penalty
+from ganscale.regularizers import apply_configured_spectral_norm, gradient_penalty, r1_penalty
 from ganscale.train.unroll import DLookahead, FunctionalD
 
 
@@ -40,10 +40,7 @@ class GANGame(Game):
 
     def build(self, cfg, info):
         G, D = build_nets(cfg.model, info)
-        if "G" in cfg.reg.spectral_norm:
-            apply_spectral_norm(G)
-        if "D" in cfg.reg.spectral_norm:
-            apply_spectral_norm(D)
+        apply_configured_spectral_norm(cfg.reg.spectral_norm, {"G": G, "D": D})
         self.cfg = cfg
         self.loss_fn = get_loss(cfg.loss.name)
         return {"G": G, "D": D}

@@ -23,7 +23,7 @@ from ganscale.games.base import Game, Phase, Player
 from ganscale.losses_text import ma_gp, matching_aware_d
 from ganscale.losses import get_loss
 from ganscale.nets import build_nets
-from ganscale.regularizers import apply_spectral_norm
+from ganscale.regularizers import apply_configured_spectral_norm
 
 CA_SUB = 20
 """Sub offset of the conditioning-augmentation noise draws (beside the noise, penalty, label,
@@ -134,9 +134,7 @@ class TextGame(Game):
         self.cfg, self.t = cfg, cfg.game.text
         self.loss_fn = get_loss(cfg.loss.name)
         G, D = build_nets(cfg.model, info)
-        for name, net in (("G", G), ("D", D)):
-            if name in cfg.reg.spectral_norm:  # SNGAN's constraint, as in the image game
-                apply_spectral_norm(net)
+        apply_configured_spectral_norm(cfg.reg.spectral_norm, {"G": G, "D": D})  # as in the image game
         text_dim = getattr(cfg.model, cfg.model.arch).text_dim
         T = FrozenText(self.t.encoder, text_dim, with_image=self.t.damsm_weight > 0)
         if T.dim != text_dim:

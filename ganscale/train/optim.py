@@ -68,9 +68,9 @@ def apply_settings(optimizer, cfg: OptimizerConfig) -> list[str]:
     opt = getattr(optimizer, "_optimizer", optimizer)
     changed = []
     for key, value in settings(cfg).items():
-        for group in opt.param_groups:
-            old = tuple(group[key]) if isinstance(group.get(key), (list, tuple)) else group.get(key)
-            if key in group and old != value:
+        for group in (g for g in opt.param_groups if key in g):  # e.g. DeepSpeed's own optimizers
+            old = tuple(group[key]) if isinstance(group[key], list) else group[key]  # betas as stored
+            if old != value:
                 changed.append(f"{key}: {old} -> {value}")
                 group[key] = value
     return sorted(set(changed))

@@ -83,6 +83,7 @@ def check_resume_fits(module, ckpt_path: str) -> None:
         return
     from ganscale.utils.safe_load import load_checkpoint_file
 
-    weights = load_checkpoint_file(ckpt_path).get("state_dict")
+    # memory-mapped: only names and shapes are read here; Lightning reads the tensors once, in fit
+    weights = load_checkpoint_file(ckpt_path, mmap=True).get("state_dict")
     if isinstance(weights, dict):
         module.adapt_stored_weights(weights)

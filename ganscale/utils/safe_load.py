@@ -29,9 +29,10 @@ from ganscale.errors import UserError
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
-def load_checkpoint_file(path: str, map_location: Optional[Any] = "cpu") -> dict:
+def load_checkpoint_file(path: str, map_location: Optional[Any] = "cpu", mmap: bool = False) -> dict:
     """The dict stored in `path`, loaded with `weights_only=True`; a file holding anything else
-    than tensors and plain types, or one that is not a complete checkpoint, is a UserError."""
+    than tensors and plain types, or one that is not a complete checkpoint, is a UserError.
+    `mmap`: tensors stay on disk until read (a caller that only needs names and shapes)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist; pass a run directory or a .ckpt file")
@@ -39,7 +40,7 @@ def load_checkpoint_file(path: str, map_location: Optional[Any] = "cpu") -> dict
         raise UserError(f"checkpoint {path} is empty (0 bytes): its write never finished; "
                         "pass a complete ganscale checkpoint")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         found = unsupported_global(e)
         if found is None:  # random bytes, a plain pickle, a pickle opcode the restricted loader lacks
