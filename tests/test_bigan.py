@@ -78,6 +78,22 @@ def test_ali_reparameterises_with_the_seeded_noise():
     assert not torch.allclose(m.E.sample(m.x, eps), mu)
 
 
+
+def test_uniform_prior_codes_stay_in_its_support():
+    """With z ~ U(-1, 1), E's code is 2 sigmoid(h) - 1 (the authors' logits_to_sample): an unbounded
+    code outside [-1, 1] would tell D "real pair" for free. The metrics read h itself."""
+    m = module("game.bigan.batch_norm=false")
+    x = torch.randn(64, 1, 4, 4) * 50  # large inputs push h far past +-1
+    with torch.no_grad():
+        h = m.E.net(x.reshape(64, -1))
+        z = m.E(x)
+    assert h.abs().max() > 1 and z.abs().max() < 1
+    assert torch.allclose(z, 2 * torch.sigmoid(h) - 1, atol=1e-6)
+    assert torch.equal(m.E.features(x), h)
+    assert torch.allclose(m.E.sample(x, None), z)
+    ali = module("game.bigan.encoder=gaussian", "game.bigan.prior=normal", "game.bigan.batch_norm=false")
+    assert not ali.E.bounded  # a normal prior has no box to stay in
+
 def test_the_encoder_trains_with_the_generator_and_only_then():
     m = module("game.bigan.batch_norm=false")
     m.x, m.phase = torch.rand(8, 1, 4, 4) * 2 - 1, "GE_main"

@@ -43,7 +43,8 @@ class BiGANGame(Game):
         c, z = cfg.game.bigan, cfg.model.z_dim
         self.cfg, self.loss_fn = cfg, get_loss(cfg.loss.name)
         return {"G": BiGANGenerator(z, info.shape, c.width, c.depth, c.batch_norm, c.prior, c.nets),
-                "E": Encoder(info.shape, z, c.width, c.depth, c.batch_norm, c.encoder == "gaussian", c.nets),
+                "E": Encoder(info.shape, z, c.width, c.depth, c.batch_norm, c.encoder == "gaussian", c.nets,
+                             bounded=c.prior == "uniform"),
                 "D": JointDiscriminator(info.shape, z, c.width, c.depth, c.batch_norm, c.nets)}
 
     def phases(self, cfg):

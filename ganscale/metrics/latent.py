@@ -1,10 +1,11 @@
 """How useful an encoder's latent space is (BiGAN / ALI, ganscale.games.bigan), measured the way
 the BiGAN authors' code does (jeffdonahue/bigan train_gan.py, `NNC_e` and `EGr`/`EGr_b`):
 
-- 1-NN accuracy: each test code E(x) takes the label of its nearest train code, by *euclidean*
-  distance (the authors' `metric='euclidean'`);
-- linear probe: multinomial logistic regression on E(x) (standardised), fitted on train, scored
-  on test (the authors' `CLS_e-`, a linear classifier on E's output);
+- 1-NN accuracy: each test image's E features (E's output before a uniform prior's squash, the
+  authors' `l2distable`; the mean for ALI) take the label of the nearest train image's, by
+  *euclidean* distance (the authors' `metric='euclidean'`);
+- linear probe: multinomial logistic regression on those features (standardised), fitted on
+  train, scored on test (the authors' `CLS_e-`, a linear classifier on E's output);
 - reconstruction ratio: mean ||x - G(E(x))|| over mean ||x' - G(E(x))|| with x' the next image
   of the batch (a random pair), on the test images; 1 means G(E(x)) is no closer to x than to
   any other digit. Scale-free, so [-1, 1] pixels give the ratio of the authors' [0, 1].
@@ -32,13 +33,15 @@ def to_unit_range(images: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def encode(E: nn.Module, images: Tensor, batch: int = 2000) -> Tensor:
-    """E(x) (the mean for a Gaussian encoder) of uint8 images [N, C, H, W], float32 [N, z_dim],
-    with E in eval mode (BatchNorm's running statistics)."""
+def encode(E: nn.Module, images: Tensor, batch: int = 2000, features: bool = False) -> Tensor:
+    """E(x) (the mean for a Gaussian encoder), or with `features` E.features(x) (before the
+    squash), of uint8 images [N, C, H, W], float32 [N, z_dim], with E in eval mode (BatchNorm's
+    running statistics)."""
     was_training = E.training
     E.eval()
     device = next(E.parameters()).device
-    out = [E(to_unit_range(images[i:i + batch]).to(device)).float().cpu() for i in range(0, len(images), batch)]
+    fn = E.features if features else E
+    out = [fn(to_unit_range(images[i:i + batch]).to(device)).float().cpu() for i in range(0, len(images), batch)]
     E.train(was_training)
     return torch.cat(out)
 
@@ -105,7 +108,7 @@ def evaluate_encoder(G: nn.Module, E: nn.Module, data_dir: str, num_train: int =
 
     xtr, ytr = (t[:num_train] for t in load_digits(data_dir, "train"))
     xte, yte = (t[:num_test] for t in load_digits(data_dir, "test"))
-    ztr, zte = encode(E, xtr), encode(E, xte)
+    ztr, zte = encode(E, xtr, features=True), encode(E, xte, features=True)
     out = {"nn1_acc": nearest_neighbor_accuracy(ztr, ytr, zte, yte),
            "probe_acc": linear_probe_accuracy(ztr, ytr, zte, yte)}
     out.update(reconstruction_ratio(to_unit_range(xte), reconstruct(G, E, xte)))

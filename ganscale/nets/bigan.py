@@ -17,6 +17,12 @@ z is 50-dimensional uniform on [-1, 1] (BiGAN) or standard normal (game.bigan.pr
 E is deterministic for BiGAN. For ALI (Dumoulin et al. 2017) it outputs a mean and a log-variance
 and z = mu + sigma * eps is reparameterised; eps comes from the engine's seeded draws, so E's
 sampling is passed in (`E.sample(x, eps)`), never drawn inside the net.
+
+With the uniform prior E's code is squashed into the prior's support, z = 2 sigmoid(h) - 1, as the
+authors' `UniformDistribution.logits_to_sample` does. Unbounded, every code outside [-1, 1] is a
+sure sign of a real pair that D learns at once; E then spends its updates pulling codes into the
+box instead of becoming G's inverse (measured in docs/bigan.md). `E.features(x)` is h before the
+squash, which the latent metrics read (the authors' `l2distable`).
 """
 
 from __future__ import annotations
@@ -100,14 +106,15 @@ class BiGANGenerator(Generator):
 
 
 class Encoder(nn.Module):
-    """x -> z. Deterministic (BiGAN): E(x) = net(x). Gaussian (ALI): net(x) = (mu, log_var) and
-    `sample(x, eps)` = mu + exp(log_var / 2) * eps; `forward` gives mu (the code `ganscale encode`
-    writes)."""
+    """x -> z. Deterministic (BiGAN): E(x) = squash(net(x)). Gaussian (ALI): net(x) = (mu, log_var)
+    and `sample(x, eps)` = squash(mu + exp(log_var / 2) * eps); `forward` gives squash(mu) (the code
+    `ganscale encode` writes). squash is 2 sigmoid - 1 for a uniform prior (`bounded`), else the
+    identity."""
 
     def __init__(self, in_shape: tuple[int, ...], z_dim: int, width: int, depth: int, norm: bool, stochastic: bool,
-                 nets: str = "concat"):
+                 nets: str = "concat", bounded: bool = False):
         super().__init__()
-        self.z_dim, self.stochastic = z_dim, stochastic
+        self.z_dim, self.stochastic, self.bounded = z_dim, stochastic, bounded
         self.net = mlp(math.prod(in_shape), width, depth, leaky_relu, norm, z_dim * (2 if stochastic else 1),
                        norm_first=nets != "authors", affine=nets != "authors")
 
@@ -115,14 +122,21 @@ class Encoder(nn.Module):
         h = self.net(x.reshape(x.shape[0], -1))
         return h.chunk(2, dim=1) if self.stochastic else (h, None)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def squash(self, h: Tensor) -> Tensor:
+        return torch.tanh(0.5 * h) if self.bounded else h  # tanh(h / 2) = 2 sigmoid(h) - 1
+
+    def features(self, x: Tensor) -> Tensor:
+        """The code before the squash (the mean for ALI): what the latent metrics compare."""
         return self.moments(x)[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.squash(self.moments(x)[0])
 
     def sample(self, x: Tensor, eps: Optional[Tensor]) -> Tensor:
         mu, log_var = self.moments(x)
         if log_var is None:
-            return mu
-        return mu + torch.exp(0.5 * log_var) * eps
+            return self.squash(mu)
+        return self.squash(mu + torch.exp(0.5 * log_var) * eps)
 
 
 class JointDiscriminator(nn.Module):
