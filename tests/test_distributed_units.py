@@ -180,3 +180,38 @@ def test_missing_gradients_are_skipped_or_zero_as_configured():
     skip, zero = _one_iteration_with_r1("skip"), _one_iteration_with_r1("zero")
     changed = sorted(k for k in skip if not torch.equal(skip[k], zero[k]))
     assert changed == ["head.bias"]
+
+
+@pytest.mark.parametrize("caller_owns", [False, True])
+def test_a_run_closes_the_process_group_it_created_and_only_that(tmp_path, monkeypatch, caller_owns):
+    """Every rank of a finished run waits for the others and destroys its group before exiting
+    (a rank leaving with a live group could abort in its teardown and fail the Slurm job); a group
+    the caller set up (a harness running several trainings) stays open."""
+    import torch.distributed as dist
+
+    from ganscale.train.run import main
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    if caller_owns:
+        dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        cfg = load_config([], ["strategy.name=ddp", "trainer.devices=1", "trainer.max_iters=3", "trainer.log_every=1",
+                               "trainer.eval_every=0", "trainer.plot_every=0", "trainer.progress_bar=false",
+                               "wandb.mode=disabled", f"run.root={tmp_path}", "run.name=r"])
+        run = main(cfg)
+        assert run.module.iteration == 3
+        assert dist.is_initialized() == caller_owns
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

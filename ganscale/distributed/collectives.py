@@ -157,3 +157,16 @@ def average_float_buffers_(module: torch.nn.Module, bucket_cap_mb: float = 25.0)
     """Average floating-point buffers (e.g. BatchNorm running stats) across ranks in place."""
     bufs = [b for b in module.buffers() if b.is_floating_point()]
     all_reduce_mean_(bufs, bucket_cap_mb)
+
+
+def close_process_group(wait_for_all: bool = True) -> None:
+    """End of a run that created the process group: every rank waits for the others (rank 0 still
+    writes the final evaluation, plots and checkpoint), then the group is destroyed in order. A rank
+    that left the interpreter with its group alive while rank 0 was still working could abort in
+    the group's teardown ("terminate called without an active exception", seen under Slurm); its
+    exit then made srun kill rank 0 and fail the job."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait_for_all and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()

@@ -151,6 +151,9 @@ def main(cfg) -> Run:
 
 
 def _main(cfg) -> Run:
+    from ganscale.distributed.collectives import close_process_group
+
+    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     run = setup(cfg)
     if run.trainer.is_global_zero:
         resumed = f", resuming from {os.path.basename(run.ckpt_path)}" if run.ckpt_path else ""
@@ -163,8 +166,9 @@ def _main(cfg) -> Run:
     except BaseException:
         after_fit(run, failed=True)
         raise
-    if after_fit(run) == "preempted":
-        return run
-    if run.trainer.is_global_zero:
+    preempted = after_fit(run) == "preempted"
+    if owns_group:  # a caller that set up torch.distributed itself keeps its group
+        close_process_group(wait_for_all=not preempted)  # preempted: Slurm is already ending the job
+    if not preempted and run.trainer.is_global_zero:
         print(f"ganscale: finished {run.module.iteration} iterations; run directory {run.run_dir}", flush=True)
     return run
