@@ -5,6 +5,7 @@ and the missing-gradient semantics."""
 from __future__ import annotations
 
 import copy
+import os
 
 import lightning as L
 import pytest
@@ -183,7 +184,7 @@ def test_missing_gradients_are_skipped_or_zero_as_configured():
 
 
 @pytest.mark.parametrize("caller_owns", [False, True])
-def test_a_run_closes_the_process_group_it_created_and_only_that(tmp_path, monkeypatch, caller_owns):
+def test_a_run_closes_the_process_group_it_created_and_only_that(tmp_path, caller_owns):
     """Every rank of a finished run waits for the others and destroys its group before exiting
     (a rank leaving with a live group could abort in its teardown and fail the Slurm job); a group
     the caller set up (a harness running several trainings) stays open."""
@@ -191,22 +192,28 @@ def test_a_run_closes_the_process_group_it_created_and_only_that(tmp_path, monke
 
     from ganscale.train.run import main
 
-    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(k, raising=False)
+    saved = dict(os.environ)
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK"):
+        os.environ.pop(k, None)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
     if caller_owns:
         dist.init_process_group("gloo", rank=0, world_size=1)
     try:
         cfg = load_config([], ["strategy.name=ddp", "trainer.devices=1", "trainer.max_iters=3", "trainer.log_every=1",
                                "trainer.eval_every=0", "trainer.plot_every=0", "trainer.progress_bar=false",
                                "wandb.mode=disabled", f"run.root={tmp_path}", "run.name=r"])
+        before = {k: os.environ.get(k) for k in ("WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "RANK")}
         run = main(cfg)
         assert run.module.iteration == 3
         assert dist.is_initialized() == caller_owns
+        # Lightning's rendezvous variables do not outlive the run (the process's next run would
+        # take itself for a launched child)
+        assert {k: os.environ.get(k) for k in before} == before
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _free_port() -> int:

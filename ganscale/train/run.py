@@ -22,6 +22,7 @@ import torch
 from ganscale.config.load import save_config
 from ganscale.data import GANDataModule, build_datamodule
 from ganscale.distributed import trainer_kwargs, world_size_of
+from ganscale.distributed.collectives import close_process_group
 from ganscale.errors import UserError
 from ganscale.ops import after_fit, ops_callbacks, ops_loggers, ops_plugins, prepare_run_dir
 from ganscale.ops.checkpoint import list_checkpoints
@@ -34,6 +35,7 @@ from ganscale.train.resume import ScheduleChangeWarning, check_resume_fits
 from ganscale.utils.ranks import launched_rank_zero
 
 RUN_DIR_ENV = "GANSCALE_RUN_DIR"
+LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK")
 
 
 @dataclass
@@ -137,8 +139,11 @@ def main(cfg) -> Run:
     # The run directory travels to launched children through the environment; a run started in a
     # process that had none (a test, a benchmark worker running several configs) must not leave it
     # behind for the next run of that process.
+    # So do the rendezvous variables Lightning's DDP setup writes (WORLD_SIZE, LOCAL_RANK, ...): left
+    # behind, the process's next `trainer.devices=2` run would take itself for a launched child and
+    # wait for a peer that never comes.
     # The thread count is process-global too: restore it for whatever the process runs next.
-    inherited = RUN_DIR_ENV in os.environ
+    saved_env = {k: os.environ.get(k) for k in (RUN_DIR_ENV, *LAUNCH_ENV)}
     threads = torch.get_num_threads()
     torch.set_num_threads(cpu_threads(cfg))
     try:
@@ -146,13 +151,14 @@ def main(cfg) -> Run:
             return _main(cfg)
     finally:
         torch.set_num_threads(threads)
-        if not inherited:
-            os.environ.pop(RUN_DIR_ENV, None)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _main(cfg) -> Run:
-    from ganscale.distributed.collectives import close_process_group
-
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     run = setup(cfg)
     if run.trainer.is_global_zero:
