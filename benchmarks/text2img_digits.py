@@ -57,6 +57,16 @@ def evaluate(ckpt: str, args, test: str, judge: str) -> dict:
             "grid": m["grid"]}
 
 
+def encoder_probe(enc: str, test: str) -> dict:
+    """Which words the encoder pair reads (ganscale.metrics.digits_probe) on the test images."""
+    from ganscale.metrics.digits_judge import load_truth
+    from ganscale.metrics.digits_probe import attribute_probe
+    from ganscale.text.pair import load_encoder
+
+    images, targets, _ = load_truth(test)
+    return attribute_probe(load_encoder(enc), images, targets)
+
+
 def training_seconds(run_dir: str) -> list[tuple[int, float]]:
     """(iteration, seconds of training up to it) at each logged row of the run's metrics.csv, from its
     own rate (perf/it_per_s over each logging window): right across a preemption and resume, where
@@ -84,13 +94,17 @@ def write_doc(path: str, res: dict) -> None:
     rows = "\n".join(f"| {c['iteration']} | {c['train_seconds']:.0f} | {c['exact']:.3f} | {c['held_out']:.3f} | "
                      f"{c['r_precision']:.3f} | {c['control']:.3f} |" for c in res["curve"])
     last = res["curve"][-1]
+    pr = res["encoder_probe"]
+    probe_line = (f"on {pr['images']} one-digit test images it picks the image's caption among those differing only "
+                  f"in the digit / colour / position at {pr['digit']:.3f} / {pr['colour']:.3f} / "
+                  f"{pr['position']:.3f}, chance 0.1 / 0.167 / 0.25, ganscale.metrics.digits_probe")
     verdict = ", ".join(f"{k} {last[k]:.3f} {'meets' if last[k] >= v else 'misses'} {v}" for k, v in BARS.items())
     text = f"""
 ## Captioned-digits benchmark (`python benchmarks/text2img_digits.py`)
 
 Command: `{res['command']}` on {res['machine']}. Wall time per stage (s): {json.dumps(res['seconds'])}.
 Data: {res['train_num']} train images (held out: {res['holdout']}), {res['test_num']} test images; encoder
-{res['encoder_steps']} steps (its own R-precision on real test images: {res['encoder_r_precision']:.3f}); `{res['config']}`
+{res['encoder_steps']} steps (its own R-precision on real test images: {res['encoder_r_precision']:.3f}; {probe_line}); `{res['config']}`
 {res['gan_iters']} iterations at batch {res['batch']}; judge {res['judge_steps']} steps (exact match on real
 test images: {res['judge_real']:.3f}). Evaluation on the canonical captions of {res['eval_num']} test images and
 {res['eval_num']} captions holding a held-out pair; the control's chance (a caption identical to its
@@ -152,6 +166,9 @@ def main(argv=None) -> int:
     enc_rp = enc_info["r_precision"]
     seconds["encoder"] = enc_info["wall_seconds"]
     print(f"encoder: R-precision {enc_rp:.3f} ({seconds['encoder']:.0f} s)", flush=True)
+    probe = encoder_probe(enc, test)
+    print(f"encoder reads: digit {probe['digit']:.3f}, colour {probe['colour']:.3f}, position {probe['position']:.3f}",
+          flush=True)
     # the judge trains beside the GAN (in its own process: it is independent of the GAN)
     judge_file = os.path.join(w, "judge.safetensors")  # the runs' eval.text.judge
     judge_proc, judge_log = None, judge_file + ".log"
@@ -199,7 +216,7 @@ def main(argv=None) -> int:
            "seconds": {k: round(v) for k, v in seconds.items()}, "config": " ".join([args.config, *args.overrides]),
            "train_num": args.train_num,
            "test_num": args.test_num, "holdout": args.holdout, "encoder_steps": args.encoder_steps,
-           "encoder_r_precision": enc_rp, "gan_iters": args.gan_iters, "batch": args.batch,
+           "encoder_r_precision": enc_rp, "encoder_probe": probe, "gan_iters": args.gan_iters, "batch": args.batch,
            "judge_steps": args.judge_steps, "judge_real": judge_real, "eval_num": args.eval_num,
            "chance": curve[-1]["chance"],
            "curve": curve}

@@ -1,0 +1,93 @@
+"""Which words of a captioned-digits caption a DAMSM encoder pair actually reads.
+
+    from ganscale.metrics.digits_probe import attribute_probe
+    from ganscale.metrics.digits_judge import load_truth
+    images, targets, _ = load_truth("data/digits-test")
+    attribute_probe(load_encoder("encoder.safetensors"), images, targets)
+    # {"digit": 0.156, "colour": 1.0, "position": 1.0, "images": 494, "shift": {...}}
+
+A text-to-image G learns only what its frozen encoder tells apart. Two measurements, both on the
+canonical caption "a {colour} {digit} in the {position}":
+
+- top-1 per attribute: for every real image holding one digit, the image's global feature is
+  matched (cosine, as DAMSM scores) against the captions that differ from its own only in the digit
+  (10 candidates), only in the colour (6) or only in the position (4); the rate at which its own
+  caption wins. Chance is 0.1, 1/6 and 0.25.
+- shift: the mean distance between sentence vectors of two canonical captions that differ in that
+  attribute alone, over every colour, digit and position. An attribute whose shift is small beside
+  the others reaches G as a small change of its condition.
+
+benchmarks/text2img_digits.py reports both for the benchmark's encoder (docs/text2img.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganscale.data.synth.captioned_digits import POSITIONS
+from ganscale.metrics.digits_judge import COLOUR_NAMES, canonical_of
+
+CHANCE = {"digit": 1 / 10, "colour": 1 / len(COLOUR_NAMES), "position": 1 / len(POSITIONS)}
+
+
+def single_digits(targets: Tensor) -> list[tuple[int, int, str, int]]:
+    """(row, quadrant, colour, digit) of every image with exactly one digit; targets [N, 4] are the
+    judge's quadrant classes (0 empty, 1 + digit * 6 + colour)."""
+    out = []
+    for i, row in enumerate(targets.tolist()):
+        full = [(q, c) for q, c in enumerate(row) if c]
+        if len(full) == 1:
+            q, c = full[0]
+            out.append((i, q, COLOUR_NAMES[(c - 1) % len(COLOUR_NAMES)], (c - 1) // len(COLOUR_NAMES)))
+    return out
+
+
+def _variants(q: int, colour: str, digit: int) -> dict[str, tuple[list[tuple[int, str, int]], int]]:
+    """Per attribute: the candidate (quadrant, colour, digit) items and the index of the true one."""
+    return {"digit": ([(q, colour, d) for d in range(10)], digit),
+            "colour": ([(q, c, digit) for c in COLOUR_NAMES], COLOUR_NAMES.index(colour)),
+            "position": ([(p, colour, digit) for p in range(len(POSITIONS))], q)}
+
+
+@torch.no_grad()
+def attribute_probe(pair, images: Tensor, targets: Tensor, batch: int = 256) -> dict:
+    """The two measurements above for an encoder pair (`pair.text`, `pair.image`,
+    `pair.encode_captions`, `pair.cfg.image_size`) on uint8 images [N, 3, H, W] with their
+    quadrant targets."""
+    was = pair.training
+    pair.eval()
+    items = list(itertools.product(range(len(POSITIONS)), COLOUR_NAMES, range(10)))
+    index = {it: k for k, it in enumerate(items)}
+    ids, lengths = pair.encode_captions([canonical_of([it]) for it in items])
+    sentences = pair.text(ids, lengths).sentence.float()
+    unit = F.normalize(sentences, dim=1)
+
+    rows = single_digits(targets)
+    wins = dict.fromkeys(CHANCE, 0)
+    size = pair.cfg.image_size
+    for s in range(0, len(rows), batch):
+        chunk = rows[s:s + batch]
+        x = images[[r[0] for r in chunk]].float().div(127.5).sub(1.0)
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        feats = F.normalize(pair.image(x)[1].float(), dim=1)
+        for (_, q, colour, digit), f in zip(chunk, feats):
+            for name, (cands, true) in _variants(q, colour, digit).items():
+                wins[name] += int((unit[[index[c] for c in cands]] @ f).argmax()) == true
+
+    shift = {}
+    for name in CHANCE:
+        d = []
+        for it in items:
+            cands, true = _variants(*it)[name]
+            others = [index[c] for k, c in enumerate(cands) if k != true]
+            d.append((sentences[others] - sentences[index[it]]).norm(dim=1))
+        shift[name] = float(torch.cat(d).mean())
+    pair.train(was)
+    n = max(len(rows), 1)
+    return {**{k: v / n for k, v in wins.items()}, "images": len(rows), "chance": dict(CHANCE), "shift": shift,
+            "sentence_norm": float(sentences.norm(dim=1).mean())}
