@@ -97,7 +97,8 @@ def write_doc(path: str, res: dict) -> None:
     pr = res["encoder_probe"]
     probe_line = (f"on {pr['images']} one-digit test images it picks the image's caption among those differing only "
                   f"in the digit / colour / position at {pr['digit']:.3f} / {pr['colour']:.3f} / "
-                  f"{pr['position']:.3f}, chance 0.1 / 0.167 / 0.25, ganscale.metrics.digits_probe")
+                  f"{pr['position']:.3f}, chance {' / '.join(f'{v:.3g}' for v in pr['chance'].values())}, "
+                  "ganscale.metrics.digits_probe")
     verdict = ", ".join(f"{k} {last[k]:.3f} {'meets' if last[k] >= v else 'misses'} {v}" for k, v in BARS.items())
     text = f"""
 ## Captioned-digits benchmark (`python benchmarks/text2img_digits.py`)

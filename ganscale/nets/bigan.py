@@ -19,10 +19,10 @@ and z = mu + sigma * eps is reparameterised; eps comes from the engine's seeded 
 sampling is passed in (`E.sample(x, eps)`), never drawn inside the net.
 
 With the uniform prior E's code is squashed into the prior's support, z = 2 sigmoid(h) - 1, as the
-authors' `UniformDistribution.logits_to_sample` does. Unbounded, every code outside [-1, 1] is a
-sure sign of a real pair that D learns at once; E then spends its updates pulling codes into the
-box instead of becoming G's inverse (measured in docs/bigan.md). `E.features(x)` is h before the
-squash, which the latent metrics read (the authors' `l2distable`).
+authors' `UniformDistribution.logits_to_sample` does. Unbounded, a code outside [-1, 1] marks a
+real pair, as no fake pair's z leaves the box; so trained, D won and the codes got worse after the
+first epoch (docs/bigan/history.md). `E.features(x)` is h before the squash, which the latent
+metrics read (the authors' `l2distable`).
 """
 
 from __future__ import annotations
