@@ -1,7 +1,7 @@
 """Captioned-digits text-to-image benchmark, one command (alignDRAW's "MNIST with captions" set-up):
 
     python benchmarks/text2img_digits.py                       # -> docs/text2img.md, docs/text2img/*
-    python benchmarks/text2img_digits.py --gan-iters 6000 --encoder-steps 1500 --judge-steps 1500   # the full budget
+    python benchmarks/text2img_digits.py --gan-iters 6000 --encoder-steps 3000 --judge-steps 1500   # the full budget
 
 1. synthesize train (with --holdout pairs removed) and test shards: `ganscale data synth captioned-digits`
 2. train the DAMSM text encoder on train: `ganscale text train configs/text/digits_damsm.yaml`
