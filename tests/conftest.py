@@ -51,3 +51,12 @@ def backward_phases(m) -> list[str]:
             loss.backward()
             stepped.append(phase.name)
     return stepped
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a test's own rendezvous)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

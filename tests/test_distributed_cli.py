@@ -7,14 +7,13 @@ import csv
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import REPO, cli
+from conftest import REPO, cli, free_port
 
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 TOY = ["configs/toy/ring.yaml", "trainer.accelerator=cpu", "trainer.progress_bar=false", "data.batch_size=64",
@@ -31,12 +30,6 @@ def ok(r: subprocess.CompletedProcess) -> str:
 def metrics_rows(run_dir: str) -> list[dict]:
     with open(os.path.join(run_dir, "metrics.csv")) as f:
         return list(csv.DictReader(f))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ddp_two_processes_from_the_cli_then_resume(run_root):

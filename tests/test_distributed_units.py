@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from conftest import free_port
 from ganscale.config import load_config
 from ganscale.distributed import trainer_kwargs
 from ganscale.distributed.collectives import (
@@ -195,7 +196,7 @@ def test_a_run_closes_the_process_group_it_created_and_only_that(tmp_path, calle
     saved = dict(os.environ)
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK"):
         os.environ.pop(k, None)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     if caller_owns:
         dist.init_process_group("gloo", rank=0, world_size=1)
     try:
@@ -214,11 +215,3 @@ def test_a_run_closes_the_process_group_it_created_and_only_that(tmp_path, calle
             dist.destroy_process_group()
         os.environ.clear()
         os.environ.update(saved)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -42,6 +42,12 @@ def cell(digit: int, colour: str) -> int:
     return 1 + digit * len(COLOUR_NAMES) + COLOUR_NAMES.index(colour)
 
 
+def decode_cell(c: int) -> tuple[int, str]:
+    """(digit, colour) of a non-empty quadrant class: the inverse of `cell`."""
+    digit, colour = divmod(c - 1, len(COLOUR_NAMES))
+    return digit, COLOUR_NAMES[colour]
+
+
 def canonical_of(items) -> str:
     """The canonical caption of (quadrant index, colour, digit) items, quadrants in reading order."""
     return " and ".join(f"a {c} {d} in the {POSITIONS[q]}" for q, c, d in sorted(items))

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganscale.data.synth.captioned_digits import POSITIONS
-from ganscale.metrics.digits_judge import COLOUR_NAMES, canonical_of
+from ganscale.metrics.digits_judge import COLOUR_NAMES, canonical_of, decode_cell, to_float
 
 CHANCE = {"digit": 1 / 10, "colour": 1 / len(COLOUR_NAMES), "position": 1 / len(POSITIONS)}
 
@@ -42,7 +42,8 @@ def single_digits(targets: Tensor) -> list[tuple[int, int, str, int]]:
         full = [(q, c) for q, c in enumerate(row) if c]
         if len(full) == 1:
             q, c = full[0]
-            out.append((i, q, COLOUR_NAMES[(c - 1) % len(COLOUR_NAMES)], (c - 1) // len(COLOUR_NAMES)))
+            digit, colour = decode_cell(c)
+            out.append((i, q, colour, digit))
     return out
 
 
@@ -71,7 +72,7 @@ def attribute_probe(pair, images: Tensor, targets: Tensor, batch: int = 256) -> 
     size = pair.cfg.image_size
     for s in range(0, len(rows), batch):
         chunk = rows[s:s + batch]
-        x = images[[r[0] for r in chunk]].float().div(127.5).sub(1.0)
+        x = to_float(images[[r[0] for r in chunk]])
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         feats = F.normalize(pair.image(x)[1].float(), dim=1)
