@@ -44,13 +44,15 @@ def cli(*args: str) -> str:
     return out.stdout
 
 
-def evaluate(ckpt: str, args, test: str, judge: str) -> dict:
+def evaluate(ckpt: str, args, test: str, judge: str, ema: bool = True) -> dict:
     """`ganscale eval` of one checkpoint: the run's text evaluation (ganscale.metrics.text_eval) on
-    the first --eval-num test images' canonical captions and as many captions holding a held-out pair."""
-    out = os.path.join(os.path.dirname(os.path.dirname(ckpt)), "eval", os.path.basename(ckpt) + ".json")
+    the first --eval-num test images' canonical captions and as many captions holding a held-out pair;
+    of G_ema, or (ema=False, eval.ema=false) of the raw G."""
+    out = os.path.join(os.path.dirname(os.path.dirname(ckpt)), "eval",
+                       os.path.basename(ckpt) + ("" if ema else ".raw") + ".json")
     cli("eval", ckpt, f"eval.text.data={test}", f"eval.text.judge={judge}", f"eval.text.num_captions={args.eval_num}",
-        f"eval.text.holdout={args.holdout}", "eval.metrics=[]", f"eval.seed={args.seed}", "--out", out,
-        "--device", "cpu")
+        f"eval.text.holdout={args.holdout}", "eval.metrics=[]", f"eval.seed={args.seed}", f"eval.ema={ema}",
+        "--out", out, "--device", "cpu")
     m = json.load(open(out))
     return {"iteration": m["iter"], "exact": m["caption_exact"], "held_out": m["caption_held_out"],
             "r_precision": m["r_precision"], "control": m["caption_control"], "chance": m["caption_control_chance"],
@@ -92,7 +94,8 @@ def seconds_at(table: list[tuple[int, float]], iteration: int) -> float:
 
 def write_doc(path: str, res: dict) -> None:
     rows = "\n".join(f"| {c['iteration']} | {c['train_seconds']:.0f} | {c['exact']:.3f} | {c['held_out']:.3f} | "
-                     f"{c['r_precision']:.3f} | {c['control']:.3f} |" for c in res["curve"])
+                     f"{c['r_precision']:.3f} | {c['control']:.3f} | {c['raw_G']['exact']:.3f} | "
+                     f"{c['raw_G']['held_out']:.3f} | {c['raw_G']['r_precision']:.3f} |" for c in res["curve"])
     last = res["curve"][-1]
     pr = res["encoder_probe"]
     probe_line = (f"on {pr['images']} one-digit test images it picks the image's caption among those differing only "
@@ -111,11 +114,14 @@ test images: {res['judge_real']:.3f}). Evaluation on the canonical captions of {
 {res['eval_num']} captions holding a held-out pair; the control's chance (a caption identical to its
 shuffled partner) is {res['chance']:.4f}.
 
-| iteration | training s | exact | held-out | R-precision | shuffled control |
-| --- | --- | --- | --- | --- | --- |
+G_ema (the run's sampler, judged against the bars) and, in the last three columns, the same
+checkpoint's raw G (`eval.ema=false`; early in a run the average lags G):
+
+| iteration | training s | exact | held-out | R-precision | shuffled control | exact, raw G | held-out, raw G | R-precision, raw G |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
 
-Against the bars at the last checkpoint: {verdict}; the control should stay near chance.
+Against the bars at the last checkpoint (G_ema): {verdict}; the control should stay near chance.
 Captioned samples of the last checkpoint: ![samples](text2img/digits_samples.png)
 """
     marker = "<!-- benchmark -->"
@@ -199,6 +205,9 @@ def main(argv=None) -> int:
     curve = []
     for ckpt in list_checkpoints(os.path.join(runs, name, "checkpoints")):
         r = evaluate(ckpt, args, test, judge_file)
+        raw = evaluate(ckpt, args, test, judge_file, ema=False)
+        raw.pop("grid")
+        r["raw_G"] = {k: raw[k] for k in ("exact", "held_out", "r_precision", "control")}
         r["train_seconds"] = seconds_at(run_seconds, r["iteration"])
         curve.append(r)
         print(json.dumps(r), flush=True)

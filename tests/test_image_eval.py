@@ -210,6 +210,13 @@ def test_train_eval_sample_from_the_cli(shards, classifier, tmp_path, capsys):
         assert out[k] == pytest.approx(lines[1][k], rel=1e-5, abs=1e-6), k
     code, _, err = run_main(capsys, "eval", run, "eval.num_samples=100")
     assert code == 0 and json.load(open(os.path.join(run, "eval", "iter_00000012.json")))["num_samples"] == 100
+    # eval.ema=false scores the raw G: other numbers than G_ema's, the same on a second evaluation
+    for name in ("raw1.json", "raw2.json"):
+        code, _, err = run_main(capsys, "eval", run, "eval.ema=false", "--out", str(tmp_path / name))
+        assert code == 0, err
+    raw = json.load(open(tmp_path / "raw1.json"))
+    assert raw["fid"] == json.load(open(tmp_path / "raw2.json"))["fid"]
+    assert raw["fid"] != pytest.approx(lines[1]["fid"], rel=1e-5)
     code, _, err = run_main(capsys, "eval", run, "eval.extractor=inception", "eval.metrics=[fid]",
                             "eval.inception_path=/nowhere/w.pth")
     assert code == 2 and "weights-inception-2015-12-05-6726825d.pth" in err

@@ -131,6 +131,10 @@ def test_ema_never_feeds_back_so_raw_g_is_the_ablation(tmp_path):
     ema_on.sample_from_ema = False
     assert ema_on.sampler is ema_on.G
     assert torch.equal(ema_on.sample(7, seed=3), ema_off.sample(7, seed=3))
+    # the config key says the same for evaluations during training and `ganscale eval`
+    cfg = load_config([], ["gan.ema.start_iter=0", "eval.ema=false"])
+    raw = GANModule(cfg, ToyDataModule(cfg).info)
+    assert raw.G_ema_module is not None and raw.sampler is raw.G
 
 
 @pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "hinge", "wasserstein", "least_squares"])

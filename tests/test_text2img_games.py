@@ -253,3 +253,58 @@ def test_stage2_loads_the_stage1_run_frozen(tmp_path):
     c = m2.T.encode(["a red 3 in the top left", "the number seven in blue at the bottom right"])
     x, extras = m2.G(torch.randn(2, 8), c, generator=torch.Generator().manual_seed(0))
     assert x.shape == (2, 3, 256, 256) and extras["stage1"].shape == (2, 3, 64, 64)
+
+
+def test_nearest_mismatch_picks_among_the_k_nearest_other_captions():
+    from ganscale.conditions import TextCondition
+    from ganscale.games.text2img import nearest_mismatch
+
+    # rows 0 and 1 hold the same caption (1 up to rounding); 2, 3 and 4 lie at 1, 3 and 10 from them
+    s = torch.tensor([[0.0, 0.0], [1e-7, 0.0], [1.0, 0.0], [3.0, 0.0], [10.0, 0.0]])
+    pool = TextCondition(s)
+    g = torch.Generator().manual_seed(0)
+    assert nearest_mismatch(1)(pool, g).tolist() == [2, 2, 1, 2, 3] or \
+        nearest_mismatch(1)(pool, g).tolist() == [2, 2, 0, 2, 3]  # row 2: rows 0 and 1 tie
+    # k = 2: each row draws among its 2 nearest other captions, the twin never among them
+    allowed = {0: {2, 3}, 1: {2, 3}, 2: {0, 1}, 3: {2, 0, 1}, 4: {3, 2}}
+    seen = {i: set() for i in allowed}
+    for seed in range(40):
+        picked = nearest_mismatch(2)(pool, torch.Generator().manual_seed(seed)).tolist()
+        for i, j in enumerate(picked):
+            assert j in allowed[i], (i, j)
+            seen[i].add(j)
+    assert seen[0] == {2, 3} and seen[4] == {2, 3}  # both candidates drawn over the seeds
+    # the pick is the seed's: the same generator state gives the same rows
+    a = nearest_mismatch(2)(pool, torch.Generator().manual_seed(7))
+    assert torch.equal(a, nearest_mismatch(2)(pool, torch.Generator().manual_seed(7)))
+    # a batch over 25 rows (where cdist would take its matrix-product path): never the row itself,
+    # always the nearest other caption
+    big = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
+    picked = nearest_mismatch(1)(TextCondition(big), g)
+    d = ((big[:, None] - big[None]) ** 2).sum(-1).fill_diagonal_(float("inf"))
+    assert torch.equal(picked, d.argmin(1))
+    # a batch of one caption has no other: any other row, never the row itself
+    picked = nearest_mismatch(1)(TextCondition(torch.zeros(3, 2)), g)
+    assert all(j != i for i, j in enumerate(picked.tolist()))
+
+
+def test_mismatch_key_chooses_ds_wrong_pairs(monkeypatch):
+    """game.text.mismatch=nearest hands D's wrong pairs the nearest-caption pick; shift (the default) none."""
+    picks = {}
+    for mode in ("shift", "nearest"):
+        cfg, dm, m = build("stackgan", batch=6, extra=[f"game.text.mismatch={mode}", "game.text.mismatch_k=1"])
+        seen = []
+        real = m.mismatched
+        monkeypatch.setattr(m, "mismatched", lambda c, *a, pick=None, **k: seen.append((c, pick)) or
+                            real(c, *a, pick=pick, **k))
+        m.game.start_iteration(m, first_batch(dm))
+        m.phase = "D_main"
+        m.game.d_main(m, 0)
+        (c, picks[mode]), = seen
+    assert picks["shift"] is None
+    s = c.sentence
+    d = torch.cdist(s, s).fill_diagonal_(float("inf"))
+    chosen = picks["nearest"](c, torch.Generator().manual_seed(0))
+    assert torch.allclose(d.gather(1, chosen[:, None])[:, 0], d.min(1).values)
+    with pytest.raises((UserError, ValueError), match="mismatch='hardest'"):
+        w.make_cfg("stackgan", "single", 1, 4, ["game.text.mismatch=hardest"])

@@ -13,6 +13,7 @@ the weight file's path on this machine, or where the shards are now):
     ganscale eval runs/mnist eval.extractor=classifier eval.classifier_path=classifiers/mnist.pt
     ganscale eval runs/bigan-mnist game.bigan.eval_data=../shared/data/mnist   # a game's own metrics (BiGAN: E's)
     ganscale eval runs/digits_dfgan eval.metrics=[] eval.text.data=data/digits-test eval.text.judge=judge.safetensors
+    ganscale eval runs/mnist eval.ema=false        # the raw G instead of G_ema (the EMA ablation)
     torchrun --nproc_per_node 8 -m ganscale eval runs/in128 eval.num_samples=50000   # each rank its share
 
 Under torchrun every rank generates its share of the samples and the features are gathered;
@@ -103,6 +104,7 @@ def run(args) -> int:
     ckpt_file = find_checkpoint(args.source)  # an exported folder: its results go to DIR/eval/
     module = load_module(ckpt_file)
     cfg = resolved_config(to_dict(module.cfg), args.overrides)
+    module.sample_from_ema = cfg.eval.ema  # eval.ema=false: the raw G
     own = module.game.evaluate(module, cfg)  # a game measured its own way (BiGAN: its encoder)
     if own is not None:
         return write_metrics(own, module, ckpt_file, args.out)

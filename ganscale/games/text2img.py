@@ -187,11 +187,38 @@ class TextGame(Game):
         return m.G(m.noise(b, phase, sub), c, generator=ca_noise(m, phase, sub))
 
 
+def nearest_mismatch(k: int):
+    """A `pick` for m.mismatched: row i gets one of the k captions nearest its own (Euclidean distance
+    of the sentence vectors), drawn uniformly with the seeded generator; identical captions (the
+    same sentence vector up to rounding) are never picked while another exists."""
+
+    def pick(pool: TextCondition, g: torch.Generator) -> Tensor:
+        s = pool.sentence.float()
+        n = len(s)
+        # the direct differences: cdist's matrix-product path (batches over 25 rows) leaves the
+        # diagonal at ~1e-3 instead of 0 and would hand a row its own caption
+        d = torch.cdist(s, s, compute_mode="donot_use_mm_for_euclid_dist")
+        # identical up to rounding: a caption encoded on another rank, in another batch, may differ
+        # from its twin in the last bits, and must not become its "nearest" mismatch there only
+        scale = 1.0 + s.norm(dim=1)
+        eye = torch.eye(n, dtype=torch.bool, device=s.device)
+        excluded = (d <= 1e-4 * torch.maximum(scale[:, None], scale[None, :])) | eye
+        # a batch of identical captions has no other: fall back to any other row
+        excluded &= ~excluded.all(1, keepdim=True) | eye
+        d = d.masked_fill(excluded, float("inf"))
+        kk = min(k, n - 1)
+        order = d.topk(kk, dim=1, largest=False).indices                    # [n, kk], nearest first
+        avail = (~excluded).sum(1).clamp(min=1, max=kk)                     # rows with fewer candidates
+        choice = (torch.rand(n, generator=g, device=g.device) * avail).long().clamp(max=kk - 1)
+        return order.gather(1, choice[:, None].to(order.device))[:, 0]
+    return pick
+
+
 def d_terms(game, m, real, c, fake, sub: int, gp: bool = False) -> Tensor:
     """The matching-aware D loss of one (real, fake) pair of batches (StackGAN, StackGAN++ per scale), with
     DF-GAN's MA-GP when `gp`; logs the parts."""
     t = game.t
-    wrong = m.mismatched(c, "D_main", sub)
+    wrong = m.mismatched(c, "D_main", sub, pick=nearest_mismatch(t.mismatch_k) if t.mismatch == "nearest" else None)
     if gp:
         real = real.detach().requires_grad_(True)
         s = c.sentence.detach().requires_grad_(True)

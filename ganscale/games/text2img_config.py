@@ -19,6 +19,16 @@ class TextGameConfig:
     StackGAN's coco_s1.yml and StackGAN-v2's defaults)."""
     wrong_weight: float = 0.5
     """Weight of the wrong pairs (real image, mismatched caption) in D's loss."""
+    mismatch: str = "shift"
+    """How the wrong pairs' captions are chosen from the global batch: `shift` (a random shift of
+    the batch, as StackGAN and DF-GAN do) or `nearest` (for each image, a caption among the
+    `mismatch_k` other captions whose sentence vectors lie nearest its own, identical captions
+    excluded: hard negatives that keep most of what the caption says and change a detail, so that
+    D must read every word to reject them)."""
+    mismatch_k: int = 1
+    """With mismatch=nearest: draw the wrong caption uniformly among this many nearest (1: the
+    nearest). A larger k softens the hard negatives and the cost of a paraphrase of the same content
+    being drawn as a mismatch."""
     fake_weight: float = 0.5
     """Weight of the fake pairs (G(z, c), c) in D's loss (real + 1/2 wrong + 1/2 fake: StackGAN, DF-GAN)."""
     ma_gp_k: float = 2.0
@@ -44,6 +54,10 @@ class TextGameConfig:
         if self.damsm_weight > 0 and not self.encoder:
             out.append(f"damsm_weight={self.damsm_weight} needs the image encoder of a trained DAMSM pair: set "
                        "encoder=FILE (ganscale text train), or damsm_weight=0 with precomputed embeddings")
+        if self.mismatch not in ("shift", "nearest"):
+            out.append(f"mismatch={self.mismatch!r} must be 'shift' or 'nearest'")
+        if self.mismatch_k < 1:
+            out.append(f"mismatch_k={self.mismatch_k} must be >= 1")
         if self.ma_gp_p <= 0:
             out.append(f"ma_gp_p={self.ma_gp_p} must be > 0")
         return out

@@ -60,6 +60,10 @@ class EvalConfig:
     """Sample with truncated z (|z| <= truncation) for evaluation; null = the plain prior."""
     seed: int = 0
     """Seed of the evaluation latents: every evaluation of a run uses the same z and labels."""
+    ema: bool = True
+    """Sample the generator's EMA (G_ema) where the run keeps one, as evaluations do by default;
+    false samples the raw G: the EMA ablation without a second training (the average never feeds
+    back into the game), and the generator to read early in a run, before the average catches up."""
     standing_stats: int = 0
     """BigGAN's standing statistics: before sampling, re-estimate G's BatchNorm statistics as the
     average over this many forward passes of a training batch in training mode (BigGAN-PyTorch

@@ -97,9 +97,9 @@ class GANModule(L.LightningModule):
                 self.ema_name = f"{self.game.ema_of}_ema"
                 self._ema = EMA(ema, nets[self.game.ema_of], cfg.gan.ema.decay)
             self.add_module(f"{self.game.ema_of}_ema", ema)
-        self.sample_from_ema = True
-        """False: `sample` and `sampler` use the raw generator even when the run has an EMA. The EMA
-        ablation needs no second training: the average never feeds back into the game."""
+        self.sample_from_ema = cfg.eval.ema
+        """False (eval.ema=false): `sample` and `sampler` use the raw generator even when the run has
+        an EMA. The EMA ablation needs no second training: the average never feeds back into the game."""
         self._standing: Optional[nn.Module] = None
         """The sampler with standing BatchNorm statistics, inside `standing_stats`."""
         self.iteration = 0
@@ -293,9 +293,12 @@ class GANModule(L.LightningModule):
         return self.draw(per_rank, lambda n, g: torch.randint(k, (n,), generator=g, device=self.device),
                          phase, sub + 8, generator)
 
-    def mismatched(self, c, phase: Optional[str] = None, sub: int = 0, generator: Optional[torch.Generator] = None):
+    def mismatched(self, c, phase: Optional[str] = None, sub: int = 0, generator: Optional[torch.Generator] = None,
+                   pick: Optional[Callable] = None):
         """This rank's rows of the global condition batch with every row paired to another row's
-        condition (a random shift 1..N-1 of the global batch): the matching-aware 'wrong' pairs."""
+        condition: the matching-aware 'wrong' pairs. By default a random shift 1..N-1 of the global
+        batch; `pick(pool, generator)` -> [N] row indices chooses otherwise (it sees the global
+        batch and the seeded generator, so every rank picks what one process picks)."""
         if c is None:
             return None
         pool = self.global_rows(c)
@@ -303,8 +306,11 @@ class GANModule(L.LightningModule):
         if n < 2:
             raise ValueError("mismatched conditions need a global batch of at least 2")
         g = generator or self._phase_generator(phase, sub + 12)
-        shift = int(torch.randint(1, n, (1,), generator=g, device=self.device))  # the same on every rank
-        index = (torch.arange(n, device=self.device) + shift) % n
+        if pick is not None:
+            index = pick(pool, g)
+        else:
+            shift = int(torch.randint(1, n, (1,), generator=g, device=self.device))  # the same on every rank
+            index = (torch.arange(n, device=self.device) + shift) % n
         per_rank = n // self._world
         return self._rank_slice(cond_index(pool, index), per_rank)
 
