@@ -13,7 +13,9 @@
    evaluation runs also use during training, ganscale/metrics/text_eval.py): exact caption match on
    the canonical captions of the first --eval-num test images (1-2 digits), on as many captions
    holding a held-out pair, R-precision of the generated images with the run's encoder pair, and
-   the shuffled-caption control (images judged against another row's caption)
+   the shuffled-caption control (images judged against another row's caption); the same for the
+   checkpoint's raw G (`eval.ema=false`), and what G's conditioning augmentation passes on of the
+   digit, the colour and the position (ganscale.metrics.digits_probe.condition_probe)
 
 Bars (issue #9): exact >= 80%, held-out >= 70%, R-precision >= 0.7, control at chance.
 Every stage's wall time is recorded with the results (the machine's load is part of the record).
@@ -69,6 +71,17 @@ def encoder_probe(enc: str, test: str) -> dict:
     return attribute_probe(load_encoder(enc), images, targets)
 
 
+def condition_of(ckpt: str) -> dict | None:
+    """What the checkpoint's raw G receives of each attribute through its conditioning augmentation
+    (ganscale.metrics.digits_probe.condition_probe); None for a G without one (DF-GAN)."""
+    from ganscale.metrics.digits_probe import condition_probe
+    from ganscale.train.restore import load_module
+
+    module = load_module(ckpt)
+    module.sample_from_ema = False  # the G that trains
+    return condition_probe(module)
+
+
 def training_seconds(run_dir: str) -> list[tuple[int, float]]:
     """(iteration, seconds of training up to it) at each logged row of the run's metrics.csv, from its
     own rate (perf/it_per_s over each logging window): right across a preemption and resume, where
@@ -102,6 +115,22 @@ def write_doc(path: str, res: dict) -> None:
                   f"in the digit / colour / position at {pr['digit']:.3f} / {pr['colour']:.3f} / "
                   f"{pr['position']:.3f}, chance {' / '.join(f'{v:.3g}' for v in pr['chance'].values())}, "
                   "ganscale.metrics.digits_probe")
+    conds = [c for c in res["curve"] if c.get("condition")]
+    cond_text = ""
+    if conds:
+        cond_rows = "\n".join(f"| {c['iteration']} | " + " | ".join(f"{c['condition']['mu_shift'][k]:.2f}" for k in
+                                                               ("digit", "colour", "position"))
+                              + f" | {c['condition']['noise_norm']:.2f} |" for c in conds)
+        cond_text = f"""
+What G receives of each attribute through its conditioning augmentation (c_hat = mu + sigma eps,
+{conds[-1]['condition']['ca_dim']}-d; `ganscale.metrics.digits_probe.condition_probe`, raw G): the mean
+shift of mu between canonical captions that differ in that attribute alone, beside the norm of the
+noise sigma eps. A shift far below the noise reaches G as noise.
+
+| iteration | mu shift, digit | colour | position | noise norm |
+| --- | --- | --- | --- | --- |
+{cond_rows}
+"""
     verdict = ", ".join(f"{k} {last[k]:.3f} {'meets' if last[k] >= v else 'misses'} {v}" for k, v in BARS.items())
     text = f"""
 ## Captioned-digits benchmark (`python benchmarks/text2img_digits.py`)
@@ -122,6 +151,7 @@ checkpoint's raw G (`eval.ema=false`; early in a run the average lags G):
 {rows}
 
 Against the bars at the last checkpoint (G_ema): {verdict}; the control should stay near chance.
+{cond_text}
 Captioned samples of the last checkpoint: ![samples](text2img/digits_samples.png)
 """
     marker = "<!-- benchmark -->"
@@ -208,6 +238,7 @@ def main(argv=None) -> int:
         raw = evaluate(ckpt, args, test, judge_file, ema=False)
         raw.pop("grid")
         r["raw_G"] = {k: raw[k] for k in ("exact", "held_out", "r_precision", "control")}
+        r["condition"] = condition_of(ckpt)
         r["train_seconds"] = seconds_at(run_seconds, r["iteration"])
         curve.append(r)
         print(json.dumps(r), flush=True)

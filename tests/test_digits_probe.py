@@ -65,3 +65,46 @@ def test_probe_reports_what_the_pair_reads():
     assert res["shift"]["digit"] == 0 and res["shift"]["position"] == 0
     assert res["shift"]["colour"] == pytest.approx(math.sqrt(2))
     assert res["chance"] == pytest.approx({"digit": 0.1, "colour": 1 / 6, "position": 0.25})
+
+
+class OneHotText:
+    """Sentence = [a * one-hot colour, b * one-hot digit, c * one-hot position] of a canonical caption."""
+
+    def __init__(self, a: float, b: float, c: float):
+        self.a, self.b, self.c = a, b, c
+
+    def encode(self, captions, device=None):
+        from ganscale.conditions import TextCondition
+        from ganscale.data.synth.captioned_digits import POSITIONS
+
+        rows = []
+        for cap in captions:
+            (target,) = [(q, t) for q, t in enumerate(parse_caption(cap)) if t]
+            q, t = target
+            colour, digit = (t - 1) % len(COLOUR_NAMES), (t - 1) // len(COLOUR_NAMES)
+            rows.append(torch.cat([self.a * F.one_hot(torch.tensor(colour), len(COLOUR_NAMES)),
+                                   self.b * F.one_hot(torch.tensor(digit), 10),
+                                   self.c * F.one_hot(torch.tensor(q), len(POSITIONS))]).float())
+        return TextCondition(torch.stack(rows))
+
+
+def test_condition_probe_sets_what_g_receives_beside_the_ca_noise():
+    from ganscale.metrics.digits_probe import condition_probe
+    from ganscale.nets.text2img.common import CondAugment
+
+    ca = CondAugment(20, 20)
+    with torch.no_grad():  # mu = the sentence itself, log-variance log(4): sigma 2 on every dimension
+        ca.fc.weight.zero_()
+        ca.fc.weight[:20] = torch.eye(20)
+        ca.fc.bias.zero_()
+        ca.fc.bias[20:] = math.log(4.0)
+    text = OneHotText(a=0.5, b=0.1, c=3.0)
+    module = SimpleNamespace(sampler=SimpleNamespace(ca=ca), net=lambda name: text, device="cpu")
+    res = condition_probe(module)
+    assert res["ca_dim"] == 20
+    assert res["noise_norm"] == pytest.approx(2 * math.sqrt(20))
+    assert res["mu_shift"] == pytest.approx({"colour": 0.5 * math.sqrt(2), "digit": 0.1 * math.sqrt(2),
+                                             "position": 3.0 * math.sqrt(2)})
+    assert ca.training  # left as it was
+    # a G without conditioning augmentation (DF-GAN) has nothing to probe
+    assert condition_probe(SimpleNamespace(sampler=SimpleNamespace(), net=None, device="cpu")) is None

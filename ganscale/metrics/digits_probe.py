@@ -18,6 +18,10 @@ canonical caption "a {colour} {digit} in the {position}":
   the others reaches G as a small change of its condition.
 
 benchmarks/text2img_digits.py reports both for the benchmark's encoder (docs/text2img.md).
+
+`condition_probe(module)` goes one step further, to what G itself receives: a StackGAN-family G
+reads the sentence through its conditioning augmentation, c_hat = mu + sigma * eps, and an attribute
+the encoder separates well can still drown in that noise (the benchmark reports it per checkpoint).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def attribute_probe(pair, images: Tensor, targets: Tensor, batch: int = 256) -> 
     quadrant targets."""
     was = pair.training
     pair.eval()
-    items = list(itertools.product(range(len(POSITIONS)), COLOUR_NAMES, range(10)))
+    items = canonical_items()
     index = {it: k for k, it in enumerate(items)}
     ids, lengths = pair.encode_captions([canonical_of([it]) for it in items])
     sentences = pair.text(ids, lengths).sentence.float()
@@ -80,15 +84,50 @@ def attribute_probe(pair, images: Tensor, targets: Tensor, batch: int = 256) -> 
             for name, (cands, true) in _variants(q, colour, digit).items():
                 wins[name] += int((unit[[index[c] for c in cands]] @ f).argmax()) == true
 
+    pair.train(was)
+    n = max(len(rows), 1)
+    return {**{k: v / n for k, v in wins.items()}, "images": len(rows), "chance": dict(CHANCE),
+            "shift": attribute_shifts(sentences, items), "sentence_norm": float(sentences.norm(dim=1).mean())}
+
+
+def canonical_items() -> list[tuple[int, str, int]]:
+    """Every one-digit canonical content: (quadrant, colour, digit)."""
+    return list(itertools.product(range(len(POSITIONS)), COLOUR_NAMES, range(10)))
+
+
+def attribute_shifts(vectors: Tensor, items: list[tuple[int, str, int]]) -> dict[str, float]:
+    """Per attribute, the mean distance between the vectors (one row per item of `items`) of two
+    contents that differ in that attribute alone."""
+    index = {it: k for k, it in enumerate(items)}
     shift = {}
     for name in CHANCE:
         d = []
         for it in items:
             cands, true = _variants(*it)[name]
             others = [index[c] for k, c in enumerate(cands) if k != true]
-            d.append((sentences[others] - sentences[index[it]]).norm(dim=1))
+            d.append((vectors[others] - vectors[index[it]]).norm(dim=1))
         shift[name] = float(torch.cat(d).mean())
-    pair.train(was)
-    n = max(len(rows), 1)
-    return {**{k: v / n for k, v in wins.items()}, "images": len(rows), "chance": dict(CHANCE), "shift": shift,
-            "sentence_norm": float(sentences.norm(dim=1).mean())}
+    return shift
+
+
+@torch.no_grad()
+def condition_probe(module) -> dict:
+    """What a text-to-image G's conditioning augmentation (StackGAN's CA, `G.ca`) passes on to G:
+    per attribute, the mean distance between the CA means mu of two canonical captions that differ
+    in that attribute alone, beside the norm of the CA noise sigma * eps (its expected value,
+    sqrt(sum sigma^2)) for the same captions. An attribute whose shift is small beside the noise
+    reaches G as noise: G cannot tell it apart, however well the encoder does. None when G has no
+    conditioning augmentation (DF-GAN reads the sentence itself)."""
+    from ganscale.conditions.text_kind import ENCODER
+
+    ca = getattr(module.sampler, "ca", None)
+    if ca is None:
+        return None
+    items = canonical_items()
+    cond = module.net(ENCODER).encode([canonical_of([it]) for it in items], device=module.device)
+    was = ca.training
+    ca.eval()
+    _, mu, logvar = ca(cond, None)
+    ca.train(was)
+    return {"mu_shift": attribute_shifts(mu.float(), items), "noise_norm": float(logvar.exp().sum(1).sqrt().mean()),
+            "ca_dim": int(mu.shape[1])}
