@@ -152,3 +152,14 @@ def test_impossible_combinations_are_reported():
     assert "16-mixed needs a GPU" in msg and "bf16-mixed" in msg
     assert "G_ema would only ever copy G" in msg
     assert len(e.value.problems) == 2
+
+
+def test_each_nested_problem_is_listed_once():
+    """A nested component's check runs once, from the config tree walk (game.text used to be checked
+    by game's check as well, so each of its problems was listed twice)."""
+    with pytest.raises(ConfigError) as e:
+        load_config([], ["game.text.kl_weight=-1", "game.text.mismatch=hard", "game.bigan.width=0"])
+    problems = e.value.problems
+    assert len(problems) == len(set(problems)), problems
+    assert "game.text.kl_weight=-1.0 must be >= 0" in problems
+    assert "game.text.mismatch='hard' must be 'shift' or 'nearest'" in problems
