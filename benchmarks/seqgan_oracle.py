@@ -53,8 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--length", type=int, default=20)
     p.add_argument("--num", type=int, default=10000, help="training sequences drawn from the oracle")
     p.add_argument("--seed", type=int, default=0, help="the oracle's seed")
-    p.add_argument("--iters", type=int, default=4000, help="the adversarial runs' last iteration (batch 64)")
-    p.add_argument("--mle-iters", type=int, default=6000,
+    p.add_argument("--iters", type=int, default=8000, help="the adversarial runs' last iteration (batch 64)")
+    p.add_argument("--mle-iters", type=int, default=8000,
                    help="the MLE baseline's iterations (at least --iters: its curve covers every "
                         "G step of the adversarial runs and shows where MLE plateaus)")
     p.add_argument("--step", choices=["all", "mle", "adversarial", "report"], default="all",
