@@ -27,6 +27,7 @@ the encoder separates well can still drown in that noise (the benchmark reports 
 from __future__ import annotations
 
 import itertools
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +112,7 @@ def attribute_shifts(vectors: Tensor, items: list[tuple[int, str, int]]) -> dict
 
 
 @torch.no_grad()
-def condition_probe(module) -> dict:
+def condition_probe(module) -> Optional[dict]:
     """What a text-to-image G's conditioning augmentation (StackGAN's CA, `G.ca`) passes on to G:
     per attribute, the mean distance between the CA means mu of two canonical captions that differ
     in that attribute alone, beside the norm of the CA noise sigma * eps (its expected value,
