@@ -137,12 +137,13 @@ def main(argv=None) -> int:
     run_dir = os.path.join(args.runs, args.name)
 
     module = load_module(run_dir)
-    module.sample_from_ema = not args.raw_G
     label = args.name + ("-raw-G" if args.raw_G else "") + (f"-standing{args.standing_stats}"
                                                             if args.standing_stats else "")
     cfg = load_config([args.config], overrides + [f"eval.num_samples={args.num_samples}", "eval.num_reference=10000",
                                                   "eval.pr_num_samples=10000",
-                                                  "eval.metrics=[fid,kid,pr,class_acc]", "eval.truncation=null"])
+                                                  "eval.metrics=[fid,kid,pr,class_acc]", "eval.truncation=null",
+                                                  f"eval.ema={not args.raw_G}"])
+    module.sample_from_ema = cfg.eval.ema  # --raw-G: the run's raw G, as `ganscale eval RUN eval.ema=false`
     dm = build_datamodule(cfg)
     ev = ImageEvaluator(cfg, dm.info, dm, run_dir=run_dir)
     batch = cfg.eval.batch_size

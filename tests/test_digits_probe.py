@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganscale.data.synth.captioned_digits import COLOURS
-from ganscale.metrics.digits_judge import COLOUR_NAMES, cell, parse_caption
+from ganscale.metrics.digits_judge import COLOUR_NAMES, cell, decode_cell, parse_caption
 from ganscale.metrics.digits_probe import attribute_probe, single_digits
 
 RGB = torch.tensor([COLOURS[c] for c in COLOUR_NAMES], dtype=torch.float) / 255  # [6, 3]
@@ -28,7 +28,7 @@ class ColourOnly(nn.Module):
         colours = []
         for c in captions:
             (target,) = [t for t in parse_caption(c) if t]
-            colours.append((target - 1) % len(COLOUR_NAMES))
+            colours.append(COLOUR_NAMES.index(decode_cell(target)[1]))
         return torch.tensor(colours)[:, None], torch.ones(len(captions), dtype=torch.long)
 
     def text(self, ids, lengths):
@@ -81,8 +81,8 @@ class OneHotText:
         for cap in captions:
             (target,) = [(q, t) for q, t in enumerate(parse_caption(cap)) if t]
             q, t = target
-            colour, digit = (t - 1) % len(COLOUR_NAMES), (t - 1) // len(COLOUR_NAMES)
-            rows.append(torch.cat([self.a * F.one_hot(torch.tensor(colour), len(COLOUR_NAMES)),
+            digit, colour = decode_cell(t)
+            rows.append(torch.cat([self.a * F.one_hot(torch.tensor(COLOUR_NAMES.index(colour)), len(COLOUR_NAMES)),
                                    self.b * F.one_hot(torch.tensor(digit), 10),
                                    self.c * F.one_hot(torch.tensor(q), len(POSITIONS))]).float())
         return TextCondition(torch.stack(rows))
