@@ -90,8 +90,8 @@ has no CPU kernel); the `bn` runs below check that replicas stay identical with 
 # encoder's reparameterisation noise, a second seeded draw. No BatchNorm: its statistics are per rank.
 _BIGAN = ["game.name=bigan", "game.condition=none", "model.z_dim=2", "game.bigan.width=16",
           "game.bigan.batch_norm=false", "game.bigan.eval_data="]
-CASES["bigan"] = _BIGAN
-CASES["ali"] = [*_BIGAN, "game.bigan.encoder=gaussian", "game.bigan.prior=normal"]
+CASES["bigan"] = [*_BIGAN, "game.bigan.update=simultaneous"]  # D steps on the pairs GE stepped on
+CASES["ali"] = [*_BIGAN, "game.bigan.update=alternating", "game.bigan.encoder=gaussian", "game.bigan.prior=normal"]
 # the semi-supervised GAN (ganscale.games.ssl_gan) on the ring with mode indices as labels: its
 # labelled stream, D's seeded noise, G's second unlabelled chunk and the feature matching's global means; G without BatchNorm
 # (per-rank batch statistics are the one thing that differs, see the bn cases)

@@ -64,6 +64,29 @@ def test_losses_match_hand_computed_values(bn):
         assert m.stats["loss/D" if phase == "D_main" else "loss/G"] is not None
 
 
+def test_simultaneous_update_steps_d_on_the_pairs_ge_was_scored_on():
+    """game.bigan.update=simultaneous (the authors' update_both): GE_main runs first; D_main then
+    scores the same x, z and codes, as they were before G and E stepped, so D's gradient is taken
+    where G's and E's were."""
+    m = module("game.bigan.update=simultaneous", "game.bigan.batch_norm=false")
+    assert [p.name for p in m.phase_list] == ["GE_main", "D_main"]
+    m.iteration = 3
+    m.game.start_iteration(m, {"x": torch.rand(8, 1, 4, 4) * 2 - 1})
+    m.phase = "GE_main"
+    ge_loss = m.game.ge_main(m, 0)
+    z = torch.rand(8, 3, generator=seeded(m, "GE_main", 0)) * 2 - 1
+    with torch.no_grad():
+        code, fake = m.E(m.x), m.G(z)
+        for p in [*m.G.parameters(), *m.E.parameters()]:  # G and E step: D must not see it
+            p.add_(1.0)
+        r, f = m.D(m.x, code), m.D(fake, z)
+    assert torch.allclose(ge_loss, softplus(-f).mean() + softplus(r).mean(), atol=1e-6)
+    m.phase = "D_main"
+    assert torch.allclose(m.game.d_main(m, 0), softplus(-r).mean() + softplus(f).mean(), atol=1e-6)
+    alternating = module("game.bigan.batch_norm=false")
+    assert [p.name for p in alternating.phase_list] == ["D_main", "GE_main"]
+
+
 def test_ali_reparameterises_with_the_seeded_noise():
     m = module("game.bigan.encoder=gaussian", "game.bigan.prior=normal", "game.bigan.batch_norm=false")
     m.x, m.phase = torch.rand(8, 1, 4, 4) * 2 - 1, "D_main"

@@ -15,6 +15,9 @@ E inverts G. Phases, in order (the position is the seed id of their draws):
     D_main   real pairs vs fake pairs; z ~ p(z) (game.bigan.prior), ALI's eps from sub 1
     GE_main  the swapped-label loss through a frozen D, on fresh z and eps
 
+With game.bigan.update=simultaneous (the authors' one forward pass for all three nets) GE_main runs
+first and D_main then steps on the pairs GE_main was scored on, as they were before G and E moved.
+
 Evaluation (ganscale.metrics.latent; `ganscale eval`, and during training at trainer.eval_every
 and at the end when game.bigan.eval_data is set): 1-NN (euclidean) and linear-probe accuracy of E(x) on MNIST test, fitted on train, and the
 reconstruction ratio mean |x - G(E(x))| / mean |x' - G(E(x))| for random pairs.
@@ -48,20 +51,28 @@ class BiGANGame(Game):
                 "D": JointDiscriminator(info.shape, z, c.width, c.depth, c.batch_norm, c.nets)}
 
     def phases(self, cfg):
-        return [Phase("D_main", "D", self.d_main), Phase("GE_main", "GE", self.ge_main)]
+        d, ge = Phase("D_main", "D", self.d_main), Phase("GE_main", "GE", self.ge_main)
+        return [ge, d] if cfg.game.bigan.update == "simultaneous" else [d, ge]
 
     def start_iteration(self, m, batch: dict) -> None:
-        m.x = batch["x"]
+        m.x, m.bigan_pairs = batch["x"], None
 
     def pairs(self, m) -> tuple[Tensor, Tensor]:
         """D's logits on this rank's real pairs (x, E(x)) and fake pairs (G(z), z), with the
-        phase's seeded draws of z and (ALI) the reparameterisation noise."""
+        phase's seeded draws of z and (ALI) the reparameterisation noise. Under the simultaneous
+        update GE_main keeps its pairs' inputs, detached, and D_main reuses them."""
         x, b = m.x, m.x.shape[0]
-        z = m.noise(b)
-        eps = None
-        if m.E.stochastic:
-            eps = m.draw(b, lambda n, g: torch.randn(n, m.E.z_dim, generator=g, device=m.device), sub=1)
-        return m.D(x, m.E.sample(x, eps)), m.D(m.G(z), z)
+        if getattr(m, "bigan_pairs", None) is not None and m.phase == "D_main":
+            code, fake, z = m.bigan_pairs
+        else:
+            z = m.noise(b)
+            eps = None
+            if m.E.stochastic:
+                eps = m.draw(b, lambda n, g: torch.randn(n, m.E.z_dim, generator=g, device=m.device), sub=1)
+            code, fake = m.E.sample(x, eps), m.G(z)
+            if self.cfg.game.bigan.update == "simultaneous" and m.phase == "GE_main":
+                m.bigan_pairs = (code.detach(), fake.detach(), z)
+        return m.D(x, code), m.D(fake, z)
 
     def d_main(self, m, sub: int) -> Tensor:
         real, fake = self.pairs(m)  # G and E are frozen in this phase: no graph to them

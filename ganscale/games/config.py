@@ -8,6 +8,7 @@ from ganscale.games.text2img_config import TextGameConfig
 ENCODERS = ("deterministic", "gaussian")
 PRIORS = ("uniform", "normal")
 NETS = ("authors", "concat")
+UPDATES = ("alternating", "simultaneous")
 """game.bigan.nets (ganscale.nets.bigan builds them)."""
 
 
@@ -32,6 +33,11 @@ class BiGANConfig:
     two at the CPU budget of docs/bigan.md. `authors`: jeffdonahue/bigan's MNIST nets, z a learned
     bias of D's and G's second and later hidden layers, no BatchNorm in D's and E's first layer,
     BatchNorm without scale and shift."""
+    update: str = "alternating"
+    """`alternating`: D steps, then G and E step against the updated D on fresh z. `simultaneous`:
+    the authors' update (jeffdonahue/bigan `update_both`): G and E step first, then D steps on the
+    very pairs G and E were scored on (the same x, z and codes, from before their step), so both
+    players' gradients are taken at the same point, as from the authors' one forward pass."""
     batch_norm: bool = True
     """BatchNorm in the hidden layers of G, E and D (where `nets` puts it), as the authors'. Its
     statistics are per rank: N ranks equal one process with the global batch only without it."""
@@ -50,6 +56,8 @@ class BiGANConfig:
             problems.append(f"encoder={self.encoder!r}: choose one of {', '.join(ENCODERS)}")
         if self.nets not in NETS:
             problems.append(f"nets={self.nets!r}: choose one of {', '.join(NETS)}")
+        if self.update not in UPDATES:
+            problems.append(f"update={self.update!r}: choose one of {', '.join(UPDATES)}")
         if self.prior not in PRIORS:
             problems.append(f"prior={self.prior!r}: choose one of {', '.join(PRIORS)}")
         for name in ("width", "depth", "eval_train_images", "eval_test_images"):
