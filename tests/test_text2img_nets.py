@@ -185,3 +185,37 @@ def test_shipped_configs_load_and_build():
                           schema=TextEncoderConfig)
         assert family.text_dim == enc.dim, path
         assert sum(p.numel() for p in G.parameters()) > 0 and sum(p.numel() for p in D.parameters()) > 0
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky", "glu"])
+def test_conditioning_augmentation_follows_each_reference_code(act):
+    """relu: StackGAN-Pytorch (sigma >= 1); leaky: the StackGAN paper's TF code (leaky 0.2, the second
+    half is log sigma); glu: StackGAN-v2 / AttnGAN (a layer of 4 ca_dim, halved by a GLU)."""
+    from ganscale.nets.text2img.common import CondAugment
+
+    torch.manual_seed(0)
+    ca = CondAugment(6, 3, act)
+    s = torch.randn(5, 6) * 3
+    c_hat, mu, logvar = ca(s, torch.Generator().manual_seed(1))
+    h = s @ ca.fc.weight.T + ca.fc.bias
+    if act == "relu":
+        want_mu, want_logvar = h[:, :3].clamp_min(0), h[:, 3:].clamp_min(0)
+    elif act == "leaky":
+        lk = torch.where(h > 0, h, 0.2 * h)
+        want_mu, want_logvar = lk[:, :3], 2 * lk[:, 3:]
+    else:
+        glu = h[:, :6] * torch.sigmoid(h[:, 6:])
+        want_mu, want_logvar = glu[:, :3], glu[:, 3:]
+    eps = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    assert ca.fc.out_features == (12 if act == "glu" else 6)
+    assert torch.allclose(mu, want_mu, atol=1e-6) and torch.allclose(logvar, want_logvar, atol=1e-6)
+    assert torch.allclose(c_hat, want_mu + torch.exp(want_logvar / 2) * eps, atol=1e-5)
+    assert (bool((logvar < 0).any()) if act != "relu" else bool((logvar >= 0).all()))  # sigma < 1 reachable
+
+
+def test_stackganpp_defaults_to_glu_and_a_bad_ca_activation_is_listed():
+    assert nets("stackganpp", 64, "model.stackganpp.branches=1")[0].ca.act == "glu"  # StackGAN-v2's CA_NET
+    assert nets("stackgan", 64)[0].ca.act == "relu"  # StackGAN-Pytorch's
+    assert nets("stackgan", 64, "model.stackgan.ca_act=leaky")[0].ca.act == "leaky"
+    with pytest.raises(UserError, match="ca_act='tanh'"):
+        load_config([], ["model.arch=stackgan", "model.stackgan.ca_act=tanh"])

@@ -19,10 +19,12 @@ from __future__ import annotations
 from typing import Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganscale.conditions import TextCondition
 from ganscale.errors import UserError
+from ganscale.nets.text2img.config import CA_ACTIVATIONS
 
 Text = Union[TextCondition, Tensor]
 
@@ -51,17 +53,27 @@ def normal_like(shape, like: Tensor, generator) -> Tensor:
 
 
 class CondAugment(nn.Module):
-    """StackGAN's conditioning augmentation: (mu, logvar) = split(ReLU(W s)),
-    c_hat = mu + exp(logvar / 2) * eps, eps ~ N(0, I)."""
+    """StackGAN's conditioning augmentation: (mu, log-variance) from the sentence s by a linear layer
+    and `act` (ganscale.nets.text2img.config.CA_ACTIVATIONS), c_hat = mu + exp(logvar / 2) * eps,
+    eps ~ N(0, I)."""
 
-    def __init__(self, text_dim: int, ca_dim: int):
+    def __init__(self, text_dim: int, ca_dim: int, act: str = "relu"):
         super().__init__()
-        self.text_dim, self.ca_dim = text_dim, ca_dim
-        self.fc = nn.Linear(text_dim, 2 * ca_dim)
+        if act not in CA_ACTIVATIONS:
+            raise UserError(f"conditioning augmentation activation {act!r}: choose one of {', '.join(CA_ACTIVATIONS)}")
+        self.text_dim, self.ca_dim, self.act = text_dim, ca_dim, act
+        self.fc = nn.Linear(text_dim, (4 if act == "glu" else 2) * ca_dim)
 
     def forward(self, c: Text, generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor, Tensor]:
-        h = torch.relu(self.fc(sentence_of(c, self.text_dim)))
-        mu, logvar = h[:, : self.ca_dim], h[:, self.ca_dim:]
+        h = self.fc(sentence_of(c, self.text_dim))
+        if self.act == "relu":
+            h = torch.relu(h)
+        elif self.act == "leaky":
+            h = F.leaky_relu(h, 0.2)
+        else:
+            h = F.glu(h, dim=1)  # first half * sigmoid(second half), as the references' GLU
+        mu, second = h[:, : self.ca_dim], h[:, self.ca_dim:]
+        logvar = 2 * second if self.act == "leaky" else second  # the TF code's second half is log sigma
         eps = normal_like(mu.shape, mu, generator)
         return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
 

@@ -9,6 +9,19 @@ def _positive(cfg, *names: str) -> list[str]:
     return [f"{n}={getattr(cfg, n)} must be >= 1" for n in names if getattr(cfg, n) < 1]
 
 
+CA_ACTIVATIONS = ("relu", "leaky", "glu")
+"""How each reference code activates the conditioning augmentation's linear layer before splitting
+it into mean and log-variance: `relu` StackGAN-Pytorch's CA_NET (mu >= 0, log-variance >= 0, so
+sigma >= 1); `leaky` the StackGAN paper's TensorFlow code (leaky ReLU 0.2, the second half read as
+log sigma); `glu` StackGAN-v2's and AttnGAN's CA_NET (a layer twice as wide, halved by a gated
+linear unit)."""
+
+
+def _ca_act(cfg) -> list[str]:
+    ok = cfg.ca_act in CA_ACTIVATIONS
+    return [] if ok else [f"ca_act={cfg.ca_act!r}: choose one of {', '.join(CA_ACTIVATIONS)}"]
+
+
 @dataclass
 class StackGANConfig:
     """StackGAN (Zhang et al. 2017). Stage-I: text -> 64 px; Stage-II: Stage-I's 64 px image plus
@@ -20,6 +33,10 @@ class StackGANConfig:
     """Size of the sentence vectors (the text encoder's dim; 1024 for char-CNN-RNN embeddings)."""
     ca_dim: int = 128
     """Size of the conditioning-augmentation code c_hat (GAN.CONDITION_DIM: 128)."""
+    ca_act: str = "relu"
+    """The CA layer's activation (CA_ACTIVATIONS above): `relu` as
+    StackGAN-Pytorch (sigma >= 1 on every dimension), `leaky` as the paper's TensorFlow code, `glu`
+    as StackGAN-v2 and AttnGAN."""
     gf: int = 192
     """Stage-I G width: 8 gf channels at 4x4, halving with each doubling (GF_DIM: 192 on COCO, 128 on CUB)."""
     df: int = 96
@@ -30,7 +47,7 @@ class StackGANConfig:
     """Residual blocks of Stage-II G at 16x16 (R_NUM: 4)."""
 
     def check(self, root) -> list[str]:
-        out = _positive(self, "text_dim", "ca_dim", "gf", "df", "stage2_gf")
+        out = _positive(self, "text_dim", "ca_dim", "gf", "df", "stage2_gf") + _ca_act(self)
         if self.stage not in (1, 2):
             out.append(f"stage={self.stage} must be 1 (64 px) or 2 (256 px)")
         if self.res_blocks < 0:
@@ -49,6 +66,9 @@ class StackGANppConfig:
     """Size of the sentence vectors (the text encoder's dim)."""
     ca_dim: int = 128
     """Size of the conditioning-augmentation code (GAN.EMBEDDING_DIM: 128)."""
+    ca_act: str = "glu"
+    """The CA layer's activation (CA_ACTIVATIONS above): `glu` as
+    StackGAN-v2's CA_NET (a layer of 4 ca_dim halved by a gated linear unit)."""
     gf: int = 64
     """G width: 16 gf channels at 4x4 (GAN.GF_DIM: 64)."""
     df: int = 64
@@ -57,7 +77,7 @@ class StackGANppConfig:
     """Residual blocks per branch after the first (GAN.R_NUM: 2)."""
 
     def check(self, root) -> list[str]:
-        out = _positive(self, "text_dim", "ca_dim", "gf", "df")
+        out = _positive(self, "text_dim", "ca_dim", "gf", "df") + _ca_act(self)
         if self.branches not in (1, 2, 3):
             out.append(f"branches={self.branches} must be 1, 2 or 3 (64, 128, 256 px)")
         if self.res_blocks < 0:

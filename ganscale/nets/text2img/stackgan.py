@@ -26,7 +26,7 @@ class StackGANStage1Generator(Generator):
     def __init__(self, z_dim: int, cfg: StackGANConfig):
         super().__init__()
         self.z_dim = z_dim
-        self.ca = CondAugment(cfg.text_dim, cfg.ca_dim)
+        self.ca = CondAugment(cfg.text_dim, cfg.ca_dim, cfg.ca_act)
         self.init = InitStage(z_dim + cfg.ca_dim, cfg.gf * 8)
         self.out = to_rgb(self.init.out_ch)
 
@@ -41,7 +41,7 @@ class StackGANStage2Generator(Generator):
         self.z_dim, g = z_dim, cfg.stage2_gf
         self.stage1 = StackGANStage1Generator(z_dim, cfg)
         self.stage1.requires_grad_(False)  # trained first, frozen here (as in the paper)
-        self.ca = CondAugment(cfg.text_dim, cfg.ca_dim)
+        self.ca = CondAugment(cfg.text_dim, cfg.ca_dim, cfg.ca_act)
         self.encode = nn.Sequential(nn.Conv2d(3, g, 3, 1, 1), nn.ReLU(True),
                                     nn.Conv2d(g, 2 * g, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * g), nn.ReLU(True),
                                     nn.Conv2d(2 * g, 4 * g, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * g),

@@ -41,7 +41,7 @@ class StackGANppGenerator(Generator):
     def __init__(self, z_dim: int, cfg: StackGANppConfig):
         super().__init__()
         self.z_dim = z_dim
-        self.ca = CondAugment(cfg.text_dim, cfg.ca_dim)
+        self.ca = CondAugment(cfg.text_dim, cfg.ca_dim, cfg.ca_act)
         self.init = InitStage(z_dim + cfg.ca_dim, cfg.gf * 16)
         branch_ch = [self.init.out_ch]
         for _ in range(cfg.branches - 1):
