@@ -8,8 +8,9 @@ from ganscale.games.text2img_config import TextGameConfig
 ENCODERS = ("deterministic", "gaussian")
 PRIORS = ("uniform", "normal")
 NETS = ("authors", "concat")
-UPDATES = ("alternating", "simultaneous")
 """game.bigan.nets (ganscale.nets.bigan builds them)."""
+UPDATES = ("alternating", "simultaneous")
+"""game.bigan.update: the order of the D and GE steps."""
 
 
 @dataclass
