@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ganscale.metrics.infogan import categorical_accuracy, predict_codes
+    from ganscale.metrics.infogan import categorical_accuracy, hungarian_accuracy, predict_codes
     from ganscale.metrics.ssl import load_split
     from ganscale.metrics.plots import image_grid, to_uint8_images
     from ganscale.ops.checkpoint.store import list_checkpoints
@@ -82,13 +82,15 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         overrides = [f"seed={seed}", f"data.digits.path={args.mnist}", "wandb.mode=disabled", *args.overrides]
         run = train(args.config, args.runs, f"infogan-{seed}", overrides, args.force)
-        curve = []  # the accuracy at every checkpoint the run kept (checkpoint.keep_last)
+        curve = []  # the accuracy (eval mode) at every checkpoint the run kept (checkpoint.keep_last)
         for path in list_checkpoints(os.path.join(run["run_dir"], "checkpoints")):
             m = load_module(path)
-            curve.append((m.iteration, categorical_accuracy(m.D, m.Q, args.mnist)["cat_accuracy"]))
-        m = load_module(run["run_dir"])
-        acc = categorical_accuracy(m.D, m.Q, args.mnist)
-        codes = predict_codes(m.D, m.Q, test_x).numpy()
+            codes = predict_codes(m.D, m.Q, test_x).numpy()
+            curve.append((m.iteration, hungarian_accuracy(codes, test_y, m.Q.num_categories)[0]))
+        if not curve:  # no checkpoint folder (an exported run): its final nets only
+            m = load_module(run["run_dir"])
+            codes = predict_codes(m.D, m.Q, test_x).numpy()
+        acc = categorical_accuracy(m.D, m.Q, args.mnist)  # the newest checkpoint: + BatchNorm on batch statistics
         results[seed] = {**run, **acc, "l_i": info_curve(run["run_dir"]), "accuracy_curve": curve,
                          "mixed_codes": mixed_codes(codes, test_y),
                          "command": ["ganscale", "train", os.path.relpath(args.config, REPO), *overrides]}
