@@ -7,7 +7,8 @@ Jobs (the same nets, built by ganscale.nets.build_nets, and the same work per it
 
 - ring: the default job (`ganscale train`, configs/toy/ring.yaml): MLP G/D, batch 512, non-saturating loss,
   R1 every `reg.r1_interval` iterations, G_ema, the linearly decaying learning rate; the batches
-  come from the toy stream on both sides.
+  come from the toy stream on both sides. ganscale runs it as shipped: 10 iterations per Lightning
+  step (`trainer.iters_per_step`), so --warmup and --warmup + --iters must be multiples of 10.
 - dcgan: configs/mnist/dcgan.yaml (class-conditional DCGAN, batch 64), fed on both sides from the
   same pool of in-memory batches, so the shard pipeline (benchmarks/data_loader.py) stays out.
 
@@ -214,6 +215,10 @@ def measure(job: str, args, root: str) -> dict:
     marks = (warm, warm + n)
     # on CPU the ratio is of process CPU time (fair on a shared machine, see _harness.Clock); on a GPU of wall time
     use = (lambda c: c.wall) if args.device == "cuda" else (lambda c: c.cpu)
+    steps = job_config(job, total, root, extra).trainer
+    if not all(steps.step_ends(m) for m in marks):  # A's clock ticks where Lightning steps start
+        raise SystemExit(f"{job}: --warmup {warm} and --warmup + --iters {warm + n} must be where a training "
+                         f"step ends (trainer.iters_per_step={steps.iters_per_step}): use multiples of it")
     a, a_ng, b, walls = [], [], [], {"a": [], "a_ng": [], "b": []}
     for r in range(args.repeats):  # interleaved: A, A', B in every repeat
         cfg = job_config(job, total, root, (*extra, f"run.name={job}-a{r}"))
@@ -230,7 +235,7 @@ def measure(job: str, args, root: str) -> dict:
         print(f"{job} repeat {r}: ganscale {a[-1] * 1e3:.3f} ms/it, without guard {a_ng[-1] * 1e3:.3f}, "
               f"plain {b[-1] * 1e3:.3f} (wall {walls['a'][-1] * 1e3:.1f} / {walls['a_ng'][-1] * 1e3:.1f} / "
               f"{walls['b'][-1] * 1e3:.1f})", flush=True)
-    out = {"job": job, "a": a, "a_ng": a_ng, "b": b, "walls": walls,
+    out = {"job": job, "k": steps.iters_per_step, "a": a, "a_ng": a_ng, "b": b, "walls": walls,
            "ratio": statistics.median(a) / statistics.median(b),
            "ratio_ng": statistics.median(a_ng) / statistics.median(b),
            "wall_ratio": statistics.median(walls["a"]) / statistics.median(walls["b"]),
@@ -255,11 +260,11 @@ def measure(job: str, args, root: str) -> dict:
 def report(results: list[dict], args, note: str) -> str:
     ms = lambda v: f"{statistics.median(v) * 1e3:.3f}"  # noqa: E731
     kind = "wall" if args.device == "cuda" else "CPU"
-    lines = [f"| job | ganscale ms/it ({kind}) | ganscale without finite guard | plain loop ms/it | ratio | "
-             "ratio without guard | per-repeat ratios | wall-time ratio |",
+    lines = [f"| job (iterations per Lightning step) | ganscale ms/it ({kind}) | ganscale without finite guard | "
+             "plain loop ms/it | ratio | ratio without guard | per-repeat ratios | wall-time ratio |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['job']} | {ms(r['a'])} | {ms(r['a_ng'])} | {ms(r['b'])} | **{r['ratio']:.3f}x** | "
+        lines.append(f"| {r['job']} ({r['k']}) | {ms(r['a'])} | {ms(r['a_ng'])} | {ms(r['b'])} | **{r['ratio']:.3f}x** | "
                      f"{r['ratio_ng']:.3f}x | {', '.join(f'{x:.2f}' for x in r['pair_ratios'])} | {r['wall_ratio']:.2f}x |")
     for r in results:
         if "process_ratio" in r:

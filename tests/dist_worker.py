@@ -56,6 +56,8 @@ CASES = {
     "clip": ["optim.G.clip_norm=0.02", "optim.D.clip_norm=0.05"],
     "lr_schedule": ["optim.G.schedule=linear", "optim.D.schedule=cosine", "optim.D.final_scale=0.1",
                     "unroll.steps=2"],
+    # all ITERS iterations in one Lightning step (trainer.iters_per_step), logged once at its end
+    "one_step": ["trainer.iters_per_step=3", "trainer.log_every=3", "gan.n_disc=2"],
 }
 GAMES = {"relay": RelayGame}
 """Cases that play another game than the GAN: the game defined in tests/test_game_engine.py
@@ -165,7 +167,7 @@ class SplitGlobalBatches(GANDataModule):
         self.means = mixture_means(cfg.data.toy)
         self.nan_at = nan_at
 
-    def train_dataloader(self):
+    def iteration_loader(self):
         return DataLoader(_GlobalBatchStream(self), batch_size=None)
 
 
@@ -209,7 +211,7 @@ class TextGlobalBatches(GANDataModule):
         super().__init__(cfg)
         self.info = DataInfo("image", (3, size, size), 0)
 
-    def train_dataloader(self):
+    def iteration_loader(self):
         return DataLoader(_TextGlobalBatchStream(self), batch_size=None)
 
 

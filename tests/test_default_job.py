@@ -29,9 +29,11 @@ RING_RECIPE = {
     "reg.r1_interval": 4,
     "gan.ema.decay": 0.99,
     "trainer.max_iters": 20000,
+    "trainer.iters_per_step": 10,
 }
 """Where the default job differs from the neutral defaults (docs/mode_collapse.md, docs/toy_modes.md);
-changing any of these changes the default job's published figures."""
+changing any of these but iters_per_step (speed only: tests/test_iters_per_step.py) changes the
+default job's published figures."""
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -81,7 +81,11 @@ def test_gpu_suite_cpu_smoke_runs_every_step(tmp_path):
 def test_overhead_benchmark_compares_both_loops(tmp_path, bench_modules):
     _, overhead = bench_modules
     out = tmp_path / "overhead.md"
-    assert overhead.main(["--jobs", "ring", "--repeats", "1", "--iters", "2", "--warmup", "1",
+    # the ring job steps 10 iterations at a time (trainer.iters_per_step): its clock ticks at step starts
+    with pytest.raises(SystemExit, match="multiples"):
+        overhead.main(["--jobs", "ring", "--repeats", "1", "--iters", "2", "--warmup", "1", "--process-iters", "0",
+                       "--no-profile"])
+    assert overhead.main(["--jobs", "ring", "--repeats", "1", "--iters", "10", "--warmup", "10",
                           "--process-iters", "0", "--no-profile", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| ring |" in text and "x** |" in text
+    assert "| ring (10) |" in text and "x** |" in text

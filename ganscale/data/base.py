@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import lightning as L
 
@@ -71,8 +71,40 @@ class IndexedBatches(ABC):
             i += nw
 
 
+class IterationGroups:
+    """The batches of `loader` (one per ganscale iteration) in groups, as {"iterations": [batch, ...]},
+    for `trainer.iters_per_step` > 1. A group ends once `ends(done)` says so, `done` counting the
+    iterations from the run's start: a resumed run (start > 0) gets its groups cut where an
+    uninterrupted one cuts them."""
+
+    KEY = "iterations"
+
+    def __init__(self, loader, start: int, ends: Callable[[int], bool]):
+        self.loader, self.start, self.ends = loader, start, ends
+
+    def __iter__(self):
+        group, done = [], self.start
+        for batch in self.loader:
+            group.append(batch)
+            done += 1
+            if self.ends(done):
+                yield {self.KEY: group}
+                group = []
+        if group:
+            yield {self.KEY: group}
+
+
+def iteration_group(batch) -> Optional[list]:
+    """The per-iteration batches of a training-step batch made by IterationGroups; None for the
+    batch of a single iteration."""
+    if isinstance(batch, dict) and IterationGroups.KEY in batch:
+        return batch[IterationGroups.KEY]
+    return None
+
+
 class GANDataModule(L.LightningDataModule):
-    """One dataloader batch = one ganscale iteration: `x` holds n_disc per-rank batches."""
+    """One `iteration_loader` batch = one ganscale iteration: `x` holds n_disc per-rank batches.
+    `train_dataloader` groups them `trainer.iters_per_step` at a time (IterationGroups)."""
 
     info: DataInfo
 
@@ -93,6 +125,17 @@ class GANDataModule(L.LightningDataModule):
     def _consumed(self) -> int:
         module = self.trainer.lightning_module if self.trainer is not None else None
         return int(getattr(module, "iteration", 0))
+
+    def iteration_loader(self):
+        """The train loader: one batch per ganscale iteration, from the restored stream position."""
+        raise NotImplementedError(f"{type(self).__name__} defines no iteration_loader")
+
+    def train_dataloader(self):
+        loader = self.iteration_loader()
+        if self.cfg.trainer.iters_per_step == 1:
+            return loader
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return IterationGroups(loader, int(getattr(module, "iteration", self.start_batch)), self.cfg.trainer.step_ends)
 
     def state_dict(self) -> dict:
         # One batch per iteration, so the iteration counter is the exact stream position.

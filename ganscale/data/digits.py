@@ -129,6 +129,6 @@ class DigitsDataModule(GANDataModule):
         return DigitsStream(self, self.rank, self.world_size, self.start_batch if start is None else start,
                             self.cfg.data.batch_size, self.labelled_batch)
 
-    def train_dataloader(self):
+    def iteration_loader(self):
         nw = self.cfg.data.num_workers
         return DataLoader(self.stream(), batch_size=None, num_workers=nw, persistent_workers=nw > 0)

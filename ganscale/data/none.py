@@ -31,5 +31,5 @@ class NoDataModule(GANDataModule):
         super().__init__(cfg)
         self.info = DataInfo(kind="none", shape=(0,), num_classes=0)
 
-    def train_dataloader(self):
+    def iteration_loader(self):
         return DataLoader(_Counter(self.start_batch), batch_size=None)

@@ -58,6 +58,6 @@ class ToyDataModule(GANDataModule):
         return ToyStream(self.means, self.toy.std, b, self.cfg.seed, self.rank,
                          self.start_batch if start is None else start)
 
-    def train_dataloader(self):
+    def iteration_loader(self):
         nw = self.cfg.data.num_workers
         return DataLoader(self.stream(), batch_size=None, num_workers=nw, persistent_workers=nw > 0)

@@ -209,7 +209,7 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
         # the loss is checked here, before backward, on every rank.
         finite_loss = all_agree(bool(torch.isfinite(loss.detach()).item()), module.device)  # host sync
         if not finite_loss:
-            module.num_skipped[name] += 1
+            module.count_skip(name, True)
             module.stats[f"grad_norm/{name}"] = torch.full((), float("nan"), device=module.device)
             return False
         with active_player(self, name):
@@ -220,7 +220,7 @@ class TwoEngineDeepSpeedStrategy(PlayerDDPStrategy):
         module.stats[f"grad_norm/{name}"] = torch.tensor(float("nan") if gnorm is None else float(gnorm),
                                                          device=module.device)
         if not ok:
-            module.num_skipped[name] += 1
+            module.count_skip(name, True)
         return ok
 
     def backward(self, closure_loss: Tensor, optimizer, *args: Any, **kwargs: Any) -> Tensor:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Optional
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
@@ -77,7 +76,6 @@ class NonFiniteGuard(L.Callback):
         self.lr_scale = 1.0
         self.streak = 0
         self._streak_start = 0
-        self._seen_skips: Optional[int] = None
 
     # state kept in checkpoints: a resumed run keeps counting rollbacks and its lowered lrs
     def state_dict(self) -> dict:
@@ -99,24 +97,26 @@ class NonFiniteGuard(L.Callback):
         # the module recomputes every learning rate each iteration (schedule x lr_scale), so a
         # resumed run gets the lowered rates from the scale restored with this callback's state
         pl_module.lr_scale = self.lr_scale
-        self._seen_skips = sum(pl_module.num_skipped.values())
+        pl_module.pop_iteration_skips()  # starts the module's per-iteration record
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        skips = sum(pl_module.num_skipped.values())
-        if self._seen_skips is None:
-            self._seen_skips = skips
-        if skips > self._seen_skips:
-            if self.streak == 0:
-                self._streak_start = pl_module.iteration - 1  # iterations done before the streak
-                if self.checkpointer is not None:
-                    self.checkpointer.pinned = store.latest_checkpoint(self.ckpt_dir, self._streak_start)
-            self.streak += 1
-        else:
-            self._end_streak()
-        self._seen_skips = skips
+        # one flag per iteration of the step (trainer.iters_per_step of them, the last step of a
+        # run maybe fewer); a streak that completes inside the step rolls back at its end
+        flags = pl_module.pop_iteration_skips()
         k = self.cfg.guard.max_consecutive_skips
-        if k and self.streak >= k:
-            self.rollback(trainer, pl_module)
+        for j, skipped in enumerate(flags):
+            if skipped:
+                if self.streak == 0:
+                    done = pl_module.iteration - len(flags) + j  # iterations done before the streak
+                    self._streak_start = done
+                    if self.checkpointer is not None:
+                        self.checkpointer.pinned = store.latest_checkpoint(self.ckpt_dir, done)
+                self.streak += 1
+            else:
+                self._end_streak()
+            if k and self.streak >= k:
+                self.rollback(trainer, pl_module)
+                break
 
     def _end_streak(self) -> None:
         self.streak = 0

@@ -49,6 +49,7 @@ class Preemption(L.Callback):
         self.checkpointer = checkpointer
         self.signum = signal_number(cfg.slurm.signal)
         self.stopped_at: Optional[int] = None
+        self._checked = 0  # the iteration of the last agreement
         self.checkpoint: Optional[str] = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -61,8 +62,9 @@ class Preemption(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
-        if it % self.cfg.slurm.check_every:
+        if it - self._checked < self.cfg.slurm.check_every:  # a step may hold several iterations
             return
+        self._checked = it
         stop = trainer.strategy.reduce_boolean_decision(signals.requested(), all=False)  # collective: any rank
         if not stop or it >= self.cfg.trainer.max_iters:
             return  # at max_iters the run ends anyway, with its final checkpoint

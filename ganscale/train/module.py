@@ -4,7 +4,8 @@
     ganscale train CONFIG game.name=NAME                    # any registered game (ganscale.games)
 
 A game (ganscale.games.base) declares its networks, its players (networks sharing one optimizer)
-and its phases. One `training_step` is one ganscale iteration:
+and its phases. One `run_iteration` is one ganscale iteration (a `training_step` runs one, or the
+iterations of a group of batches under trainer.iters_per_step):
 
     game.start_iteration(batch)        e.g. split the batch into the chunks of the repeated D steps
     for each phase (in declared order), if enabled and due (iteration % every == 0), repeat times:
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from ganscale.conditions import ConditionKind, build_condition, cond_index
+from ganscale.data.base import iteration_group
 from ganscale.config.load import to_dict
 from ganscale.distributed.hooks import StrategyHooks, hooks_of
 from ganscale.distributed.players import direct_steps
@@ -109,6 +111,10 @@ class GANModule(L.LightningModule):
         (guard.lr_factor; the guard restores it on resume)."""
         self._num_skipped = {p: 0 for p in self.player_names}
         self._pending_skips: dict[str, Tensor] = {}
+        self._skip_flag = False
+        self._iteration_skips: Optional[list] = None
+        """Per iteration since the last `pop_iteration_skips`: whether a player step was skipped
+        (a bool, or a 0-d tensor on the device-flag path); None until someone asks for them."""
         self.stats: dict[str, Tensor] = {}
         """This iteration's detached statistics, slash-keyed (loss/D, grad_norm/G, ...)."""
         self.phase: Optional[str] = None
@@ -151,8 +157,19 @@ class GANModule(L.LightningModule):
         if isinstance(skipped, Tensor):
             pending = self._pending_skips.get(player)
             self._pending_skips[player] = skipped.long() if pending is None else pending + skipped
+            self._skip_flag = skipped | self._skip_flag
         elif skipped:
             self._num_skipped[player] += 1
+            self._skip_flag = True
+
+    def pop_iteration_skips(self) -> list[bool]:
+        """For each iteration since the last call, in order, whether any player step in it was
+        skipped (the non-finite guard's streaks); the first call starts the record. Flags kept on
+        the device are read in one sync."""
+        flags, self._iteration_skips = self._iteration_skips or [], []
+        if any(isinstance(f, Tensor) for f in flags):
+            return [bool(v) for v in torch.stack([torch.as_tensor(f, device=self.device) for f in flags]).tolist()]
+        return [bool(f) for f in flags]
 
     # ----------------------------------------------------------------- networks and players
     def net(self, name: str) -> nn.Module:
@@ -323,6 +340,18 @@ class GANModule(L.LightningModule):
 
     # ----------------------------------------------------------------- one iteration
     def training_step(self, batch: dict, batch_idx: int) -> None:
+        """One ganscale iteration, or trainer.iters_per_step of them (a group of batches from
+        ganscale.data.base.IterationGroups; the last group stops at trainer.max_iters)."""
+        group = iteration_group(batch)
+        if group is None:
+            self.run_iteration(batch)
+            return
+        for b in group:
+            if self.iteration >= self.cfg.trainer.max_iters:
+                break
+            self.run_iteration(b)
+
+    def run_iteration(self, batch: dict) -> None:
         self.apply_lr_schedule()
         self.game.start_iteration(self, batch)
         for phase in self.phase_list:
@@ -336,6 +365,9 @@ class GANModule(L.LightningModule):
         self.hooks.sync_replica_buffers(self.game_nets())
         self.update_ema()
         self.iteration += 1
+        if self._iteration_skips is not None:
+            self._iteration_skips.append(self._skip_flag)
+        self._skip_flag = False
 
     def phase_by_name(self, name: str) -> Phase:
         return self.phase_list[self.phase_ids[name]]

@@ -82,10 +82,24 @@ def test_persistent_nan_rolls_back_to_the_checkpoint_before_the_streak(train_in_
     assert [float(r["guard/rollbacks"]) for r in rows] == [1, 2]
 
 
+def test_several_iterations_per_step_roll_back_at_the_end_of_the_step(train_in_process):
+    # the streaks of the test above, with steps of 5 iterations: 12,13,14 completes inside the step
+    # 10..14 (rolled back at its end, to iter_10), 15,16,17 inside 15..19 (at its end, to iter_15)
+    run = train_in_process("roll5", "trainer.max_iters=25", "reg.r1_gamma=0", "trainer.ckpt_every=5",
+                           "checkpoint.keep_last=10", "trainer.iters_per_step=5",
+                           "guard.debug_nan_d_loss_at=[12,13,14,15,16,17]", "guard.max_consecutive_skips=3",
+                           "guard.lr_factor=0.5", "guard.max_rollbacks=3")
+    assert run.module.iteration == 25
+    with open(os.path.join(run.run_dir, "events.jsonl")) as f:
+        events = [json.loads(line) for line in f]
+    assert [(e["iter"], e["to_iteration"], e["num_rollbacks"]) for e in events] == [(15, 10, 1), (20, 15, 2)]
+
+
 def test_rollbacks_exhausted_or_nothing_to_roll_back_to_stop_with_a_clear_message(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("GANSCALE_RUN_DIR", raising=False)
     nan_from_6 = "guard.debug_nan_d_loss_at=[" + ",".join(map(str, range(6, 40))) + "]"
     rc = cli_main(["train", *FAST, f"run.root={tmp_path}", "run.name=r", "trainer.max_iters=40", "trainer.ckpt_every=5",
+                   "trainer.iters_per_step=1",  # the default job steps 10 at a time: the guard's timing per iteration
                    nan_from_6, "guard.max_consecutive_skips=2", "guard.max_rollbacks=1"])
     err = capsys.readouterr().err
     assert rc == 3
@@ -94,6 +108,7 @@ def test_rollbacks_exhausted_or_nothing_to_roll_back_to_stop_with_a_clear_messag
 
     monkeypatch.delenv("GANSCALE_RUN_DIR", raising=False)
     rc = cli_main(["train", *FAST, f"run.root={tmp_path}", "run.name=n", "trainer.max_iters=10", "trainer.ckpt_every=5",
+                   "trainer.iters_per_step=1",
                    "guard.debug_nan_d_loss_at=[0,1,2]", "guard.max_consecutive_skips=2"])
     err = capsys.readouterr().err
     assert rc == 3 and "no complete checkpoint from before iteration 1" in err

@@ -127,7 +127,8 @@ def _catches(pid: int, signum: int) -> bool:
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc to see signal handlers")
 def test_signal_during_start_up_stops_at_the_first_iteration(tmp_path):
     # `ganscale train` routes the signal to the flag before importing torch and Lightning
-    rc, out, err = _signal_a_training(tmp_path, "early", ["trainer.max_iters=50"],
+    # (one iteration per step: with trainer.iters_per_step=K it is the end of the first step)
+    rc, out, err = _signal_a_training(tmp_path, "early", ["trainer.max_iters=50", "trainer.iters_per_step=1"],
                                       lambda p: _catches(p.pid, signal.SIGUSR1), "the signal handler")
     assert rc == 0, err[-2000:]
     assert "stopped by SIGUSR1 at iteration 1; checkpoint iter_00000001.ckpt" in out, out

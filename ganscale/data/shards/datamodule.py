@@ -143,7 +143,7 @@ class ShardsDataModule(GANDataModule):
         pin = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         return DataLoader(dataset, batch_size=None, num_workers=nw, pin_memory=pin, **kw)
 
-    def train_dataloader(self) -> DataLoader:
+    def iteration_loader(self) -> DataLoader:
         self._consumed = self._start_batch(self.rank)
         if self._restored:
             rows = self._restored.get("skipped", [])
