@@ -151,3 +151,12 @@ def test_non_finite_steps_are_skipped_with_the_flag_on_the_host_or_on_the_device
     # the skipped steps left Adam's step counts alone: 2 clean iterations of 3 D steps (R1 leaves
     # the last bias without a gradient, so it counts 2 per iteration)
     assert {float(s["step"]) for s in opt_d.state.values()} == {2 * 3.0, 2 * 2.0}
+
+
+@pytest.mark.parametrize("loss, gnorm", [(0.7, 2.0), (float("nan"), 1.0), (0.7, float("inf")),
+                                         (float("-inf"), 0.0), (1e38, 1e38)])
+def test_the_finite_check_read_on_the_host_is_the_device_flags(loss, gnorm):
+    loss_t, gnorm_t = torch.tensor(loss), torch.tensor(gnorm)
+    flag = bool((torch.isfinite(loss_t) & torch.isfinite(gnorm_t)).item())  # the device path's flag
+    assert players.finite_on_every_rank(loss_t, gnorm_t, torch.device("cpu")) is flag
+    assert players.finite_on_every_rank(loss_t.bfloat16(), gnorm_t, torch.device("cpu")) is flag

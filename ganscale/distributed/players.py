@@ -19,7 +19,7 @@ What a step costs beyond backward and the optimizer (benchmarks/overhead.py, doc
   device (all-reduced there across ranks). With a fused Adam (the CUDA default) the flag is handed
   to the kernel as `found_inf`: a non-finite step leaves weights and moments untouched (the step
   count is restored), the skip is counted on the device, and nothing waits for the device. Other
-  optimizers read the flag on the host (free on CPU, one sync on a GPU) and step or skip;
+  optimizers read loss and norm on the host (free on CPU, one sync on a GPU) and step or skip;
 - under fp32 with a strategy that adds nothing to backward or step (one process, ganscale's DDP)
   and no callback hooked into them, backward is `loss.backward()` and the step is the raw
   optimizer's (`direct_steps`); under mixed precision the precision plugin's scaling keeps
@@ -28,13 +28,14 @@ What a step costs beyond backward and the optimizer (benchmarks/overhead.py, doc
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Iterator, Optional, Union
 
 import torch
 from torch import Tensor
 
-from ganscale.distributed.collectives import all_agree_tensor
+from ganscale.distributed.collectives import all_agree, all_agree_tensor
 
 
 def player_params(module, name: str) -> list[Tensor]:
@@ -47,8 +48,11 @@ def grad_norm(params: list[Tensor], device) -> Tensor:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros((), device=device)
-    if all(g.dtype == grads[0].dtype for g in grads):
+    dtype = grads[0].dtype
+    if all(g.dtype == dtype for g in grads):
         norms = torch._foreach_norm(grads)
+        if dtype == torch.float32:  # the common case: no per-norm casts
+            return torch.linalg.vector_norm(torch.stack(norms))
     else:
         norms = [torch.linalg.vector_norm(g) for g in grads]
     return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
@@ -106,6 +110,15 @@ def direct_steps(trainer) -> bool:
     return True
 
 
+def finite_on_every_rank(loss: Tensor, gnorm: Tensor, device) -> bool:
+    """Whether the loss and the gradient norm are finite on every rank, read on the host. On a CPU
+    the two values are read directly (cheaper than the flag's three tensor ops); elsewhere the flag
+    is built and agreed on the device and read once (one sync)."""
+    if loss.device.type == "cpu":
+        return all_agree(math.isfinite(loss.item()) and math.isfinite(gnorm.item()), device)
+    return bool(all_agree_tensor(torch.isfinite(loss.detach()) & torch.isfinite(gnorm)).item())
+
+
 def masked_step(opt) -> bool:
     """Whether `opt` can take the finite flag on the device (fused Adam/AdamW's `found_inf`)."""
     return isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)) and bool(opt.defaults.get("fused"))
@@ -141,9 +154,9 @@ def player_step(module, name: str, loss: Tensor) -> Union[bool, Tensor]:
         if clip > 0:  # scaled gradients (16-mixed) scale with their norm: one factor fits both
             clip_gradients(params, gnorm, clip)
         # the gradients are already identical on every rank; the loss is not: agree on one flag
-        ok_t = all_agree_tensor(torch.isfinite(loss.detach()) & torch.isfinite(gnorm))
         raw = getattr(lopt, "optimizer", lopt)
         if scaler is None and masked_step(raw):
+            ok_t = all_agree_tensor(torch.isfinite(loss.detach()) & torch.isfinite(gnorm))
             raw.found_inf = (~ok_t).float()  # the fused kernel skips the update where it is 1
             try:
                 _step(lopt, raw, direct)
@@ -151,7 +164,7 @@ def player_step(module, name: str, loss: Tensor) -> Union[bool, Tensor]:
                 del raw.found_inf
             module.count_skip(name, ~ok_t)
             return ok_t
-        ok = bool(ok_t.item())  # host sync (free on CPU)
+        ok = finite_on_every_rank(loss, gnorm, module.device)  # host read (free on CPU)
         if ok:
             _step(lopt, raw, direct)
         else:
