@@ -137,6 +137,28 @@ class GANDataModule(L.LightningDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         return IterationGroups(loader, int(getattr(module, "iteration", self.start_batch)), self.cfg.trainer.step_ends)
 
+    # Lightning's transfer hooks see a step's batch (a group under iters_per_step > 1); data modules
+    # override the per-iteration versions below, which see each iteration's batch in order
+    def on_before_batch_transfer(self, batch, dataloader_idx: int = 0):
+        group = iteration_group(batch)
+        if group is None:
+            return self.before_transfer(batch)
+        return {IterationGroups.KEY: [self.before_transfer(b) for b in group]}
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
+        group = iteration_group(batch)
+        if group is None:
+            return self.after_transfer(batch)
+        return {IterationGroups.KEY: [self.after_transfer(b) for b in group]}
+
+    def before_transfer(self, batch: dict) -> dict:
+        """One iteration's batch before it moves to the device (e.g. record its stream position)."""
+        return batch
+
+    def after_transfer(self, batch: dict) -> dict:
+        """One iteration's batch on the device (e.g. convert uint8 pixels there)."""
+        return batch
+
     def state_dict(self) -> dict:
         # One batch per iteration, so the iteration counter is the exact stream position.
         return {"batches_consumed": self._consumed()}

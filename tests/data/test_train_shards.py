@@ -63,6 +63,22 @@ def test_resumed_training_equals_uninterrupted(tmp_path, monkeypatch):
     assert not torch.equal(other["G.head.weight"], straight["G.head.weight"])  # the data did matter
 
 
+@pytest.mark.timeout(300)
+def test_several_iterations_per_step_equal_one_and_resume_from_shards(tmp_path, monkeypatch):
+    """trainer.iters_per_step=3 on shards: the transfer hooks see each iteration's batch (uint8 to
+    [-1, 1], the stream position), a run stopped at 7 (steps end at 3, 6, 7) stores position 7, and
+    its resume equals one iteration per step without a stop."""
+    pack_arrays(tmp_path / "s", numbered_images(60), max_samples=7)
+    straight, _ = _train(tmp_path, "a", tmp_path / "s", 12, monkeypatch, "trainer.iters_per_step=1")
+    _, cut = _train(tmp_path, "b", tmp_path / "s", 7, monkeypatch, "trainer.iters_per_step=3")
+    state = torch.load(tmp_path / "b" / "checkpoints" / "iter_00000007.ckpt", weights_only=False)["ShardsDataModule"]
+    assert state["batches_consumed"] == 7
+    resumed, run = _train(tmp_path, "b", tmp_path / "s", 12, monkeypatch, "trainer.iters_per_step=3")
+    assert run.module.iteration == 12
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+
+
 def test_training_skips_corrupt_samples_and_logs_the_counts(tmp_path, monkeypatch):
     pack_arrays(tmp_path / "s", numbered_images(3), max_samples=3)
     for k in range(4):  # most data is bad: every shard has undecodable and label-less samples

@@ -150,8 +150,8 @@ class ShardsDataModule(GANDataModule):
             self._skipped_before = list(rows[self.rank]) if self.rank < len(rows) else [0, 0]
         return self.make_loader(self.train_stream())
 
-    # ------------------------------------------------------------ batch hooks (Lightning calls them)
-    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:
+    # ------------------------------------------------------------ batch hooks (per iteration, GANDataModule)
+    def before_transfer(self, batch: dict) -> dict:
         """Record the stream position of the batch being consumed; drop the bookkeeping entries."""
         pos = batch.pop(POS_KEY, None)
         stats = batch.pop(STATS_KEY, None)
@@ -163,7 +163,7 @@ class ShardsDataModule(GANDataModule):
             self._skipped[int(pos[0]) if pos is not None else 0] = [int(v) for v in stats]
         return batch
 
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:
+    def after_transfer(self, batch: dict) -> dict:
         if batch["x"].dtype == torch.uint8:
             batch["x"] = to_unit_range(batch["x"])  # on the device: 4x less to copy than float
         return batch
