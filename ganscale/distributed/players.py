@@ -110,13 +110,17 @@ def direct_steps(trainer) -> bool:
     return True
 
 
+def finite_flag(loss: Tensor, gnorm: Tensor) -> Tensor:
+    """The loss and the gradient norm finite on every rank, as a 0-d bool tensor on the device."""
+    return all_agree_tensor(torch.isfinite(loss.detach()) & torch.isfinite(gnorm))
+
+
 def finite_on_every_rank(loss: Tensor, gnorm: Tensor, device) -> bool:
-    """Whether the loss and the gradient norm are finite on every rank, read on the host. On a CPU
-    the two values are read directly (cheaper than the flag's three tensor ops); elsewhere the flag
-    is built and agreed on the device and read once (one sync)."""
+    """`finite_flag` read on the host. On a CPU the two values are read directly (cheaper than the
+    flag's three tensor ops); elsewhere the flag is read once (one sync)."""
     if loss.device.type == "cpu":
         return all_agree(math.isfinite(loss.item()) and math.isfinite(gnorm.item()), device)
-    return bool(all_agree_tensor(torch.isfinite(loss.detach()) & torch.isfinite(gnorm)).item())
+    return bool(finite_flag(loss, gnorm).item())
 
 
 def masked_step(opt) -> bool:
@@ -156,7 +160,7 @@ def player_step(module, name: str, loss: Tensor) -> Union[bool, Tensor]:
         # the gradients are already identical on every rank; the loss is not: agree on one flag
         raw = getattr(lopt, "optimizer", lopt)
         if scaler is None and masked_step(raw):
-            ok_t = all_agree_tensor(torch.isfinite(loss.detach()) & torch.isfinite(gnorm))
+            ok_t = finite_flag(loss, gnorm)
             raw.found_inf = (~ok_t).float()  # the fused kernel skips the update where it is 1
             try:
                 _step(lopt, raw, direct)
