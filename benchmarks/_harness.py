@@ -92,7 +92,7 @@ def memory_datamodule(cfg, shape: tuple[int, ...], num_classes: int, text: Optio
             super().__init__(cfg)
             self.info = DataInfo("image", tuple(shape), num_classes)
 
-        def train_dataloader(self):
+        def iteration_loader(self):
             return DataLoader(Cycle(), batch_size=None, pin_memory=torch.cuda.is_available())
 
     return Memory()

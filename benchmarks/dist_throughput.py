@@ -71,7 +71,7 @@ def worker(args) -> None:
             super().__init__(cfg)
             self.info = DataInfo("image" if image else "points", shape, 0)
 
-        def train_dataloader(self):
+        def iteration_loader(self):
             return DataLoader(Stream(), batch_size=None)
 
     sync_time = [0.0]

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ganscale.metrics.infogan import categorical_accuracy, hungarian_accuracy, predict_codes
+    from ganscale.metrics.infogan import categorical_scores, hungarian_accuracy, predict_codes
     from ganscale.metrics.ssl import load_split
     from ganscale.metrics.plots import image_grid, to_uint8_images
     from ganscale.ops.checkpoint.store import list_checkpoints
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         if not curve:  # no checkpoint folder (an exported run): its final nets only
             m = load_module(run["run_dir"])
             codes = predict_codes(m.D, m.Q, test_x).numpy()
-        acc = categorical_accuracy(m.D, m.Q, args.mnist)  # the newest checkpoint: + BatchNorm on batch statistics
+        acc = categorical_scores(m.D, m.Q, test_x, test_y, codes)  # the newest checkpoint: + batch statistics
         results[seed] = {**run, **acc, "l_i": info_curve(run["run_dir"]), "accuracy_curve": curve,
                          "mixed_codes": mixed_codes(codes, test_y),
                          "command": ["ganscale", "train", os.path.relpath(args.config, REPO), *overrides]}

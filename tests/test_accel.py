@@ -27,7 +27,7 @@ class _RandomImages(GANDataModule):
         self.batches = [{"x": torch.rand(n, 1, 28, 28, generator=g) * 2 - 1, "y": torch.randint(10, (n,), generator=g)}
                         for _ in range(cfg.trainer.max_iters)]
 
-    def train_dataloader(self):
+    def iteration_loader(self):
         return DataLoader(self.batches, batch_size=None)
 
 

@@ -291,7 +291,7 @@ class _RandomImages(GANDataModule):
         self.batches = [{"x": torch.rand(n, 3, 32, 32, generator=g) * 2 - 1, "y": torch.randint(5, (n,), generator=g)}
                         for _ in range(num_batches)]
 
-    def train_dataloader(self):
+    def iteration_loader(self):
         return DataLoader(self.batches, batch_size=None)
 
 

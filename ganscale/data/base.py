@@ -102,7 +102,13 @@ def iteration_group(batch) -> Optional[list]:
     return None
 
 
-class GANDataModule(L.LightningDataModule):
+def _per_iteration(batch, fn: Callable[[dict], dict]):
+    """`fn` applied to a step's batch: to each iteration's batch of a group, in order."""
+    group = iteration_group(batch)
+    return fn(batch) if group is None else {IterationGroups.KEY: [fn(b) for b in group]}
+
+
+class GANDataModule(L.LightningDataModule, ABC):
     """One `iteration_loader` batch = one ganscale iteration: `x` holds n_disc per-rank batches.
     `train_dataloader` groups them `trainer.iters_per_step` at a time (IterationGroups)."""
 
@@ -126,9 +132,9 @@ class GANDataModule(L.LightningDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         return int(getattr(module, "iteration", 0))
 
+    @abstractmethod
     def iteration_loader(self):
         """The train loader: one batch per ganscale iteration, from the restored stream position."""
-        raise NotImplementedError(f"{type(self).__name__} defines no iteration_loader")
 
     def train_dataloader(self):
         loader = self.iteration_loader()
@@ -140,16 +146,10 @@ class GANDataModule(L.LightningDataModule):
     # Lightning's transfer hooks see a step's batch (a group under iters_per_step > 1); data modules
     # override the per-iteration versions below, which see each iteration's batch in order
     def on_before_batch_transfer(self, batch, dataloader_idx: int = 0):
-        group = iteration_group(batch)
-        if group is None:
-            return self.before_transfer(batch)
-        return {IterationGroups.KEY: [self.before_transfer(b) for b in group]}
+        return _per_iteration(batch, self.before_transfer)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
-        group = iteration_group(batch)
-        if group is None:
-            return self.after_transfer(batch)
-        return {IterationGroups.KEY: [self.after_transfer(b) for b in group]}
+        return _per_iteration(batch, self.after_transfer)
 
     def before_transfer(self, batch: dict) -> dict:
         """One iteration's batch before it moves to the device (e.g. record its stream position)."""

@@ -57,8 +57,15 @@ def categorical_accuracy(D: nn.Module, Q: nn.Module, folder: str, split: str = "
     from ganscale.metrics.ssl import load_split
 
     x, y = load_split(folder, split)
-    acc, mapping = hungarian_accuracy(predict_codes(D, Q, x).numpy(), y.numpy(), Q.num_categories)
-    acc_batch, _ = hungarian_accuracy(predict_codes(D, Q, x, batch_stats=True).numpy(), y.numpy(), Q.num_categories)
+    return categorical_scores(D, Q, x, y.numpy())
+
+
+def categorical_scores(D: nn.Module, Q: nn.Module, x, y, codes=None) -> dict:
+    """`categorical_accuracy` on images `x` with labels `y` (numpy) already loaded; `codes`: Q's
+    eval-mode codes of `x` when the caller has them (predict_codes), so they are not computed twice."""
+    codes = predict_codes(D, Q, x).numpy() if codes is None else codes
+    acc, mapping = hungarian_accuracy(codes, y, Q.num_categories)
+    acc_batch, _ = hungarian_accuracy(predict_codes(D, Q, x, batch_stats=True).numpy(), y, Q.num_categories)
     return {"cat_accuracy": acc, "assignment": mapping, "cat_accuracy_batch_stats": acc_batch, "num_test": len(y)}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from ganscale.utils.intervals import due
+
 if TYPE_CHECKING:
     from ganscale.config.schema import RunConfig
 
@@ -210,11 +212,9 @@ class TrainerConfig:
 
     def step_ends(self, done: int) -> bool:
         """Whether a training step ends once `done` iterations are done: every iters_per_step, and
-        where an op acts (the cadences above, max_iters)."""
-        if done % self.iters_per_step == 0 or done >= self.max_iters:
-            return True
-        return any(every > 0 and done % every == 0
-                   for every in (self.log_every, self.plot_every, self.eval_every, self.ckpt_every))
+        where an op is due (the cadences above, max_iters)."""
+        cadences = (self.iters_per_step, self.log_every, self.plot_every, self.eval_every, self.ckpt_every)
+        return any(due(done, every, self.max_iters) for every in cadences)
 
     def check(self, root: "RunConfig") -> list[str]:
         out = []

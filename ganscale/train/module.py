@@ -351,15 +351,9 @@ class GANModule(L.LightningModule):
 
     # ----------------------------------------------------------------- one iteration
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        """One ganscale iteration, or trainer.iters_per_step of them (a group of batches from
-        ganscale.data.base.IterationGroups; the last group stops at trainer.max_iters)."""
-        group = iteration_group(batch)
-        if group is None:
-            self.run_iteration(batch)
-            return
-        for b in group:
-            if self.iteration >= self.cfg.trainer.max_iters:
-                break
+        """One ganscale iteration, or the iterations of a group of batches (trainer.iters_per_step;
+        ganscale.data.base.IterationGroups cuts groups where ops are due, max_iters included)."""
+        for b in iteration_group(batch) or [batch]:
             self.run_iteration(b)
 
     def run_iteration(self, batch: dict) -> None:
