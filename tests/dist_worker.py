@@ -82,7 +82,9 @@ CASES["dfgan"] = [*TEXT, "game.name=dfgan", "loss.name=hinge", "model.arch=dfgan
 CASES["stackgan"] = [*TEXT, "game.name=stackgan", "model.arch=stackgan", "model.stackgan.text_dim=16",
                      "model.stackgan.ca_dim=8", "model.stackgan.gf=4", "model.stackgan.df=4", "gan.n_disc=2",
                      # hard-negative wrong pairs: the nearest captions of the global batch, a seeded pick of 2
-                     "game.text.mismatch=nearest", "game.text.mismatch_k=2"]
+                     "game.text.mismatch=nearest", "game.text.mismatch_k=2",
+                     # AttnGAN's word attention in G: each row attends over its own caption's words
+                     "model.stackgan.word_attention=8"]
 TEXT_SIZE = {"dfgan": 32, "stackgan": 64}
 NO_BATCHNORM = {"stackgan"}
 """Cases built with BatchNorm replaced by the identity: BatchNorm normalises with each rank's own

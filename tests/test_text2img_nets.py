@@ -7,7 +7,7 @@ import torch
 from ganscale.conditions import TextCondition
 from ganscale.config.load import load_config
 from ganscale.data.base import DataInfo
-from ganscale.errors import UserError
+from ganscale.errors import ConfigError, UserError
 from ganscale.losses import LOSSES
 from ganscale.losses_text import ca_kl, colour_consistency, ma_gp, matching_aware_d, rolled
 from ganscale.nets import build_nets
@@ -219,3 +219,50 @@ def test_stackganpp_defaults_to_glu_and_a_bad_ca_activation_is_listed():
     assert nets("stackgan", 64, "model.stackgan.ca_act=leaky")[0].ca.act == "leaky"
     with pytest.raises(UserError, match="ca_act='tanh'"):
         load_config([], ["model.arch=stackgan", "model.stackgan.ca_act=tanh"])
+
+
+def test_word_attention_by_hand_and_padding_never_attended():
+    from ganscale.nets.text2img.attention import WordAttention
+    att = WordAttention(ch=2, word_dim=3)
+    with torch.no_grad():
+        att.proj.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # keeps the first two dims
+    h = torch.tensor([[1.0, 0.0], [0.0, 2.0]]).T.reshape(1, 2, 1, 2)         # pixels (1, 0) and (0, 2)
+    words = torch.tensor([[[1.0, 0.0, 9.0], [0.0, 1.0, 9.0], [5.0, 5.0, 9.0]]])
+    mask = torch.tensor([[True, True, False]])                                # the third is padding
+    ctx, attn = att(h, words, mask)
+    # pixel 0 scores the words 1 and 0, pixel 1 scores them 0 and 2; the padding (score 5, 10) gets 0
+    a0 = torch.softmax(torch.tensor([1.0, 0.0]), 0)
+    a1 = torch.softmax(torch.tensor([0.0, 2.0]), 0)
+    torch.testing.assert_close(attn[0, :, 0], torch.cat([a0, torch.zeros(1)]))
+    torch.testing.assert_close(attn[0, :, 1], torch.cat([a1, torch.zeros(1)]))
+    torch.testing.assert_close(ctx[0, :, 0, 0], a0)                           # sum of the projected words
+    torch.testing.assert_close(ctx[0, :, 0, 1], a1)
+
+
+@pytest.mark.parametrize("res", [8, 16, 32])
+def test_stackgan_word_attention_reads_the_words(res):
+    G, _ = nets("stackgan", 64, f"model.stackgan.word_attention={res}")
+    assert G.attention.att.proj.out_features == G.init.ups[G.before_attention - 1][1].out_channels
+    G.eval()
+    c = text(4)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(3)
+    x, _ = G(z, c, generator=g)
+    assert x.shape == (4, 3, 64, 64)
+    # the same sentence, other words: other images (the plain StackGAN reads only the sentence)
+    other = TextCondition(c.sentence, text(4, seed=5).words, c.mask)
+    y, _ = G(z, other, generator=torch.Generator().manual_seed(3))
+    assert (x - y).abs().max() > 1e-4
+    plain, _ = nets("stackgan", 64)
+    plain.eval()
+    p1 = plain(z, c, generator=torch.Generator().manual_seed(3))[0]
+    p2 = plain(z, other, generator=torch.Generator().manual_seed(3))[0]
+    torch.testing.assert_close(p1, p2)
+
+
+def test_stackgan_word_attention_needs_words_and_a_valid_resolution():
+    G, _ = nets("stackgan", 64, "model.stackgan.word_attention=16")
+    with pytest.raises(UserError, match="word_attention needs the caption's word features"):
+        G(torch.randn(2, 8), torch.randn(2, E))  # precomputed sentence embeddings only
+    with pytest.raises(ConfigError, match="word_attention=12 must be 0"):
+        load_config([], ["model.arch=stackgan", "model.stackgan.word_attention=12"])

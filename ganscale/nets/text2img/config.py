@@ -39,6 +39,11 @@ class StackGANConfig:
     as StackGAN-v2 and AttnGAN."""
     gf: int = 192
     """Stage-I G width: 8 gf channels at 4x4, halving with each doubling (GF_DIM: 192 on COCO, 128 on CUB)."""
+    word_attention: int = 0
+    """Resolution (8, 16 or 32) at which Stage-I G's features attend over the caption's words, as
+    AttnGAN's attentional stages do (each pixel weights the encoder's word features; the context
+    joins the features before two residual blocks); 0 = none, the paper's StackGAN. Needs a text
+    encoder's word features (not precomputed sentence embeddings)."""
     df: int = 96
     """D width: df channels after the first conv, doubling to at most 8 df (DF_DIM: 96 on COCO, 64 on CUB)."""
     stage2_gf: int = 128
@@ -52,6 +57,8 @@ class StackGANConfig:
             out.append(f"stage={self.stage} must be 1 (64 px) or 2 (256 px)")
         if self.res_blocks < 0:
             out.append(f"res_blocks={self.res_blocks} must be >= 0")
+        if self.word_attention not in (0, 8, 16, 32):
+            out.append(f"word_attention={self.word_attention} must be 0 (off), 8, 16 or 32")
         return out
 
 

@@ -4,7 +4,9 @@ Stage-I G: c_hat = mu + sigma * eps from the sentence vector; [c_hat, z] -> line
 -> four upsampling blocks -> 64 px. Stage-II G: the frozen Stage-I image is encoded down to 16x16,
 joined with its own c_hat tiled 16x16, passed through residual blocks and upsampled four times to
 256 px. Both D (64 and 256 px) are matching-aware: a logit for each (image, text) pair. The
-real/wrong/fake terms and the KL are in ganscale.losses_text.
+real/wrong/fake terms and the KL are in ganscale.losses_text. With `word_attention`, Stage-I's
+features attend over the caption's words at that resolution (AttnGAN's attentional stage,
+ganscale.nets.text2img.attention).
 
     model.arch=stackgan model.stackgan.stage=1    # then stage=2 with Stage-I's weights in G.stage1
 """
@@ -17,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ganscale.nets.base import Discriminator, Generator
+from ganscale.nets.text2img.attention import AttentionStage
 from ganscale.nets.text2img.common import (CondAugment, InitStage, ResBlock, Text, TextDiscriminator, check_res, tile,
                                            to_rgb, up_block)
 from ganscale.nets.text2img.config import StackGANConfig
@@ -29,10 +32,22 @@ class StackGANStage1Generator(Generator):
         self.ca = CondAugment(cfg.text_dim, cfg.ca_dim, cfg.ca_act)
         self.init = InitStage(z_dim + cfg.ca_dim, cfg.gf * 8)
         self.out = to_rgb(self.init.out_ch)
+        # the up blocks before the attention stage (4 -> 8 -> 16 -> 32 px); None: no word attention
+        self.before_attention = None
+        if cfg.word_attention:
+            self.before_attention = (cfg.word_attention // 4).bit_length() - 1
+            ch = self.init.ups[self.before_attention - 1][1].out_channels
+            self.attention = AttentionStage(ch, cfg.text_dim)
 
     def forward(self, z: Tensor, c: Text, generator: Optional[torch.Generator] = None) -> tuple[Tensor, dict]:
         c_hat, mu, logvar = self.ca(c, generator)
-        return self.out(self.init(c_hat, z)), {"mu": mu, "logvar": logvar}
+        if self.before_attention is None:
+            h = self.init(c_hat, z)
+        else:
+            k, ups = self.before_attention, self.init.ups
+            h = self.init.fc(torch.cat([c_hat, z], 1)).view(-1, self.init.ng, 4, 4)
+            h = ups[k:](self.attention(ups[:k](h), c))
+        return self.out(h), {"mu": mu, "logvar": logvar}
 
 
 class StackGANStage2Generator(Generator):
