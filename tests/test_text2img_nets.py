@@ -266,3 +266,21 @@ def test_stackgan_word_attention_needs_words_and_a_valid_resolution():
         G(torch.randn(2, 8), torch.randn(2, E))  # precomputed sentence embeddings only
     with pytest.raises(ConfigError, match="word_attention=12 must be 0"):
         load_config([], ["model.arch=stackgan", "model.stackgan.word_attention=12"])
+
+
+def test_stackgan_projection_head_by_hand_keeps_the_layout():
+    _, D = nets("stackgan", 64, "model.stackgan.d_head=projection")
+    net = D.net
+    assert not hasattr(net, "joint") and net.project.out_features == net.linear.in_features
+    D.eval()
+    x, s = torch.randn(3, 3, 64, 64), torch.randn(3, E)
+    phi = net.trunk(x).flatten(1)
+    expect = phi @ net.linear.weight[0] + net.linear.bias + ((s @ net.project.weight.T) * phi).sum(1)
+    torch.testing.assert_close(D(x, s), expect)
+    # phi is the 4x4 map, not its sum: features moved to another place score differently against the text
+    h = net.trunk(x)
+    moved = h.roll(2, dims=3).flatten(1)
+    cond = lambda p: ((s @ net.project.weight.T) * p).sum(1)  # noqa: E731
+    assert (cond(moved) - cond(phi)).abs().min() > 1e-4
+    with pytest.raises(ConfigError, match="d_head='pool': choose concat or projection"):
+        load_config([], ["model.arch=stackgan", "model.stackgan.d_head=pool"])

@@ -128,9 +128,15 @@ def check_res(family: str, shape, allowed: tuple[int, ...]) -> int:
 class TextDiscriminator(nn.Module):
     """StackGAN's D: strided convs down to 4x4 (channels doubling from `df`, at most 8 df); the
     matching-aware head concatenates the compressed sentence tiled 4x4, then 3x3 conv and a 4x4
-    conv to one logit. With `uncond`, a second 4x4 conv gives the unconditional logit (StackGAN++)."""
+    conv to one logit. With `uncond`, a second 4x4 conv gives the unconditional logit (StackGAN++).
 
-    def __init__(self, res: int, df: int, text_dim: int, cond_dim: int, uncond: bool = False):
+    `head="projection"`: the projection discriminator's head (Miyato & Koyama 2018) with the
+    sentence in place of the class embedding, w^T phi(x) + (V s)^T phi(x), where phi(x) is the whole
+    4x4 feature map flattened, not sum-pooled: captions name places, and a pooled phi could not
+    tell a digit in one quadrant from the same digit in another."""
+
+    def __init__(self, res: int, df: int, text_dim: int, cond_dim: int, uncond: bool = False,
+                 head: str = "concat"):
         super().__init__()
         self.text_dim = text_dim
         layers: list[nn.Module] = [nn.Conv2d(3, df, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
@@ -140,9 +146,14 @@ class TextDiscriminator(nn.Module):
             layers += [nn.Conv2d(ch, nxt, 4, 2, 1, bias=False), nn.BatchNorm2d(nxt), nn.LeakyReLU(0.2, True)]
             ch, r = nxt, r // 2
         self.trunk = nn.Sequential(*layers)
-        self.compress = nn.Sequential(nn.Linear(text_dim, cond_dim), nn.LeakyReLU(0.2, True))
-        self.joint = nn.Sequential(nn.Conv2d(ch + cond_dim, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch),
-                                   nn.LeakyReLU(0.2, True), nn.Conv2d(ch, 1, 4, 1, 0))
+        self.head = head
+        if head == "projection":
+            self.linear = nn.Linear(ch * 16, 1)
+            self.project = nn.Linear(text_dim, ch * 16, bias=False)
+        else:
+            self.compress = nn.Sequential(nn.Linear(text_dim, cond_dim), nn.LeakyReLU(0.2, True))
+            self.joint = nn.Sequential(nn.Conv2d(ch + cond_dim, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch),
+                                       nn.LeakyReLU(0.2, True), nn.Conv2d(ch, 1, 4, 1, 0))
         self.uncond = nn.Conv2d(ch, 1, 4, 1, 0) if uncond else None
 
     def forward(self, x: Tensor, c: Optional[Text] = None) -> Tensor:
@@ -151,5 +162,8 @@ class TextDiscriminator(nn.Module):
             if self.uncond is None:
                 raise ValueError("this D has no unconditional head; pass the text condition")
             return self.uncond(h).flatten()
-        s = self.compress(sentence_of(c, self.text_dim))
-        return self.joint(torch.cat([h, tile(s, h.shape[-1])], 1)).flatten()
+        s = sentence_of(c, self.text_dim)
+        if self.head == "projection":
+            phi = h.flatten(1)  # the trunk ends in LeakyReLU
+            return self.linear(phi).squeeze(1) + (self.project(s) * phi).sum(1)
+        return self.joint(torch.cat([h, tile(self.compress(s), h.shape[-1])], 1)).flatten()

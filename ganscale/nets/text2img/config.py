@@ -46,6 +46,10 @@ class StackGANConfig:
     encoder's word features (not precomputed sentence embeddings)."""
     df: int = 96
     """D width: df channels after the first conv, doubling to at most 8 df (DF_DIM: 96 on COCO, 64 on CUB)."""
+    d_head: str = "concat"
+    """D's matching-aware head: `concat` (the paper's: the compressed sentence tiled 4x4 beside the
+    image features, a 3x3 conv, a 4x4 conv) or `projection` (the projection discriminator's head
+    with the sentence in place of the class embedding, on the flattened 4x4 features)."""
     stage2_gf: int = 128
     """Stage-II G width: 4 gf2 channels at 16x16 (GF_DIM of the Stage-II configs)."""
     res_blocks: int = 4
@@ -57,6 +61,8 @@ class StackGANConfig:
             out.append(f"stage={self.stage} must be 1 (64 px) or 2 (256 px)")
         if self.res_blocks < 0:
             out.append(f"res_blocks={self.res_blocks} must be >= 0")
+        if self.d_head not in ("concat", "projection"):
+            out.append(f"d_head={self.d_head!r}: choose concat or projection")
         if self.word_attention not in (0, 8, 16, 32):
             out.append(f"word_attention={self.word_attention} must be 0 (off), 8, 16 or 32")
         return out

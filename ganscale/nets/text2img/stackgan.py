@@ -83,7 +83,7 @@ class StackGANStage2Generator(Generator):
 class StackGANDiscriminator(Discriminator):
     def __init__(self, res: int, cfg: StackGANConfig):
         super().__init__()
-        self.net = TextDiscriminator(res, cfg.df, cfg.text_dim, cfg.ca_dim)
+        self.net = TextDiscriminator(res, cfg.df, cfg.text_dim, cfg.ca_dim, head=cfg.d_head)
 
     def forward(self, x: Tensor, c: Text) -> Tensor:
         return self.net(x, c)
