@@ -3,12 +3,15 @@
     python benchmarks/text2img_digits.py                       # -> docs/text2img.md, docs/text2img/*
     python benchmarks/text2img_digits.py --gan-iters 6000 --encoder-steps 3000 --judge-steps 1500   # the full budget
 
-1. synthesize train (with --holdout pairs removed) and test shards: `ganscale data synth captioned-digits`
+1. synthesize train (with --holdout pairs removed), test, and the judge's own training shards (from
+   MNIST's train split, every pair kept): `ganscale data synth captioned-digits`
 2. train the DAMSM text encoder on train: `ganscale text train configs/text/digits_damsm.yaml`
 3. train --config (default configs/text2img/digits_stackgan.yaml; any digits_* config, with
    config overrides after --) from the shards with that encoder frozen, a checkpoint every
    --ckpt-every iterations (the curve); the run is named after the config (runs/digits_stackgan)
-4. train the digit-and-colour judge on the real train images: `ganscale text judge` (beside the GAN)
+4. train the digit-and-colour judge on its own real images: `ganscale text judge` (beside the GAN);
+   not on the GAN's train shards, which lack the held-out pairs: a judge that never saw a red 7
+   never reads one, and every held-out caption would score 0
 5. for every checkpoint, `ganscale eval CKPT eval.text.data=TEST eval.text.judge=JUDGE` (the text
    evaluation runs also use during training, ganscale/metrics/text_eval.py): exact caption match on
    the canonical captions of the first --eval-num test images (1-2 digits), on as many captions
@@ -183,6 +186,7 @@ def main(argv=None) -> int:
 
     w = args.work
     train, test, enc, runs = (os.path.join(w, k) for k in ("train", "test", "encoder.safetensors", "runs"))
+    judge_train = os.path.join(w, "judge-train")
     seconds = {}
     t = time.time()
     if not os.path.exists(os.path.join(train, "manifest.json")):
@@ -191,6 +195,9 @@ def main(argv=None) -> int:
     if not os.path.exists(os.path.join(test, "manifest.json")):
         cli("data", "synth", "captioned-digits", test, "--split", "test", "--num", str(args.test_num),
             "--seed", str(args.seed + 1))
+    if not os.path.exists(os.path.join(judge_train, "manifest.json")):
+        cli("data", "synth", "captioned-digits", judge_train, "--split", "train", "--num", str(args.train_num),
+            "--seed", str(args.seed + 2))
     seconds["synth"] = time.time() - t
     t = time.time()
     enc_json = enc + ".json"
@@ -211,7 +218,7 @@ def main(argv=None) -> int:
     judge_proc, judge_log = None, judge_file + ".log"
     if not os.path.exists(judge_file):
         with open(judge_log, "w") as log:
-            judge_proc = subprocess.Popen([sys.executable, "-m", "ganscale", "text", "judge", train, test, "--out",
+            judge_proc = subprocess.Popen([sys.executable, "-m", "ganscale", "text", "judge", judge_train, test, "--out",
                                            judge_file, "--steps", str(args.judge_steps), "--seed", str(args.seed)],
                                           cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     t = time.time()

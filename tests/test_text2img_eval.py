@@ -43,8 +43,14 @@ def digits(tmp_path_factory):
     assert cli_main(["text", "train", "configs/text/digits_damsm.yaml", f"data={d / 'train'}",
                      f"test_data={d / 'test'}", f"out={d / 'enc.safetensors'}", "steps=3", "image_size=32",
                      "word_dim=16", "dim=16", "image_ch=4", "batch_size=16", "eval_every=0"]) == 0
-    assert cli_main(["text", "judge", str(d / "train"), str(d / "test"), "--out", str(d / "judge.safetensors"),
-                     "--steps", "3", "--batch-size", "8"]) == 0
+    # the judge trains on its own shards with every pair; on train (red 7 held out) it is refused
+    assert cli_main(["data", "synth", "captioned-digits", str(d / "judge-train"), "--split", "train", "--num", "64",
+                     "--mnist", MNIST]) == 0
+    judge = ["text", "judge", str(d / "judge-train"), str(d / "test"), "--out", str(d / "judge.safetensors"),
+             "--steps", "3", "--batch-size", "8"]
+    assert cli_main(judge) == 0
+    assert cli_main([judge[0], judge[1], str(d / "train"), *judge[3:5], str(d / "refused.safetensors")]) == 2
+    assert not (d / "refused.safetensors").exists()
     torch.manual_seed(0)
     save_classifier(TrainResult(DigitClassifier().eval(), 0.0, 0.0), str(d / "clf.pt"), "random weights")
     return d
@@ -210,3 +216,12 @@ def test_judge_file_round_trip_and_errors(tmp_path):
         load_judge(str(tmp_path / "other.safetensors"))
     with pytest.raises(UserError, match="ganscale text judge"):
         load_judge(str(tmp_path / "missing.safetensors"))
+
+
+def test_judge_refuses_training_data_without_the_held_out_pairs(digits):
+    """A judge never shown a red 7 never predicts one: every held-out caption would score 0."""
+    from ganscale.metrics.digits_judge import held_out_pairs, train_judge
+
+    assert held_out_pairs(str(digits / "train")) == ["red 7"] and held_out_pairs(str(digits / "judge-train")) == []
+    with pytest.raises(UserError, match="synthesized with --holdout red 7.*without --holdout"):
+        train_judge(str(digits / "train"), str(digits / "test"), steps=1)

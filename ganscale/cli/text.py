@@ -3,11 +3,14 @@ frozen, and the captioned-digits judge that scores their images.
 
     ganscale text train configs/text/digits_damsm.yaml data=/data/digits-train test_data=/data/digits-test
     ganscale text eval text_encoder.safetensors /data/digits-test [--candidates 100]
-    ganscale text judge /data/digits-train /data/digits-test --out judge.safetensors [--steps 600]
+    ganscale data synth captioned-digits /data/judge-train --split train --seed 2     # every pair kept
+    ganscale text judge /data/judge-train /data/digits-test --out judge.safetensors [--steps 600]
 
 `judge` trains the digit-and-colour judge on the real images of captioned-digits shards (apart
 from any GAN and encoder) and prints its exact-match rate on the test shards; runs evaluate with
-it through `eval.text.judge=judge.safetensors` (training and `ganscale eval`).
+it through `eval.text.judge=judge.safetensors` (training and `ganscale eval`). Its training shards
+must hold every (colour, digit) pair: shards synthesized with --holdout are refused (a judge that
+never saw a red 7 never reads one).
 
 `train` prints one JSON line at the end: R-precision on the held-out images, sizes, seconds.
 """

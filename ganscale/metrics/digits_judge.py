@@ -86,6 +86,15 @@ def parse_caption(caption: str) -> list[int]:
     return out
 
 
+def held_out_pairs(folder: str) -> list[str]:
+    """The (colour, digit) pairs a captioned-digits folder was synthesized without ("red 7"), from its
+    manifest; [] when none."""
+    from ganscale.data.shards.manifest import MANIFEST_NAME, Manifest
+
+    held = (Manifest.load(os.path.join(folder, MANIFEST_NAME)).source or {}).get("holdout") or []
+    return [held] if isinstance(held, str) else list(held)
+
+
 def load_truth(folder: str) -> tuple[Tensor, Tensor, list[str]]:
     """uint8 images [N, 3, 64, 64], quadrant targets [N, 4] and canonical captions of a packed
     captioned-digits folder."""
@@ -178,7 +187,16 @@ def caption_match(judge: DigitJudge, images: Tensor, targets: Tensor) -> Tensor:
 
 def train_judge(train: str, test: str, steps: int = 600, batch: int = 64, lr: float = 2e-3, seed: int = 0,
                 log: Callable[[str], None] = print) -> tuple[DigitJudge, float]:
-    """The judge trained on the `train` folder's real images; its exact-match rate on `test`'s."""
+    """The judge trained on the `train` folder's real images; its exact-match rate on `test`'s.
+
+    `train` must hold every (colour, digit) pair: a class the judge never saw is one it never
+    predicts, so a judge trained on a set with held-out pairs would score every held-out caption 0."""
+    held = held_out_pairs(train)
+    if held:
+        raise UserError(f"{train} was synthesized with --holdout {','.join(held)}: a judge trained on it never sees "
+                        "those pairs and could never read them (every held-out caption would score 0); train the "
+                        "judge on shards synthesized without --holdout, e.g. `ganscale data synth captioned-digits "
+                        "data/judge-train --split train`")
     torch.manual_seed(seed)
     x, y, _ = load_truth(train)
     judge = DigitJudge()
