@@ -223,5 +223,6 @@ def test_judge_refuses_training_data_without_the_held_out_pairs(digits):
     from ganscale.metrics.digits_judge import held_out_pairs, train_judge
 
     assert held_out_pairs(str(digits / "train")) == ["red 7"] and held_out_pairs(str(digits / "judge-train")) == []
+    assert held_out_pairs(str(digits / "test")) == []  # made with --holdout, but a test split keeps every pair
     with pytest.raises(UserError, match="synthesized with --holdout red 7.*without --holdout"):
         train_judge(str(digits / "train"), str(digits / "test"), steps=1)

@@ -87,12 +87,12 @@ def parse_caption(caption: str) -> list[int]:
 
 
 def held_out_pairs(folder: str) -> list[str]:
-    """The (colour, digit) pairs a captioned-digits folder was synthesized without ("red 7"), from its
-    manifest; [] when none."""
+    """The (colour, digit) pairs a captioned-digits folder's images lack ("red 7"), from its manifest;
+    [] when none."""
     from ganscale.data.shards.manifest import MANIFEST_NAME, Manifest
+    from ganscale.data.synth.captioned_digits import recorded_holdout
 
-    held = (Manifest.load(os.path.join(folder, MANIFEST_NAME)).source or {}).get("holdout") or []
-    return [held] if isinstance(held, str) else list(held)
+    return recorded_holdout(Manifest.load(os.path.join(folder, MANIFEST_NAME)), removed=True)
 
 
 def load_truth(folder: str) -> tuple[Tensor, Tensor, list[str]]:

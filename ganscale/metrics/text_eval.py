@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ganscale.conditions import TextCondition, cond_index
+from ganscale.data.synth.captioned_digits import recorded_holdout
 from ganscale.errors import UserError
 from ganscale.metrics.evaluation import ImageEvaluation, SampleFn
 
@@ -106,8 +107,7 @@ def load_captions(spec: str, num: int, seed: int, canonical: bool = False) -> Ev
     emb = None
     if embs and len(embs) == len(texts) and all(e is not None for e in embs):
         emb = torch.from_numpy(np.stack(embs).astype(np.float32))
-    holdout = (shards.manifest.source or {}).get("holdout") if shards.manifest is not None else None
-    return EvalCaptions(texts, emb, ",".join(holdout) if isinstance(holdout, list) else "")
+    return EvalCaptions(texts, emb, ",".join(recorded_holdout(shards.manifest)))
 
 
 class TextFeatures(nn.Module):

@@ -140,6 +140,17 @@ def draw_layouts(labels: np.ndarray, num: int, seed: int, max_digits: int,
     return out
 
 
+def recorded_holdout(manifest, removed: bool = False) -> list[str]:
+    """The (colour, digit) pairs ("red 7") a synthesized folder's manifest records, [] when none;
+    `removed`: only where they were taken out of the images (a train split; a test split records
+    the pairs it was made with but keeps them)."""
+    src = (manifest.source or {}) if manifest is not None else {}
+    pairs = src.get("holdout")
+    if not isinstance(pairs, list) or (removed and not src.get("holdout_applied")):
+        return []
+    return list(pairs)
+
+
 def synth_source(mnist_dir: str, split: str, num: int, seed: int, max_digits: int, holdout_text: str = ""):
     """The images as a pack `Source` (pixels, captions, truth); the holdout applies to train only."""
     from ganscale.data.pack.sources import Item, Source, _find_idx, read_idx

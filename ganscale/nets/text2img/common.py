@@ -105,8 +105,12 @@ class InitStage(nn.Module):
         self.ups = nn.Sequential(*(up_block(a, b) for a, b in zip(chs, chs[1:])))
         self.out_ch = chs[-1]
 
+    def start(self, c_hat: Tensor, z: Tensor) -> Tensor:
+        """The ng x 4x4 map the up blocks start from."""
+        return self.fc(torch.cat([c_hat, z], 1)).view(-1, self.ng, 4, 4)
+
     def forward(self, c_hat: Tensor, z: Tensor) -> Tensor:
-        return self.ups(self.fc(torch.cat([c_hat, z], 1)).view(-1, self.ng, 4, 4))
+        return self.ups(self.start(c_hat, z))
 
 
 def to_rgb(ch: int) -> nn.Sequential:
@@ -123,6 +127,12 @@ def check_res(family: str, shape, allowed: tuple[int, ...]) -> int:
         raise UserError(f"model.arch={family} makes RGB square images of {', '.join(map(str, allowed))} px "
                         f"here; the data gives samples of shape {tuple(shape)} (set data.shards.transform.resize)")
     return shape[1]
+
+
+def projection_logit(linear: nn.Linear, embed: nn.Linear, phi: Tensor, s: Tensor) -> Tensor:
+    """w^T phi + (V s)^T phi: the projection discriminator's output (Miyato & Koyama 2018) with the
+    sentence s in place of the class embedding; `linear` holds w, `embed` V."""
+    return linear(phi).squeeze(1) + (embed(s) * phi).sum(1)
 
 
 class TextDiscriminator(nn.Module):
@@ -165,5 +175,5 @@ class TextDiscriminator(nn.Module):
         s = sentence_of(c, self.text_dim)
         if self.head == "projection":
             phi = h.flatten(1)  # the trunk ends in LeakyReLU
-            return self.linear(phi).squeeze(1) + (self.project(s) * phi).sum(1)
+            return projection_logit(self.linear, self.project, phi, s)
         return self.joint(torch.cat([h, tile(self.compress(s), h.shape[-1])], 1)).flatten()

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganscale.nets.base import Discriminator, Generator
-from ganscale.nets.text2img.common import Text, check_res, sentence_of, tile
+from ganscale.nets.text2img.common import Text, check_res, projection_logit, sentence_of, tile
 from ganscale.nets.text2img.config import DFGANConfig
 
 SIZES = (32, 64, 128, 256)
@@ -152,7 +152,7 @@ class TextProjection(nn.Module):
 
     def forward(self, h: Tensor, s: Tensor) -> Tensor:
         phi = F.leaky_relu(h, 0.2).sum((2, 3))
-        return self.linear(phi).squeeze(1) + (self.embed(s) * phi).sum(1)
+        return projection_logit(self.linear, self.embed, phi, s)
 
 
 def build_dfgan(model_cfg, info) -> tuple[Generator, Discriminator]:

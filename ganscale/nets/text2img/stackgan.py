@@ -45,8 +45,7 @@ class StackGANStage1Generator(Generator):
             h = self.init(c_hat, z)
         else:
             k, ups = self.before_attention, self.init.ups
-            h = self.init.fc(torch.cat([c_hat, z], 1)).view(-1, self.init.ng, 4, 4)
-            h = ups[k:](self.attention(ups[:k](h), c))
+            h = ups[k:](self.attention(ups[:k](self.init.start(c_hat, z)), c))
         return self.out(h), {"mu": mu, "logvar": logvar}
 
 
