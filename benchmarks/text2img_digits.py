@@ -1,7 +1,9 @@
 """Captioned-digits text-to-image benchmark, one command (alignDRAW's "MNIST with captions" set-up):
 
-    python benchmarks/text2img_digits.py                       # -> docs/text2img.md, docs/text2img/*
-    python benchmarks/text2img_digits.py --gan-iters 6000 --encoder-steps 3000 --judge-steps 1500   # the full budget
+    python benchmarks/text2img_digits.py          # the full budget -> docs/text2img.md, docs/text2img/*
+    python benchmarks/text2img_digits.py --train-num 4000 --test-num 500 --encoder-steps 300 \
+        --gan-iters 400 --ckpt-every 100 --batch 16 --judge-steps 400 --eval-num 200 \
+        --work runs/smoke --doc runs/smoke/text2img.md                     # a smoke run
 
 1. synthesize train (with --holdout pairs removed), test, and the judge's own training shards (from
    MNIST's train split, every pair kept): `ganscale data synth captioned-digits`
@@ -118,6 +120,8 @@ def write_doc(path: str, res: dict) -> None:
                   f"in the digit / colour / position at {pr['digit']:.3f} / {pr['colour']:.3f} / "
                   f"{pr['position']:.3f}, chance {' / '.join(f'{v:.3g}' for v in pr['chance'].values())}, "
                   "ganscale.metrics.digits_probe")
+    if pr.get("per_digit"):
+        probe_line += "; the digit's rate per digit: " + ", ".join(f"{d} {v:.2f}" for d, v in pr["per_digit"].items())
     conds = [c for c in res["curve"] if c.get("condition")]
     cond_text = ""
     if conds:
@@ -168,15 +172,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default=os.path.join(REPO, "runs", "text2img_digits"),
                    help="data, encoder, judge and GAN run (runs/ is git-ignored; a rerun reuses what is there)")
-    p.add_argument("--train-num", type=int, default=4000)
-    p.add_argument("--test-num", type=int, default=500)
+    p.add_argument("--train-num", type=int, default=20000)
+    p.add_argument("--test-num", type=int, default=1000)
     p.add_argument("--holdout", default="red 7,blue 2")
-    p.add_argument("--encoder-steps", type=int, default=300)
-    p.add_argument("--gan-iters", type=int, default=400)
-    p.add_argument("--ckpt-every", type=int, default=100)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--judge-steps", type=int, default=400)
-    p.add_argument("--eval-num", type=int, default=200)
+    p.add_argument("--encoder-steps", type=int, default=9000)
+    p.add_argument("--gan-iters", type=int, default=6000)
+    p.add_argument("--ckpt-every", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--judge-steps", type=int, default=1500)
+    p.add_argument("--eval-num", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", default="configs/text2img/digits_stackgan.yaml", help="the GAN's config")
     p.add_argument("overrides", nargs="*", help="config overrides for the GAN's training (after --)")

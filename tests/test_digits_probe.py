@@ -65,6 +65,10 @@ def test_probe_reports_what_the_pair_reads():
     assert res["shift"]["digit"] == 0 and res["shift"]["position"] == 0
     assert res["shift"]["colour"] == pytest.approx(math.sqrt(2))
     assert res["chance"] == pytest.approx({"digit": 0.1, "colour": 1 / 6, "position": 0.25})
+    # the colour-only pair hears digit 0 for every digit: column 0 of the confusion holds them all
+    assert res["per_digit"] == {0: 1.0, 3: 0.0, 5: 0.0, 7: 0.0, 9: 0.0}
+    assert [row[0] for row in res["digit_confusion"]] == [2, 0, 0, 1, 0, 1, 0, 1, 0, 1]
+    assert sum(map(sum, res["digit_confusion"])) == len(layout)
 
 
 class OneHotText:

@@ -12,7 +12,9 @@ canonical caption "a {colour} {digit} in the {position}":
 - top-1 per attribute: for every real image holding one digit, the image's global feature is
   matched (cosine, as DAMSM scores) against the captions that differ from its own only in the digit
   (10 candidates), only in the colour (6) or only in the position (4); the rate at which its own
-  caption wins. Chance is 0.1, 1/6 and 0.25.
+  caption wins. Chance is 0.1, 1/6 and 0.25. `per_digit` splits the digit's rate by the image's
+  digit, and `digit_confusion[d][k]` counts images of digit d whose winning caption names k: an
+  encoder that hears one digit for several (2, 3, 5 and 8 alike) makes G draw one glyph for all.
 - shift: the mean distance between sentence vectors of two canonical captions that differ in that
   attribute alone, over every colour, digit and position. An attribute whose shift is small beside
   the others reaches G as a small change of its condition.
@@ -74,6 +76,7 @@ def attribute_probe(pair, images: Tensor, targets: Tensor, batch: int = 256) -> 
 
     rows = single_digits(targets)
     wins = dict.fromkeys(CHANCE, 0)
+    confusion = torch.zeros(10, 10, dtype=torch.long)
     size = pair.cfg.image_size
     for s in range(0, len(rows), batch):
         chunk = rows[s:s + batch]
@@ -83,11 +86,17 @@ def attribute_probe(pair, images: Tensor, targets: Tensor, batch: int = 256) -> 
         feats = F.normalize(pair.image(x)[1].float(), dim=1)
         for (_, q, colour, digit), f in zip(chunk, feats):
             for name, (cands, true) in _variants(q, colour, digit).items():
-                wins[name] += int((unit[[index[c] for c in cands]] @ f).argmax()) == true
+                best = int((unit[[index[c] for c in cands]] @ f).argmax())
+                wins[name] += best == true
+                if name == "digit":
+                    confusion[digit, best] += 1
 
     pair.train(was)
     n = max(len(rows), 1)
+    seen = confusion.sum(1)
+    per_digit = {d: float(confusion[d, d] / seen[d]) for d in range(10) if seen[d]}
     return {**{k: v / n for k, v in wins.items()}, "images": len(rows), "chance": dict(CHANCE),
+            "per_digit": per_digit, "digit_confusion": confusion.tolist(),
             "shift": attribute_shifts(sentences, items), "sentence_norm": float(sentences.norm(dim=1).mean())}
 
 
