@@ -120,8 +120,7 @@ def write_doc(path: str, res: dict) -> None:
                   f"in the digit / colour / position at {pr['digit']:.3f} / {pr['colour']:.3f} / "
                   f"{pr['position']:.3f}, chance {' / '.join(f'{v:.3g}' for v in pr['chance'].values())}, "
                   "ganscale.metrics.digits_probe")
-    if pr.get("per_digit"):
-        probe_line += "; the digit's rate per digit: " + ", ".join(f"{d} {v:.2f}" for d, v in pr["per_digit"].items())
+    probe_line += "; the digit's rate per digit: " + ", ".join(f"{d} {v:.2f}" for d, v in pr["per_digit"].items())
     conds = [c for c in res["curve"] if c.get("condition")]
     cond_text = ""
     if conds:
@@ -193,15 +192,12 @@ def main(argv=None) -> int:
     judge_train = os.path.join(w, "judge-train")
     seconds = {}
     t = time.time()
-    if not os.path.exists(os.path.join(train, "manifest.json")):
-        cli("data", "synth", "captioned-digits", train, "--split", "train", "--num", str(args.train_num),
-            "--holdout", args.holdout, "--seed", str(args.seed))
-    if not os.path.exists(os.path.join(test, "manifest.json")):
-        cli("data", "synth", "captioned-digits", test, "--split", "test", "--num", str(args.test_num),
-            "--seed", str(args.seed + 1))
-    if not os.path.exists(os.path.join(judge_train, "manifest.json")):
-        cli("data", "synth", "captioned-digits", judge_train, "--split", "train", "--num", str(args.train_num),
-            "--seed", str(args.seed + 2))
+    for folder, split, num, seed, extra in ((train, "train", args.train_num, args.seed, ["--holdout", args.holdout]),
+                                            (test, "test", args.test_num, args.seed + 1, []),
+                                            (judge_train, "train", args.train_num, args.seed + 2, [])):
+        if not os.path.exists(os.path.join(folder, "manifest.json")):  # a rerun reuses the data
+            cli("data", "synth", "captioned-digits", folder, "--split", split, "--num", str(num),
+                "--seed", str(seed), *extra)
     seconds["synth"] = time.time() - t
     t = time.time()
     enc_json = enc + ".json"
