@@ -137,13 +137,16 @@ noise sigma eps. A shift far below the noise reaches G as noise.
 | --- | --- | --- | --- | --- |
 {cond_rows}
 """
+    enc_stop = (f"the pair of step {res['encoder_best_step']} saved (validation R-precision "
+                f"{res['encoder_val_r_precision']:.3f}, early stop)" if res["encoder_val_r_precision"] is not None
+                else "the last pair saved")
     verdict = ", ".join(f"{k} {last[k]:.3f} {'meets' if last[k] >= v else 'misses'} {v}" for k, v in BARS.items())
     text = f"""
 ## Captioned-digits benchmark (`python benchmarks/text2img_digits.py`)
 
 Command: `{res['command']}` on {res['machine']}. Wall time per stage (s): {json.dumps(res['seconds'])}.
 Data: {res['train_num']} train images (held out: {res['holdout']}), {res['test_num']} test images; encoder
-{res['encoder_steps']} steps (its own R-precision on real test images: {res['encoder_r_precision']:.3f}; {probe_line}); `{res['config']}`
+{res['encoder_steps']} steps, {enc_stop} (its own R-precision on real test images: {res['encoder_r_precision']:.3f}; {probe_line}); `{res['config']}`
 {res['gan_iters']} iterations at batch {res['batch']}; judge {res['judge_steps']} steps (exact match on real
 test images: {res['judge_real']:.3f}). Evaluation on the canonical captions of {res['eval_num']} test images and
 {res['eval_num']} captions holding a held-out pair; the control's chance (a caption identical to its
@@ -174,7 +177,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-num", type=int, default=20000)
     p.add_argument("--test-num", type=int, default=1000)
     p.add_argument("--holdout", default="red 7,blue 2")
-    p.add_argument("--encoder-steps", type=int, default=9000)
+    p.add_argument("--encoder-steps", type=int, default=None,
+                   help="most encoder steps (default: the config's); its early stop may end training sooner")
     p.add_argument("--gan-iters", type=int, default=6000)
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.add_argument("--batch", type=int, default=32)
@@ -202,14 +206,21 @@ def main(argv=None) -> int:
     t = time.time()
     enc_json = enc + ".json"
     if not os.path.exists(enc_json):  # a rerun in the same --work reuses the encoder
-        out = cli("text", "train", "configs/text/digits_damsm.yaml", f"data={train}", f"test_data={test}",
-                  f"out={enc}", f"steps={args.encoder_steps}", f"eval_every={args.encoder_steps}")
+        steps = [f"steps={args.encoder_steps}"] if args.encoder_steps else []
+        with open(enc + ".log", "w") as log:  # its reports as they come: WORK/encoder.safetensors.log
+            done = subprocess.run([sys.executable, "-m", "ganscale", "text", "train", "configs/text/digits_damsm.yaml",
+                                   f"data={train}", f"test_data={test}", f"out={enc}", *steps],
+                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        if done.returncode:
+            raise SystemExit(f"training the encoder failed; see {enc}.log")
         with open(enc_json, "w") as f:
-            json.dump({**json.loads(out.strip().splitlines()[-1]), "wall_seconds": time.time() - t}, f)
+            last = open(enc + ".log").read().strip().splitlines()[-1]
+            json.dump({**json.loads(last), "wall_seconds": time.time() - t}, f)
     enc_info = json.load(open(enc_json))
     enc_rp = enc_info["r_precision"]
     seconds["encoder"] = enc_info["wall_seconds"]
-    print(f"encoder: R-precision {enc_rp:.3f} ({seconds['encoder']:.0f} s)", flush=True)
+    print(f"encoder: R-precision {enc_rp:.3f}, {enc_info['steps']} steps, saved step {enc_info['best_step']} "
+          f"({seconds['encoder']:.0f} s)", flush=True)
     probe = encoder_probe(enc, test)
     print(f"encoder reads: digit {probe['digit']:.3f}, colour {probe['colour']:.3f}, position {probe['position']:.3f}",
           flush=True)
@@ -263,8 +274,9 @@ def main(argv=None) -> int:
            "machine": f"{os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}",
            "seconds": {k: round(v) for k, v in seconds.items()}, "config": " ".join([args.config, *args.overrides]),
            "train_num": args.train_num,
-           "test_num": args.test_num, "holdout": args.holdout, "encoder_steps": args.encoder_steps,
-           "encoder_r_precision": enc_rp, "encoder_probe": probe, "gan_iters": args.gan_iters, "batch": args.batch,
+           "test_num": args.test_num, "holdout": args.holdout, "encoder_steps": enc_info["steps"],
+           "encoder_best_step": enc_info["best_step"], "encoder_val_r_precision": enc_info["val_r_precision"],
+           "encoder_r_precision": enc_rp, "encoder_curve": enc_info["history"], "encoder_probe": probe, "gan_iters": args.gan_iters, "batch": args.batch,
            "judge_steps": args.judge_steps, "judge_real": judge_real, "eval_num": args.eval_num,
            "chance": curve[-1]["chance"],
            "curve": curve}

@@ -42,7 +42,7 @@ def digits(tmp_path_factory):
                          "--holdout", "red 7", "--mnist", MNIST]) == 0
     assert cli_main(["text", "train", "configs/text/digits_damsm.yaml", f"data={d / 'train'}",
                      f"test_data={d / 'test'}", f"out={d / 'enc.safetensors'}", "steps=3", "image_size=32",
-                     "word_dim=16", "dim=16", "image_ch=4", "batch_size=16", "eval_every=0"]) == 0
+                     "word_dim=16", "dim=16", "image_ch=4", "batch_size=16", "eval_every=0", "patience=0"]) == 0
     # the judge trains on its own shards with every pair; on train (red 7 held out) it is refused
     assert cli_main(["data", "synth", "captioned-digits", str(d / "judge-train"), "--split", "train", "--num", "64",
                      "--mnist", MNIST]) == 0

@@ -56,6 +56,25 @@ def test_word_scores_single_region_hand_value():
     assert torch.allclose(a[0, 0, :2], torch.ones(2, 1))
 
 
+def test_word_scores_match_attngan_formula_with_many_regions():
+    """The score reads e_w . c_w off the word-region dot products; it must equal AttnGAN's
+    cosine between each word and its attended region context, computed the long way."""
+    g = torch.Generator().manual_seed(3)
+    regions, words = torch.randn(3, 6, 2, 3, generator=g), torch.randn(4, 5, 6, generator=g)
+    mask = torch.tensor([[True] * 5, [True] * 2 + [False] * 3, [True] * 4 + [False], [True] + [False] * 4])
+    s, a = word_scores(regions, words, mask, gamma1=4.0, gamma2=5.0)
+    v = regions.flatten(2)
+    for i in range(3):
+        for c in range(4):
+            n = int(mask[c].sum())
+            att = (words[c, :n] @ v[i]).softmax(0)  # over words
+            att = (4.0 * att).softmax(1)  # over regions
+            context = att @ v[i].t()  # [n, E]
+            cos = torch.nn.functional.cosine_similarity(words[c, :n], context, dim=1)
+            assert torch.allclose(a[i, c, :n], att, atol=1e-6)
+            assert float(s[i, c]) == pytest.approx(float(torch.logsumexp(5.0 * cos, 0)), abs=1e-5)
+
+
 def test_negatives_mask_identical_captions_and_groups():
     ids = torch.tensor([[4, 5, 0], [4, 5, 0], [6, 0, 0]])
     m = negatives_mask(torch.tensor([0, 1, 2]), ids)
@@ -118,7 +137,7 @@ def test_text_train_cli_beats_chance_and_saves_one_safe_file(shards, tmp_path):
     out = str(tmp_path / "enc.safetensors")
     r = cli("text", "train", "configs/text/digits_damsm.yaml", f"data={train}", f"test_data={test}", f"out={out}",
             "image_size=32", "word_dim=32", "dim=64", "image_ch=16", "dropout=0", "batch_size=32", "steps=120",
-            "eval_every=0")
+            "eval_every=0", "patience=0")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["r_precision"] >= 0.5 and res["num_test"] == 150 and res["candidates"] == 100
@@ -140,6 +159,38 @@ def test_text_train_cli_beats_chance_and_saves_one_safe_file(shards, tmp_path):
     r = cli("text", "eval", out, test)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["r_precision"] == pytest.approx(res["r_precision"])
+
+
+def test_early_stop_saves_the_best_validation_pair(shards, tmp_path):
+    """patience=2 with an unbeatable min_delta: the first report is the best, two more reports
+    without a better one end training, and the saved pair is the one of the first report, the
+    same tensors as a run that simply stops there (same split, seed and batches)."""
+    from safetensors.torch import load_file
+
+    from ganscale.text.config import TextEncoderConfig
+    from ganscale.text.train import train_encoder
+
+    train, test = shards
+    base = dict(data=train, test_data=test, image_size=32, word_dim=16, dim=32, image_ch=8, dropout=0.0,
+                batch_size=16, eval_every=5, min_delta=1.0, val_fraction=0.1)
+    logs = []
+    a = train_encoder(TextEncoderConfig(**base, steps=100, patience=2, out=str(tmp_path / "a.safetensors")),
+                      log=logs.append)
+    assert (a.steps, a.best_step, a.num_val, a.num_train) == (15, 5, 48, 432)
+    assert [h["step"] for h in a.history] == [5, 10, 15] and all("val_r_precision" in h for h in a.history)
+    assert a.val_r_precision == a.history[0]["val_r_precision"] and a.r_precision == a.history[0]["r_precision"]
+    assert "early stop" in logs[-1] and "step 5" in logs[-1]
+    b = train_encoder(TextEncoderConfig(**base, steps=5, patience=2, out=str(tmp_path / "b.safetensors")),
+                      log=lambda _: None)
+    wa, wb = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # without patience nothing is held out and the last pair is kept
+    c = train_encoder(TextEncoderConfig(**base, steps=10, out=str(tmp_path / "c.safetensors")), log=lambda _: None)
+    assert (c.steps, c.best_step, c.num_val, c.num_train, c.val_r_precision) == (10, 10, 0, 480, None)
+    problems = TextEncoderConfig(data="x", patience=-1).check(None)
+    problems += TextEncoderConfig(data="x", patience=3, eval_every=0, val_fraction=1.5).check(None)
+    assert any("patience=-1" in p for p in problems) and any("eval_every" in p for p in problems)
+    assert any("val_fraction=1.5" in p for p in problems)
 
 
 def test_text_cli_errors(tmp_path, shards):

@@ -12,7 +12,8 @@ it through `eval.text.judge=judge.safetensors` (training and `ganscale eval`). I
 must hold every (colour, digit) pair: shards synthesized with --holdout are refused (a judge that
 never saw a red 7 never reads one).
 
-`train` prints one JSON line at the end: R-precision on the held-out images, sizes, seconds.
+`train` prints one JSON line at the end: R-precision on the held-out images, sizes, the steps
+taken and the step of the saved pair (with early stop, its validation R-precision), seconds.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def run_train(args) -> int:
     start = time.time()
     result = train_encoder(cfg)
     print(json.dumps({"r_precision": result.r_precision, "candidates": result.candidates,
-                      "num_train": result.num_train, "num_test": result.num_test,
+                      "num_train": result.num_train, "num_test": result.num_test, "num_val": result.num_val,
+                      "steps": result.steps, "best_step": result.best_step,
+                      "val_r_precision": result.val_r_precision, "history": result.history,
                       "seconds": round(time.time() - start, 1), "out": cfg.out}))
     return 0
 

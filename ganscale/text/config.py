@@ -51,6 +51,17 @@ class TextEncoderConfig:
     """R-precision: the true caption among candidates - 1 mismatched ones."""
     eval_every: int = 500
     """Steps between R-precision reports (0 = only at the end)."""
+    patience: int = 0
+    """Early stop: 0 trains all `steps` and saves the last pair. N > 0 holds `val_fraction` of `data`
+    out as validation images, scores R-precision on them at every report, and stops after N
+    reports in a row without a new best (by more than `min_delta`); the best pair is saved, so
+    `steps` is the most training the pair gets. When DAMSM locks on to an attribute varies from
+    run to run; a fixed step count leaves one run half-trained and wastes time on another."""
+    min_delta: float = 0.0
+    """Early stop: how much validation R-precision must beat the best so far to count as a new best."""
+    val_fraction: float = 0.05
+    """Early stop: share of `data` held out as validation images (only when patience > 0). The
+    reported R-precision stays on the test images, which choose nothing."""
     seed: int = 0
     """Seed of initialisation, batches and the caption drawn per image."""
     device: str = "cpu"
@@ -69,6 +80,12 @@ class TextEncoderConfig:
                 out.append(f"{k}={getattr(self, k)} must be >= 1")
         if self.batch_size < 2:
             out.append(f"batch_size={self.batch_size} must be >= 2 (the batch holds the mismatches)")
+        if self.patience < 0:
+            out.append(f"patience={self.patience} must be >= 0 (0 = no early stop)")
+        if self.patience and not self.eval_every:
+            out.append("patience > 0 needs eval_every > 0 (the early stop decides at each report)")
+        if self.patience and not 0 < self.val_fraction < 1:
+            out.append(f"val_fraction={self.val_fraction} must be in (0, 1) when patience > 0")
         if not 0 < self.test_fraction < 1 and not self.test_data:
             out.append(f"test_fraction={self.test_fraction} must be in (0, 1) when test_data is empty")
         if self.candidates < 2:

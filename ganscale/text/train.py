@@ -6,11 +6,14 @@ Each step draws `batch_size` images and one caption per image (seeded), encodes 
 minimises sentence loss + word_weight x word loss, each in both directions (ganscale.text.damsm).
 Adam with AttnGAN's settings (lr 2e-3, betas 0.5/0.999, text-encoder gradient clip 0.25).
 R-precision on the held-out images (one seeded caption each) is reported every `eval_every` steps
-and at the end; the pair is saved to `out` (ganscale.text.pair).
+and at the end; the pair is saved to `out` (ganscale.text.pair). With `patience` > 0 a validation
+slice of the training shards decides when to stop and which pair is saved (the best one there);
+the test images only report.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,6 +34,14 @@ class TrainResult:
     """One entry per report: step, loss, r_precision, seconds."""
     num_train: int = 0
     num_test: int = 0
+    num_val: int = 0
+    """Validation images held out of the training shards for the early stop (0 without one)."""
+    steps: int = 0
+    """Optimizer steps taken (fewer than the config's when the early stop ends training)."""
+    best_step: int = 0
+    """Step of the saved pair: the best validation R-precision, or the last step without early stop."""
+    val_r_precision: float | None = None
+    """Validation R-precision of the saved pair (None without early stop)."""
     candidates: int = 0
     """Captions each R-precision ranks (the true one + mismatches): `candidates`, or fewer when the
     held-out set has fewer captions of other groups."""
@@ -65,27 +76,40 @@ def damsm_loss(pair: EncoderPair, batch: dict, cfg: TextEncoderConfig) -> tuple[
     return loss, {k: float(v) for k, v in parts.items()}
 
 
-def split(cfg: TextEncoderConfig) -> tuple[CaptionedImages, CaptionedImages]:
+def _carve(data: CaptionedImages, fraction: float, seed: int) -> tuple[CaptionedImages, CaptionedImages]:
+    """(the rest, a seeded `fraction` of the images, at least 2)."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    n = max(2, int(round(fraction * len(data))))
+    return data.subset(order[n:]), data.subset(order[:n])
+
+
+def split(cfg: TextEncoderConfig) -> tuple[CaptionedImages, CaptionedImages | None, CaptionedImages]:
+    """(train, validation or None, test): test is `test_data` or a `test_fraction` of `data`; the
+    validation images (early stop only) come out of what is left for training."""
     train = CaptionedImages.load(cfg.data, cfg.image_size, cfg.max_len)
     if cfg.test_data:
-        return train, CaptionedImages.load(cfg.test_data, cfg.image_size, cfg.max_len, vocab=train.vocab)
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))
-    n_test = max(2, int(round(cfg.test_fraction * len(train))))
-    return train.subset(order[n_test:]), train.subset(order[:n_test])
+        test = CaptionedImages.load(cfg.test_data, cfg.image_size, cfg.max_len, vocab=train.vocab)
+    else:
+        train, test = _carve(train, cfg.test_fraction, cfg.seed)
+    val = None
+    if cfg.patience:
+        train, val = _carve(train, cfg.val_fraction, cfg.seed + 2)
+    return train, val, test
 
 
 def train_encoder(cfg: TextEncoderConfig, log: Callable[[str], None] = print) -> TrainResult:
     torch.manual_seed(cfg.seed)
-    train, test = split(cfg)
+    train, val, test = split(cfg)
     pair = EncoderPair(cfg, train.vocab).to(cfg.device)
     opt = torch.optim.Adam(pair.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     g = torch.Generator().manual_seed(cfg.seed)
     bs = min(cfg.batch_size, len(train))
-    result = TrainResult(0.0, num_train=len(train), num_test=len(test),
+    result = TrainResult(0.0, num_train=len(train), num_test=len(test), num_val=len(val) if val else 0,
                          candidates=candidates_used(test.groups, cfg.candidates))
     if result.candidates < cfg.candidates:
         log(f"ganscale text: note: the held-out set has too few images of other groups for {cfg.candidates} "
             f"candidates; R-precision ranks among {result.candidates} (chance {1 / result.candidates:.3f})")
+    best_state, stale = None, 0
     start, perm, pos = time.time(), torch.randperm(len(train), generator=g), 0
     pair.train()
     for step in range(1, cfg.steps + 1):
@@ -98,13 +122,31 @@ def train_encoder(cfg: TextEncoderConfig, log: Callable[[str], None] = print) ->
         loss.backward()
         torch.nn.utils.clip_grad_norm_(pair.text.parameters(), cfg.clip)
         opt.step()
-        if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
-            rp = evaluate(pair, test, cfg)
-            entry = {"step": step, "loss": round(float(loss.detach()), 4), **{k: round(v, 4) for k, v in parts.items()},
-                     "r_precision": rp, "seconds": round(time.time() - start, 1)}
-            result.history.append(entry)
-            log(f"ganscale text: step {step}/{cfg.steps} loss {entry['loss']} R-precision {rp:.3f} "
-                f"({entry['seconds']} s)")
-            result.r_precision = rp
+        result.steps = step
+        if not (step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0)):
+            continue
+        rp = evaluate(pair, test, cfg)
+        entry = {"step": step, "loss": round(float(loss.detach()), 4), **{k: round(v, 4) for k, v in parts.items()},
+                 "r_precision": rp, "seconds": round(time.time() - start, 1)}
+        note = ""
+        if val is not None:
+            entry["val_r_precision"] = vr = evaluate(pair, val, cfg)
+            if result.val_r_precision is None or vr > result.val_r_precision + cfg.min_delta:
+                best_state, stale = copy.deepcopy(pair.state_dict()), 0
+                result.val_r_precision, result.best_step, result.r_precision = vr, step, rp
+            else:
+                stale += 1
+            note = f" validation {vr:.3f} (best {result.val_r_precision:.3f} at step {result.best_step})"
+        else:
+            result.r_precision, result.best_step = rp, step
+        result.history.append(entry)
+        log(f"ganscale text: step {step}/{cfg.steps} loss {entry['loss']} R-precision {rp:.3f}{note} "
+            f"({entry['seconds']} s)")
+        if val is not None and stale >= cfg.patience:
+            log(f"ganscale text: early stop: no better validation R-precision for {stale} reports; "
+                f"saving the pair of step {result.best_step}")
+            break
+    if best_state is not None:
+        pair.load_state_dict(best_state)
     save_encoder(pair, cfg.out)
     return result
