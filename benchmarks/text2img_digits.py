@@ -51,6 +51,20 @@ def cli(*args: str) -> str:
     return out.stdout
 
 
+def last_json(log_path: str) -> dict:
+    """The result a `ganscale text ...` command prints as its last line."""
+    return json.loads(open(log_path).read().strip().splitlines()[-1])
+
+
+def cli_logged(log_path: str, *args: str) -> dict:
+    """`ganscale ARGS` with its reports streamed to log_path as they come; its last line (JSON)."""
+    with open(log_path, "w") as log:
+        done = subprocess.run([sys.executable, "-m", "ganscale", *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"ganscale {' '.join(args[:2])} failed; see {log_path}")
+    return last_json(log_path)
+
+
 def evaluate(ckpt: str, args, test: str, judge: str, ema: bool = True) -> dict:
     """`ganscale eval` of one checkpoint: the run's text evaluation (ganscale.metrics.text_eval) on
     the first --eval-num test images' canonical captions and as many captions holding a held-out pair;
@@ -207,15 +221,10 @@ def main(argv=None) -> int:
     enc_json = enc + ".json"
     if not os.path.exists(enc_json):  # a rerun in the same --work reuses the encoder
         steps = [f"steps={args.encoder_steps}"] if args.encoder_steps else []
-        with open(enc + ".log", "w") as log:  # its reports as they come: WORK/encoder.safetensors.log
-            done = subprocess.run([sys.executable, "-m", "ganscale", "text", "train", "configs/text/digits_damsm.yaml",
-                                   f"data={train}", f"test_data={test}", f"out={enc}", *steps],
-                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        if done.returncode:
-            raise SystemExit(f"training the encoder failed; see {enc}.log")
+        info = cli_logged(enc + ".log", "text", "train", "configs/text/digits_damsm.yaml",  # WORK/encoder.safetensors.log
+                          f"data={train}", f"test_data={test}", f"out={enc}", *steps)
         with open(enc_json, "w") as f:
-            last = open(enc + ".log").read().strip().splitlines()[-1]
-            json.dump({**json.loads(last), "wall_seconds": time.time() - t}, f)
+            json.dump({**info, "wall_seconds": time.time() - t}, f)
     enc_info = json.load(open(enc_json))
     enc_rp = enc_info["r_precision"]
     seconds["encoder"] = enc_info["wall_seconds"]
@@ -225,17 +234,12 @@ def main(argv=None) -> int:
     print(f"encoder reads: digit {probe['digit']:.3f}, colour {probe['colour']:.3f}, position {probe['position']:.3f}",
           flush=True)
     # the judge trains before the GAN, not beside it: two processes that each take every core
-    # oversubscribe a 2-core machine (the GAN ran at 0.37 it/s beside the judge, 2.9 alone)
+    # oversubscribe a 2-core machine (the GAN ran at 0.37 it/s beside the judge, 1.8 alone)
     judge_file = os.path.join(w, "judge.safetensors")  # the runs' eval.text.judge
     judge_log = judge_file + ".log"
-    if not os.path.exists(judge_file):
-        with open(judge_log, "w") as log:
-            done = subprocess.run([sys.executable, "-m", "ganscale", "text", "judge", judge_train, test, "--out",
-                                   judge_file, "--steps", str(args.judge_steps), "--seed", str(args.seed)],
-                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        if done.returncode:
-            raise SystemExit(f"training the judge failed; see {judge_log}")
-    judge_info = json.loads(open(judge_log).read().strip().splitlines()[-1])
+    judge_info = last_json(judge_log) if os.path.exists(judge_file) else cli_logged(
+        judge_log, "text", "judge", judge_train, test, "--out", judge_file, "--steps", str(args.judge_steps),
+        "--seed", str(args.seed))
     judge_real, seconds["judge"] = judge_info["real_exact"], judge_info["seconds"]
     t = time.time()
     name = os.path.splitext(os.path.basename(args.config))[0]
